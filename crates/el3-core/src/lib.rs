@@ -1,2 +1,15 @@
-//! Placeholder.
-#![no_std]
+//! The hardware-independent core of the EL3 monitor.
+//!
+//! The bare-metal `el3` crate supplies memory for the tables, system registers, TLB and
+//! cache maintenance and the world switch; everything that decides (which PAS a granule is
+//! in, what a call from a world means, where the RMM's memory comes from) lives here and is
+//! tested on the build machine.
+
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod carveout;
+pub mod gpt;
+pub mod manifest;
+pub mod psci;
+pub mod routing;

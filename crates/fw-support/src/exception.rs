@@ -1,0 +1,48 @@
+//! Decoding of exception syndromes for fatal-error reports.
+
+/// Returns a description of ESR_ELx.EC.
+pub fn ec_name(esr: u64) -> &'static str {
+    match (esr >> 26) & 0x3f {
+        0x00 => "unknown reason",
+        0x01 => "WFI/WFE",
+        0x07 => "SVE/SIMD/FP access",
+        0x0e => "illegal execution state",
+        0x15 => "SVC from AArch64",
+        0x16 => "HVC from AArch64",
+        0x17 => "SMC from AArch64",
+        0x18 => "MSR/MRS/system instruction trap",
+        0x19 => "SVE access",
+        0x1e => "granule protection check (GPC) exception",
+        0x20 => "instruction abort from a lower EL",
+        0x21 => "instruction abort from the same EL",
+        0x22 => "PC alignment fault",
+        0x24 => "data abort from a lower EL",
+        0x25 => "data abort from the same EL",
+        0x26 => "SP alignment fault",
+        0x2f => "SError",
+        0x3c => "BRK instruction",
+        _ => "other exception class",
+    }
+}
+
+/// Returns true when a data or instruction abort syndrome reports a granule protection fault.
+pub fn is_gpf(esr: u64) -> bool {
+    let ec = (esr >> 26) & 0x3f;
+    let fsc = esr & 0x3f;
+    ec == 0x1e || (matches!(ec, 0x20 | 0x21 | 0x24 | 0x25) && (fsc == 0x23 || (0x24..=0x27).contains(&fsc)))
+}
+
+/// Prints a fatal exception report and halts this CPU.
+pub fn fatal(what: &str, esr: u64, elr: u64, far: u64) -> ! {
+    let gpf = if is_gpf(esr) { " [GRANULE PROTECTION FAULT]" } else { "" };
+    crate::console::print_emergency(format_args!(
+        "FATAL: {what}: ESR={esr:#x} ({}){gpf} ELR={elr:#x} FAR={far:#x}\n",
+        ec_name(esr)
+    ));
+    crate::halt()
+}
+
+/// Prints a panic report (used by each image's `#[panic_handler]`).
+pub fn report_panic(info: &core::panic::PanicInfo) {
+    crate::console::print_emergency(format_args!("PANIC on CPU {}: {info}\n", crate::cpu_index()));
+}

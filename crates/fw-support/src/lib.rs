@@ -1,0 +1,44 @@
+//! Bare-metal support shared by the EL3 monitor, the RMM and the host images.
+//!
+//! Everything here is architecture glue: the PL011 console with per-world line labels, a
+//! `log` backend, system register accessors, barriers, MMU enablement around
+//! `aarch64-paging`, and fatal exception reporting. It only builds for `aarch64`.
+
+#![no_std]
+
+pub mod console;
+pub mod exception;
+pub mod mmu;
+pub mod sysreg;
+
+/// Stops this CPU for good: a fatal error was reported and nothing may continue.
+pub fn halt() -> ! {
+    loop {
+        // SAFETY: `wfe` only waits for an event; it has no memory effects.
+        unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+    }
+}
+
+/// Data synchronisation barrier, full system.
+#[inline(always)]
+pub fn dsb_sy() {
+    // SAFETY: a barrier has no effect besides ordering memory accesses.
+    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+}
+
+/// Instruction synchronisation barrier.
+#[inline(always)]
+pub fn isb() {
+    // SAFETY: a barrier has no effect besides synchronising the context.
+    unsafe { core::arch::asm!("isb", options(nostack)) };
+}
+
+/// Returns the linear index of this CPU on QEMU `virt` (Aff1 * 16 + Aff0; QEMU places up to
+/// 16 CPUs per cluster in Aff0 and clusters in Aff1 when `-smp` exceeds 16... for the CPU
+/// counts used here every CPU is in cluster 0).
+pub fn cpu_index() -> usize {
+    let mpidr = read_sysreg!(mpidr_el1);
+    let aff0 = mpidr & 0xff;
+    let aff1 = (mpidr >> 8) & 0xff;
+    (aff1 * 16 + aff0) as usize
+}
