@@ -9,6 +9,7 @@
 pub mod console;
 pub mod exception;
 pub mod mmu;
+pub mod once;
 pub mod sysreg;
 
 /// Stops this CPU for good: a fatal error was reported and nothing may continue.
@@ -33,9 +34,8 @@ pub fn isb() {
     unsafe { core::arch::asm!("isb", options(nostack)) };
 }
 
-/// Returns the linear index of this CPU on QEMU `virt` (Aff1 * 16 + Aff0; QEMU places up to
-/// 16 CPUs per cluster in Aff0 and clusters in Aff1 when `-smp` exceeds 16... for the CPU
-/// counts used here every CPU is in cluster 0).
+/// Returns the linear index of this CPU on QEMU `virt` with GICv3, which puts 16 CPUs in each
+/// Aff1 cluster: `Aff1 * 16 + Aff0`.
 pub fn cpu_index() -> usize {
     let mpidr = read_sysreg!(mpidr_el1);
     let aff0 = mpidr & 0xff;

@@ -1,0 +1,295 @@
+//! The per-CPU world-switch loop and the services EL3 provides to each world.
+
+use crate::context::WorldCtx;
+use crate::entry::{ExitKind, MAX_CPUS};
+use crate::mmu::MmuRegs;
+use crate::platform::*;
+use crate::{gpt, power};
+use cca_abi::el3::{El3Error, MemoryBank, RMM_EL3_IFC_VERSION};
+use cca_abi::{psci, smccc};
+use el3_core::carveout::Carveout;
+use el3_core::gpt::GptError;
+use el3_core::psci::{CpuOnError, CpuStates, PowerState};
+use el3_core::routing::{route, Route, World};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use fw_support::println;
+use fw_support::sysreg::CpuId;
+use spin::{Mutex, Once};
+
+/// EL3's translation registers, shared with secondary CPUs.
+pub static MMU: Once<MmuRegs> = Once::new();
+static CPUS: Once<CpuStates<MAX_CPUS>> = Once::new();
+static NCPUS: AtomicU64 = AtomicU64::new(1);
+static CARVEOUT: Mutex<Carveout> = Mutex::new(Carveout::new(RMM_RESERVE_LOW, RMM_SHARED));
+/// Per-CPU entry point and context id handed over by CPU_ON (0 = no request).
+static PEN_ENTRY: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static PEN_CONTEXT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per-CPU activation token the RMM returned at its last boot completion.
+static RMM_TOKEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Set when the RMM reported a failed boot: RMI calls are then refused.
+static RMM_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Records the platform shape and writes the RMM boot manifest into the shared buffer.
+pub fn init_shared(ncpus: usize, dram_base: u64, dram_size: u64) {
+    let mut states = CpuStates::new();
+    states.set_count(ncpus);
+    CPUS.call_once(|| states);
+    NCPUS.store(ncpus as u64, Ordering::Relaxed);
+    let banks = [MemoryBank { base: dram_base, size: dram_size }];
+    let consoles = [el3_core::manifest::pl011(UART0, UART_CLK_HZ, UART_BAUD)];
+    // SAFETY: the shared buffer is the last page of the Realm carve-out, mapped Realm RW in
+    // EL3's map; the RMM has not been started yet, so nothing else accesses it.
+    let buf = unsafe { core::slice::from_raw_parts_mut(RMM_SHARED as *mut u8, 4096) };
+    let used = el3_core::manifest::write(buf, RMM_SHARED, &banks, &consoles).expect("manifest fits in a page");
+    println!("boot manifest v0.5 at {RMM_SHARED:#x} ({used} bytes): DRAM {dram_base:#x}+{dram_size:#x}, console PL011 {UART0:#x}");
+}
+
+fn cpus() -> &'static CpuStates<MAX_CPUS> {
+    CPUS.get().expect("platform initialised")
+}
+
+/// Parks a secondary CPU until a CPU_ON names it; returns the entry point and context id.
+pub fn wait_in_pen(cpu: usize) -> (u64, u64) {
+    loop {
+        let entry = PEN_ENTRY[cpu].load(Ordering::Acquire);
+        if entry != 0 {
+            PEN_ENTRY[cpu].store(0, Ordering::Relaxed);
+            return (entry, PEN_CONTEXT[cpu].load(Ordering::Relaxed));
+        }
+        // SAFETY: waiting for an event has no memory effects.
+        unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+    }
+}
+
+/// Runs the boot CPU: cold-boots the RMM, then enters the host.
+pub fn run_primary(cpu: usize, id: CpuId) -> ! {
+    cpus().set_on(cpu);
+    let mut realm = WorldCtx::new(World::Realm, &id, RMM_BASE);
+    realm.x[..5].copy_from_slice(&[cpu as u64, RMM_EL3_IFC_VERSION, NCPUS.load(Ordering::Relaxed), RMM_SHARED, 0]);
+    println!("cold-booting the RMM at {RMM_BASE:#x} (RMM-EL3 interface 2.0)");
+    let mut ns = WorldCtx::new(World::NonSecure, &id, NS_ENTRY);
+    ns.x[0] = DTB_BASE;
+    run_cpu(cpu, &id, &mut realm, &mut ns);
+    // The boot CPU called CPU_OFF: park it like any other.
+    cpus().set_off(cpu);
+    loop {
+        let (entry, ctx) = wait_in_pen(cpu);
+        run_secondary(cpu, id, entry, ctx);
+    }
+}
+
+/// Runs a CPU brought up by CPU_ON: warm-boots the RMM on it, then enters the host at `entry`.
+pub fn run_secondary(cpu: usize, id: CpuId, entry: u64, context_id: u64) {
+    let mut realm = WorldCtx::new(World::Realm, &id, RMM_BASE);
+    realm.x[0] = cpu as u64;
+    realm.x[1] = RMM_TOKEN[cpu].load(Ordering::Acquire);
+    let mut ns = WorldCtx::new(World::NonSecure, &id, entry);
+    ns.x[0] = context_id;
+    run_cpu(cpu, &id, &mut realm, &mut ns);
+    cpus().set_off(cpu);
+}
+
+/// What the loop does after serving a call.
+enum Next {
+    Stay,
+    Switch,
+    PowerOff,
+}
+
+fn run_cpu(cpu: usize, id: &CpuId, realm: &mut WorldCtx, ns: &mut WorldCtx) {
+    let mut current = World::Realm;
+    loop {
+        let ctx = if current == World::Realm { &mut *realm } else { &mut *ns };
+        let kind = ctx.run(id);
+        let esr = crate::esr_el3();
+        if kind != ExitKind::Sync || (esr >> 26) & 0x3f != 0x17 {
+            power::fatal_exit(
+                format_args!("unexpected {kind:?} trap from the {current:?} world on CPU {cpu}"),
+                esr,
+                ctx.elr,
+                fw_support::read_sysreg!(far_el3),
+            );
+        }
+        let next = match current {
+            World::Realm => realm_call(cpu, realm, ns),
+            World::NonSecure => ns_call(cpu, ns, realm),
+        };
+        match next {
+            Next::Stay => {}
+            Next::Switch => {
+                current = if current == World::Realm { World::NonSecure } else { World::Realm };
+            }
+            Next::PowerOff => return,
+        }
+    }
+}
+
+fn el3_error(e: GptError) -> u64 {
+    match e {
+        GptError::BadPas => El3Error::BadPas.to_reg(),
+        _ => El3Error::BadAddr.to_reg(),
+    }
+}
+
+/// Serves an SMC from the RMM.
+fn realm_call(cpu: usize, realm: &mut WorldCtx, ns: &mut WorldCtx) -> Next {
+    let x = realm.x;
+    match route(World::Realm, x[0]) {
+        Route::RmiComplete => {
+            ns.x[..8].copy_from_slice(&x[1..9]);
+            Next::Switch
+        }
+        Route::BootComplete => {
+            let status = x[1];
+            RMM_TOKEN[cpu].store(x[2], Ordering::Release);
+            if status != 0 {
+                RMM_FAILED.store(true, Ordering::Release);
+                println!("RMM boot FAILED on CPU {cpu}: status {}", status as i64);
+            } else {
+                println!("RMM boot complete on CPU {cpu} (token {:#x}); entering the host at {:#x}", x[2], ns.elr);
+            }
+            Next::Switch
+        }
+        Route::GtsiDelegate => {
+            let r = gpt::delegate(x[1]).map_or_else(el3_error, |()| 0);
+            realm.ret(&[r]);
+            Next::Stay
+        }
+        Route::GtsiUndelegate => {
+            let r = gpt::undelegate(x[1]).map_or_else(el3_error, |()| 0);
+            realm.ret(&[r]);
+            Next::Stay
+        }
+        Route::ReserveMemory => {
+            match CARVEOUT.lock().reserve(x[1], x[2]) {
+                Ok(pa) => realm.ret(&[0, pa]),
+                Err(e) => realm.ret(&[e.to_reg()]),
+            }
+            Next::Stay
+        }
+        Route::Attestation => {
+            // Attestation keys and the platform token are not provisioned yet.
+            realm.ret(&[El3Error::Unknown.to_reg()]);
+            Next::Stay
+        }
+        Route::El3Features => {
+            realm.ret(&[0, 0]);
+            Next::Stay
+        }
+        Route::SmcccVersion => {
+            realm.ret(&[0x1_0002]);
+            Next::Stay
+        }
+        Route::SmcccArchFeatures => {
+            realm.ret(&[arch_features(x[1])]);
+            Next::Stay
+        }
+        _ => {
+            realm.ret(&[smccc::SMC_UNKNOWN]);
+            Next::Stay
+        }
+    }
+}
+
+fn arch_features(fid: u64) -> u64 {
+    match fid as u32 {
+        smccc::SMCCC_VERSION | smccc::SMCCC_ARCH_FEATURES => 0,
+        _ => smccc::NOT_SUPPORTED,
+    }
+}
+
+/// Serves an SMC from the host.
+fn ns_call(cpu: usize, ns: &mut WorldCtx, realm: &mut WorldCtx) -> Next {
+    let x = ns.x;
+    match route(World::NonSecure, x[0]) {
+        Route::ForwardRmi => {
+            if RMM_FAILED.load(Ordering::Acquire) {
+                ns.ret(&[smccc::SMC_UNKNOWN]);
+                return Next::Stay;
+            }
+            realm.x[..8].copy_from_slice(&x[..8]);
+            Next::Switch
+        }
+        Route::Psci => psci_call(cpu, ns),
+        Route::SipExit => {
+            println!("host requested exit with status {}", x[1]);
+            power::exit(x[1])
+        }
+        Route::SmcccVersion => {
+            ns.ret(&[0x1_0002]);
+            Next::Stay
+        }
+        Route::SmcccArchFeatures => {
+            ns.ret(&[arch_features(x[1])]);
+            Next::Stay
+        }
+        _ => {
+            ns.ret(&[smccc::SMC_UNKNOWN]);
+            Next::Stay
+        }
+    }
+}
+
+fn psci_call(cpu: usize, ns: &mut WorldCtx) -> Next {
+    let x = ns.x;
+    let fid = smccc::normalize(x[0]);
+    let r = match fid {
+        psci::VERSION => psci::PSCI_VERSION_1_1,
+        psci::FEATURES => match x[1] as u32 {
+            psci::VERSION | psci::FEATURES | psci::CPU_ON_32 | psci::CPU_ON_64 | psci::CPU_OFF
+            | psci::AFFINITY_INFO_32 | psci::AFFINITY_INFO_64 | psci::SYSTEM_OFF | psci::SYSTEM_RESET
+            | psci::MIGRATE_INFO_TYPE => 0,
+            _ => psci::PsciStatus::NotSupported.to_reg(),
+        },
+        psci::CPU_ON_32 | psci::CPU_ON_64 => cpu_on(x[1], x[2], x[3]),
+        psci::CPU_OFF => {
+            println!("CPU {cpu} powering off");
+            return Next::PowerOff;
+        }
+        psci::AFFINITY_INFO_32 | psci::AFFINITY_INFO_64 => {
+            if x[2] != 0 {
+                psci::PsciStatus::InvalidParameters.to_reg()
+            } else {
+                match cpus().index_of(x[1]) {
+                    None => psci::PsciStatus::InvalidParameters.to_reg(),
+                    Some(i) => match cpus().get(i) {
+                        PowerState::On => psci::AFFINITY_ON,
+                        PowerState::Off => psci::AFFINITY_OFF,
+                        PowerState::OnPending => 2,
+                    },
+                }
+            }
+        }
+        psci::MIGRATE_INFO_TYPE => 2,
+        psci::SYSTEM_OFF => {
+            println!("PSCI SYSTEM_OFF from the host");
+            power::exit(0)
+        }
+        psci::SYSTEM_RESET => {
+            println!("PSCI SYSTEM_RESET from the host");
+            power::reset()
+        }
+        _ => psci::PsciStatus::NotSupported.to_reg(),
+    };
+    ns.ret(&[r]);
+    Next::Stay
+}
+
+fn cpu_on(mpidr: u64, entry: u64, context_id: u64) -> u64 {
+    if entry == 0 {
+        return psci::PsciStatus::InvalidAddress.to_reg();
+    }
+    match cpus().begin_on(mpidr) {
+        Ok(idx) => {
+            PEN_CONTEXT[idx].store(context_id, Ordering::Relaxed);
+            PEN_ENTRY[idx].store(entry, Ordering::Release);
+            cpus().set_on(idx);
+            // SAFETY: `dsb`+`sev` only publish the stores above and wake parked CPUs.
+            unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
+            0
+        }
+        Err(CpuOnError::AlreadyOn) => psci::PsciStatus::AlreadyOn.to_reg(),
+        Err(CpuOnError::OnPending) => psci::PsciStatus::OnPending.to_reg(),
+        Err(CpuOnError::InvalidParameters) => psci::PsciStatus::InvalidParameters.to_reg(),
+    }
+}
