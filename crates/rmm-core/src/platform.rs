@@ -1,0 +1,91 @@
+//! The hardware seams: what the firmware (or the simulator) provides to the RMM core.
+//!
+//! The core never touches memory or issues SMCs itself. It asks a [`Platform`] to
+//!
+//! * copy bytes to and from **NS** memory ([`PhysMem::ns_read`], [`PhysMem::ns_write`]). These
+//!   may fault (the host can hand over a page EL3 gave to another world); the firmware must
+//!   catch the Granule Protection Fault and return [`NsFault`], which the core turns into
+//!   `RMI_ERROR_INPUT`;
+//! * copy bytes to and from, or zero, a granule in the **Realm** PAS ([`PhysMem::realm_read`],
+//!   [`PhysMem::realm_write`], [`PhysMem::realm_zero`]). The core only does this for granules
+//!   it tracks as Realm-owned, so a fault there is an RMM bug and the firmware should halt;
+//! * ask EL3 to move a granule between the NS and Realm PAS ([`El3::gtsi_delegate`],
+//!   [`El3::gtsi_undelegate`]).
+//!
+//! Every access stays inside one 4 KiB granule: `pa` plus the buffer length never crosses a
+//! granule boundary. Implementations may rely on this (one slot mapping per access).
+
+use cca_abi::el3::El3Error;
+
+use crate::features::CpuFeatures;
+use crate::pa::Pa;
+
+/// An NS access faulted: the granule is not in the NS PAS (a Granule Protection Fault).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NsFault;
+
+/// Access to physical memory through a given physical address space.
+pub trait PhysMem {
+    /// Copies `buf.len()` bytes of NS memory at `pa` into `buf`.
+    fn ns_read(&self, pa: Pa, buf: &mut [u8]) -> Result<(), NsFault>;
+
+    /// Copies `data` to NS memory at `pa`.
+    fn ns_write(&self, pa: Pa, data: &[u8]) -> Result<(), NsFault>;
+
+    /// Copies `buf.len()` bytes of Realm memory at `pa` into `buf`.
+    fn realm_read(&self, pa: Pa, buf: &mut [u8]);
+
+    /// Copies `data` to Realm memory at `pa`.
+    fn realm_write(&self, pa: Pa, data: &[u8]);
+
+    /// Zeroes the whole granule at `pa` (granule aligned) through the Realm PAS.
+    fn realm_zero(&self, pa: Pa);
+}
+
+/// The RMM-EL3 runtime calls the core needs.
+pub trait El3 {
+    /// `RMM_GTSI_DELEGATE`: moves the granule at `pa` from the NS to the Realm PAS.
+    fn gtsi_delegate(&self, pa: Pa) -> Result<(), El3Error>;
+
+    /// `RMM_GTSI_UNDELEGATE`: moves the granule at `pa` from the Realm to the NS PAS.
+    fn gtsi_undelegate(&self, pa: Pa) -> Result<(), El3Error>;
+}
+
+/// Everything the RMM core needs from the machine it runs on.
+pub trait Platform: PhysMem + El3 {
+    /// Returns the CPU features the RMM reports through `RMI_FEATURES` (read once at boot).
+    fn cpu_features(&self) -> CpuFeatures;
+}
+
+impl<T: PhysMem + ?Sized> PhysMem for &T {
+    fn ns_read(&self, pa: Pa, buf: &mut [u8]) -> Result<(), NsFault> {
+        (**self).ns_read(pa, buf)
+    }
+    fn ns_write(&self, pa: Pa, data: &[u8]) -> Result<(), NsFault> {
+        (**self).ns_write(pa, data)
+    }
+    fn realm_read(&self, pa: Pa, buf: &mut [u8]) {
+        (**self).realm_read(pa, buf)
+    }
+    fn realm_write(&self, pa: Pa, data: &[u8]) {
+        (**self).realm_write(pa, data)
+    }
+    fn realm_zero(&self, pa: Pa) {
+        (**self).realm_zero(pa)
+    }
+}
+
+impl<T: El3 + ?Sized> El3 for &T {
+    fn gtsi_delegate(&self, pa: Pa) -> Result<(), El3Error> {
+        (**self).gtsi_delegate(pa)
+    }
+    fn gtsi_undelegate(&self, pa: Pa) -> Result<(), El3Error> {
+        (**self).gtsi_undelegate(pa)
+    }
+}
+
+impl<T: Platform + ?Sized> Platform for &T {
+    fn cpu_features(&self) -> CpuFeatures {
+        (**self).cpu_features()
+    }
+}

@@ -1,0 +1,459 @@
+//! A simulated machine for running the RMM core in a test process (cargo feature `sim`).
+//!
+//! [`SimPlatform`] models the DRAM banks granule by granule, each with its contents and its
+//! physical address space (PAS) in a simulated GPT, plus EL3's GTSI calls. It checks every
+//! access the RMM makes and **panics** when the RMM touches memory through the wrong PAS:
+//!
+//! * reading or writing an NS page that the GPT says is Realm (the RMM's tracking and the GPT
+//!   disagree: realm data would reach the host);
+//! * reading, writing or zeroing through the Realm PAS a granule that is not Realm (for
+//!   example scrubbing a granule EL3 has not delegated yet);
+//! * any access outside the simulated DRAM, or crossing a granule boundary.
+//!
+//! An NS access to a Secure or Root granule is not an RMM bug (the host may name such a page)
+//! and returns [`NsFault`], like the firmware's fault-tolerant copy routines.
+//!
+//! The host side of a test uses [`SimPlatform::host_read`] and [`SimPlatform::host_write`],
+//! which fault on anything not NS, as the hardware would. Faults can be injected into EL3
+//! ([`SimPlatform::refuse_delegate`], [`SimPlatform::fail_undelegate`]), and a hook can watch
+//! every EL3 call ([`SimPlatform::set_el3_hook`]).
+
+extern crate std;
+
+use std::boxed::Box;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::vec::Vec;
+
+use cca_abi::el3::{El3Error, MemoryBank};
+use cca_abi::{GRANULE_SHIFT, GRANULE_SIZE};
+
+use crate::features::CpuFeatures;
+use crate::granule::GranuleTable;
+use crate::pa::Pa;
+use crate::platform::{El3, NsFault, PhysMem, Platform};
+
+/// Physical address spaces of the simulated GPT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pas {
+    /// Non-secure: the host's.
+    NonSecure,
+    /// Realm: the RMM's and the realms'.
+    Realm,
+    /// Secure: EL3 gave it to the secure world.
+    Secure,
+    /// Root: EL3's own.
+    Root,
+}
+
+/// Default CPU features of the simulator: 48-bit PAs, no LPA2, no SVE, 6 breakpoints and
+/// 4 watchpoints.
+pub const SIM_CPU: CpuFeatures = CpuFeatures {
+    pa_width: 48,
+    lpa2: false,
+    sve_vq: None,
+    dfr0_brps: 5,
+    dfr0_wrps: 3,
+    dfr1_brps: 0,
+    dfr1_wrps: 0,
+};
+
+struct SimGranule {
+    pas: Pas,
+    /// `None` means all zeroes.
+    data: Option<Box<[u8; GRANULE_SIZE as usize]>>,
+}
+
+/// A hook called before every EL3 call, with the call's name and the granule.
+pub type El3Hook = Box<dyn Fn(&'static str, Pa) + Send + Sync>;
+
+/// A simulated machine: DRAM, GPT and EL3.
+pub struct SimPlatform {
+    banks: Vec<(u64, u64, usize)>,
+    granules: Vec<Mutex<SimGranule>>,
+    cpu: CpuFeatures,
+    refused: Mutex<HashMap<u64, El3Error>>,
+    failing_undelegate: Mutex<HashMap<u64, El3Error>>,
+    hook: Mutex<Option<El3Hook>>,
+    delegate_calls: AtomicUsize,
+    undelegate_calls: AtomicUsize,
+}
+
+impl core::fmt::Debug for SimPlatform {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimPlatform")
+            .field("granules", &self.granules.len())
+            .field("cpu", &self.cpu)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Returns zeroed descriptor storage for a [`GranuleTable`] over `banks`.
+///
+/// # Panics
+///
+/// If the banks are invalid.
+pub fn granule_storage(banks: &[MemoryBank]) -> Vec<AtomicU16> {
+    let n = GranuleTable::entries_needed(banks).expect("invalid DRAM banks");
+    (0..n).map(|_| AtomicU16::new(0)).collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in another test thread must not hide this thread's own result.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SimPlatform {
+    /// A machine whose DRAM is `banks`, all NS and zero, with [`SIM_CPU`].
+    pub fn new(banks: &[MemoryBank]) -> Self {
+        Self::with_cpu(banks, SIM_CPU)
+    }
+
+    /// A machine whose DRAM is `banks`, all NS and zero, with the given CPU features.
+    pub fn with_cpu(banks: &[MemoryBank], cpu: CpuFeatures) -> Self {
+        let mut layout = Vec::new();
+        let mut n = 0usize;
+        for b in banks {
+            let count = usize::try_from(b.size >> GRANULE_SHIFT).expect("bank too large");
+            layout.push((b.base, b.base + b.size, n));
+            n += count;
+        }
+        Self {
+            banks: layout,
+            granules: (0..n)
+                .map(|_| {
+                    Mutex::new(SimGranule {
+                        pas: Pas::NonSecure,
+                        data: None,
+                    })
+                })
+                .collect(),
+            cpu,
+            refused: Mutex::new(HashMap::new()),
+            failing_undelegate: Mutex::new(HashMap::new()),
+            hook: Mutex::new(None),
+            delegate_calls: AtomicUsize::new(0),
+            undelegate_calls: AtomicUsize::new(0),
+        }
+    }
+
+    fn slot(&self, pa: u64) -> Option<&Mutex<SimGranule>> {
+        let &(base, _, first) = self.banks.iter().find(|(b, t, _)| pa >= *b && pa < *t)?;
+        self.granules
+            .get(first + ((pa - base) >> GRANULE_SHIFT) as usize)
+    }
+
+    /// Returns the granule containing `pa` and the offset of `pa` in it, checking that
+    /// `len` bytes from `pa` stay inside the granule.
+    fn granule_for(&self, who: &str, pa: Pa, len: usize) -> (MutexGuard<'_, SimGranule>, usize) {
+        let off = (pa.get() & (GRANULE_SIZE - 1)) as usize;
+        assert!(
+            off + len <= GRANULE_SIZE as usize,
+            "{who}: access of {len} bytes at {pa} crosses a granule boundary"
+        );
+        let slot = self
+            .slot(pa.get())
+            .unwrap_or_else(|| panic!("{who}: access to {pa}, outside the simulated DRAM"));
+        (lock(slot), off)
+    }
+
+    /// Returns true when `pa` lies in the simulated DRAM.
+    pub fn contains(&self, pa: Pa) -> bool {
+        self.slot(pa.get()).is_some()
+    }
+
+    /// Returns the PAS of the granule containing `pa`.
+    pub fn pas(&self, pa: Pa) -> Pas {
+        self.granule_for("test", pa, 0).0.pas
+    }
+
+    /// Sets the PAS of the granule containing `pa`, as EL3 would when it hands memory to
+    /// another world (for example [`Pas::Secure`] to model a secure carve-out).
+    pub fn set_pas(&self, pa: Pa, pas: Pas) {
+        self.granule_for("test", pa, 0).0.pas = pas;
+    }
+
+    /// Returns true when the granule containing `pa` holds only zeroes (whatever its PAS).
+    pub fn is_zero(&self, pa: Pa) -> bool {
+        self.granule_for("test", pa, 0)
+            .0
+            .data
+            .as_ref()
+            .is_none_or(|d| d.iter().all(|&b| b == 0))
+    }
+
+    /// Returns a copy of the granule containing `pa`, whatever its PAS (a test's view from
+    /// outside the machine).
+    pub fn peek(&self, pa: Pa) -> Box<[u8; GRANULE_SIZE as usize]> {
+        let g = self.granule_for("test", pa, 0).0;
+        g.data
+            .clone()
+            .unwrap_or_else(|| Box::new([0; GRANULE_SIZE as usize]))
+    }
+
+    fn copy_out(g: &SimGranule, off: usize, buf: &mut [u8]) {
+        match &g.data {
+            Some(d) => buf.copy_from_slice(&d[off..off + buf.len()]),
+            None => buf.fill(0),
+        }
+    }
+
+    fn copy_in(g: &mut SimGranule, off: usize, data: &[u8]) {
+        if g.data.is_none() && data.iter().all(|&b| b == 0) {
+            return;
+        }
+        let d = g
+            .data
+            .get_or_insert_with(|| Box::new([0; GRANULE_SIZE as usize]));
+        d[off..off + data.len()].copy_from_slice(data);
+    }
+
+    /// The host reads NS memory: faults unless the granule is in the NS PAS.
+    pub fn host_read(&self, pa: Pa, buf: &mut [u8]) -> Result<(), NsFault> {
+        let (g, off) = self.granule_for("host", pa, buf.len());
+        if g.pas != Pas::NonSecure {
+            return Err(NsFault);
+        }
+        Self::copy_out(&g, off, buf);
+        Ok(())
+    }
+
+    /// The host writes NS memory: faults unless the granule is in the NS PAS.
+    pub fn host_write(&self, pa: Pa, data: &[u8]) -> Result<(), NsFault> {
+        let (mut g, off) = self.granule_for("host", pa, data.len());
+        if g.pas != Pas::NonSecure {
+            return Err(NsFault);
+        }
+        Self::copy_in(&mut g, off, data);
+        Ok(())
+    }
+
+    /// Makes EL3 refuse to delegate the granule at `pa` with `error`.
+    pub fn refuse_delegate(&self, pa: Pa, error: El3Error) {
+        lock(&self.refused).insert(pa.get(), error);
+    }
+
+    /// Makes EL3 fail to undelegate the granule at `pa` with `error`.
+    pub fn fail_undelegate(&self, pa: Pa, error: El3Error) {
+        lock(&self.failing_undelegate).insert(pa.get(), error);
+    }
+
+    /// Installs a hook called before every EL3 call.
+    pub fn set_el3_hook(&self, hook: El3Hook) {
+        *lock(&self.hook) = Some(hook);
+    }
+
+    /// Number of `GTSI_DELEGATE` calls so far.
+    pub fn delegate_calls(&self) -> usize {
+        self.delegate_calls.load(Ordering::Relaxed)
+    }
+
+    /// Number of `GTSI_UNDELEGATE` calls so far.
+    pub fn undelegate_calls(&self) -> usize {
+        self.undelegate_calls.load(Ordering::Relaxed)
+    }
+
+    fn run_hook(&self, call: &'static str, pa: Pa) {
+        if let Some(h) = lock(&self.hook).as_ref() {
+            h(call, pa);
+        }
+    }
+}
+
+impl PhysMem for SimPlatform {
+    fn ns_read(&self, pa: Pa, buf: &mut [u8]) -> Result<(), NsFault> {
+        let (g, off) = self.granule_for("RMM ns_read", pa, buf.len());
+        match g.pas {
+            Pas::NonSecure => {
+                Self::copy_out(&g, off, buf);
+                Ok(())
+            }
+            Pas::Realm => panic!("RMM read NS page {pa}, which is in the Realm PAS"),
+            Pas::Secure | Pas::Root => Err(NsFault),
+        }
+    }
+
+    fn ns_write(&self, pa: Pa, data: &[u8]) -> Result<(), NsFault> {
+        let (mut g, off) = self.granule_for("RMM ns_write", pa, data.len());
+        match g.pas {
+            Pas::NonSecure => {
+                Self::copy_in(&mut g, off, data);
+                Ok(())
+            }
+            Pas::Realm => panic!("RMM wrote NS page {pa}, which is in the Realm PAS"),
+            Pas::Secure | Pas::Root => Err(NsFault),
+        }
+    }
+
+    fn realm_read(&self, pa: Pa, buf: &mut [u8]) {
+        let (g, off) = self.granule_for("RMM realm_read", pa, buf.len());
+        assert!(
+            g.pas == Pas::Realm,
+            "RMM read {pa} through the Realm PAS, but it is {:?}",
+            g.pas
+        );
+        Self::copy_out(&g, off, buf);
+    }
+
+    fn realm_write(&self, pa: Pa, data: &[u8]) {
+        let (mut g, off) = self.granule_for("RMM realm_write", pa, data.len());
+        assert!(
+            g.pas == Pas::Realm,
+            "RMM wrote {pa} through the Realm PAS, but it is {:?}",
+            g.pas
+        );
+        Self::copy_in(&mut g, off, data);
+    }
+
+    fn realm_zero(&self, pa: Pa) {
+        assert!(pa.is_granule_aligned(), "RMM zeroed unaligned address {pa}");
+        let (mut g, _) = self.granule_for("RMM realm_zero", pa, GRANULE_SIZE as usize);
+        assert!(
+            g.pas == Pas::Realm,
+            "RMM zeroed {pa} through the Realm PAS, but it is {:?}",
+            g.pas
+        );
+        g.data = None;
+    }
+}
+
+impl El3 for SimPlatform {
+    fn gtsi_delegate(&self, pa: Pa) -> Result<(), El3Error> {
+        self.run_hook("GTSI_DELEGATE", pa);
+        self.delegate_calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(&e) = lock(&self.refused).get(&pa.get()) {
+            return Err(e);
+        }
+        if !pa.is_granule_aligned() {
+            return Err(El3Error::Inval);
+        }
+        let Some(slot) = self.slot(pa.get()) else {
+            return Err(El3Error::BadAddr);
+        };
+        let mut g = lock(slot);
+        if g.pas != Pas::NonSecure {
+            return Err(El3Error::BadPas);
+        }
+        // Like the hardware, the contents stay as they are.
+        g.pas = Pas::Realm;
+        Ok(())
+    }
+
+    fn gtsi_undelegate(&self, pa: Pa) -> Result<(), El3Error> {
+        self.run_hook("GTSI_UNDELEGATE", pa);
+        self.undelegate_calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(&e) = lock(&self.failing_undelegate).get(&pa.get()) {
+            return Err(e);
+        }
+        if !pa.is_granule_aligned() {
+            return Err(El3Error::Inval);
+        }
+        let Some(slot) = self.slot(pa.get()) else {
+            return Err(El3Error::BadAddr);
+        };
+        let mut g = lock(slot);
+        if g.pas != Pas::Realm {
+            return Err(El3Error::BadPas);
+        }
+        g.pas = Pas::NonSecure;
+        Ok(())
+    }
+}
+
+impl Platform for SimPlatform {
+    fn cpu_features(&self) -> CpuFeatures {
+        self.cpu
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B: u64 = 0x8000_0000;
+
+    fn sim() -> SimPlatform {
+        SimPlatform::new(&[MemoryBank {
+            base: B,
+            size: 4 * GRANULE_SIZE,
+        }])
+    }
+
+    #[test]
+    fn host_sees_only_ns_memory() {
+        let s = sim();
+        s.host_write(Pa::new(B), &[1, 2, 3]).unwrap();
+        let mut b = [0u8; 3];
+        s.host_read(Pa::new(B), &mut b).unwrap();
+        assert_eq!(b, [1, 2, 3]);
+        s.gtsi_delegate(Pa::new(B)).unwrap();
+        assert_eq!(s.host_read(Pa::new(B), &mut b), Err(NsFault));
+        assert_eq!(s.host_write(Pa::new(B), &b), Err(NsFault));
+        // Delegation keeps the contents, as the hardware does.
+        assert!(!s.is_zero(Pa::new(B)));
+        s.realm_zero(Pa::new(B));
+        assert!(s.is_zero(Pa::new(B)));
+    }
+
+    #[test]
+    fn el3_checks_the_pas() {
+        let s = sim();
+        let p = Pa::new(B + GRANULE_SIZE);
+        assert_eq!(s.gtsi_undelegate(p), Err(El3Error::BadPas));
+        s.gtsi_delegate(p).unwrap();
+        assert_eq!(s.pas(p), Pas::Realm);
+        assert_eq!(s.gtsi_delegate(p), Err(El3Error::BadPas));
+        s.gtsi_undelegate(p).unwrap();
+        assert_eq!(s.pas(p), Pas::NonSecure);
+        assert_eq!(
+            s.gtsi_delegate(Pa::new(B - GRANULE_SIZE)),
+            Err(El3Error::BadAddr)
+        );
+        assert_eq!(s.gtsi_delegate(Pa::new(B + 8)), Err(El3Error::Inval));
+        s.set_pas(p, Pas::Secure);
+        assert_eq!(s.gtsi_delegate(p), Err(El3Error::BadPas));
+        assert_eq!(s.ns_read(p, &mut [0u8; 4]), Err(NsFault));
+        assert_eq!((s.delegate_calls(), s.undelegate_calls()), (5, 2));
+    }
+
+    #[test]
+    #[should_panic(expected = "RMM read NS page 0x80000000, which is in the Realm PAS")]
+    fn rmm_reading_realm_memory_as_ns_fails_the_test() {
+        let s = sim();
+        s.gtsi_delegate(Pa::new(B)).unwrap();
+        let _ = s.ns_read(Pa::new(B), &mut [0u8; 8]);
+    }
+
+    #[test]
+    #[should_panic(expected = "RMM wrote NS page")]
+    fn rmm_writing_realm_memory_as_ns_fails_the_test() {
+        let s = sim();
+        s.gtsi_delegate(Pa::new(B)).unwrap();
+        let _ = s.ns_write(Pa::new(B), &[0u8; 8]);
+    }
+
+    #[test]
+    #[should_panic(expected = "RMM zeroed 0x80000000 through the Realm PAS, but it is NonSecure")]
+    fn rmm_zeroing_an_ns_granule_fails_the_test() {
+        sim().realm_zero(Pa::new(B));
+    }
+
+    #[test]
+    #[should_panic(expected = "through the Realm PAS, but it is NonSecure")]
+    fn rmm_reading_ns_memory_as_realm_fails_the_test() {
+        sim().realm_read(Pa::new(B), &mut [0u8; 8]);
+    }
+
+    #[test]
+    #[should_panic(expected = "crosses a granule boundary")]
+    fn rmm_access_across_granules_fails_the_test() {
+        let _ = sim().ns_read(Pa::new(B + GRANULE_SIZE - 4), &mut [0u8; 8]);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the simulated DRAM")]
+    fn rmm_access_outside_dram_fails_the_test() {
+        let _ = sim().ns_read(Pa::new(B - GRANULE_SIZE), &mut [0u8; 8]);
+    }
+}
