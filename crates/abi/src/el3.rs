@@ -135,7 +135,9 @@ impl BootError {
 }
 
 /// A list in the boot manifest: `{num, ptr, checksum}`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct ManifestList {
     /// Number of entries.
@@ -147,7 +149,9 @@ pub struct ManifestList {
 }
 
 /// The root complex list: `{num, rc_info_version, pad, ptr, checksum}`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct RootComplexList {
     /// Number of entries.
@@ -164,12 +168,20 @@ pub struct RootComplexList {
 impl RootComplexList {
     /// An empty list with the given entry version.
     pub const fn empty(rc_info_version: u32, ptr: u64) -> Self {
-        Self { num: 0, rc_info_version, _pad: 0, ptr, checksum: 0 }
+        Self {
+            num: 0,
+            rc_info_version,
+            _pad: 0,
+            ptr,
+            checksum: 0,
+        }
     }
 }
 
 /// `struct rmm_manifest` (boot manifest v0.5), at the start of the shared buffer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct BootManifest {
     /// Manifest version (`major << 16 | minor`).
@@ -205,18 +217,40 @@ impl BootManifest {
             version,
             _pad: 0,
             plat_data: 0,
-            plat_dram: ManifestList { num: 0, ptr: 0, checksum: 0 },
-            plat_console: ManifestList { num: 0, ptr: 0, checksum: 0 },
-            plat_ncoh_region: ManifestList { num: 0, ptr: 0, checksum: 0 },
-            plat_coh_region: ManifestList { num: 0, ptr: 0, checksum: 0 },
-            plat_smmu: ManifestList { num: 0, ptr: 0, checksum: 0 },
+            plat_dram: ManifestList {
+                num: 0,
+                ptr: 0,
+                checksum: 0,
+            },
+            plat_console: ManifestList {
+                num: 0,
+                ptr: 0,
+                checksum: 0,
+            },
+            plat_ncoh_region: ManifestList {
+                num: 0,
+                ptr: 0,
+                checksum: 0,
+            },
+            plat_coh_region: ManifestList {
+                num: 0,
+                ptr: 0,
+                checksum: 0,
+            },
+            plat_smmu: ManifestList {
+                num: 0,
+                ptr: 0,
+                checksum: 0,
+            },
             plat_root_complex: RootComplexList::empty(0, 0),
         }
     }
 }
 
 /// A DRAM bank or device region: `{base, size}`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct MemoryBank {
     /// Base PA.
@@ -227,7 +261,9 @@ pub struct MemoryBank {
 const _: () = assert!(size_of::<MemoryBank>() == 16);
 
 /// A console: `{base, map_pages, name[8], clk_in_hz, baud_rate, flags}`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct ConsoleInfo {
     /// MMIO base PA.
@@ -249,7 +285,9 @@ const _: () = assert!(offset_of!(ConsoleInfo, clk_in_hz) == 24);
 /// Computes the checksum word of a manifest list: the value that makes
 /// `num + ptr + checksum + sum(words)` wrap to zero.
 pub fn manifest_checksum(num: u64, ptr: u64, words: impl IntoIterator<Item = u64>) -> u64 {
-    let sum = words.into_iter().fold(num.wrapping_add(ptr), u64::wrapping_add);
+    let sum = words
+        .into_iter()
+        .fold(num.wrapping_add(ptr), u64::wrapping_add);
     sum.wrapping_neg()
 }
 
@@ -274,15 +312,25 @@ mod tests {
         // The QEMU virt manifest TF-A builds: one bank {0x4000_0000, 0xC000_0000} at 0x418ff0a8.
         let c = manifest_checksum(1, 0x418f_f0a8, [0x4000_0000, 0xC000_0000]);
         assert_eq!(c, 0xffff_fffe_be70_0f57);
-        let l = ManifestList { num: 1, ptr: 0x418f_f0a8, checksum: c };
+        let l = ManifestList {
+            num: 1,
+            ptr: 0x418f_f0a8,
+            checksum: c,
+        };
         assert!(manifest_checksum_ok(&l, [0x4000_0000, 0xC000_0000]));
         assert!(!manifest_checksum_ok(&l, [0x4000_0000, 0x8000_0000]));
     }
 
     #[test]
     fn error_codes() {
-        assert_eq!(El3Error::from_reg(El3Error::BadPas.to_reg()), Some(El3Error::BadPas));
-        assert_eq!(BootError::from_reg((-8i64) as u64), Some(BootError::NoMemory));
+        assert_eq!(
+            El3Error::from_reg(El3Error::BadPas.to_reg()),
+            Some(El3Error::BadPas)
+        );
+        assert_eq!(
+            BootError::from_reg((-8i64) as u64),
+            Some(BootError::NoMemory)
+        );
         assert_eq!(BootError::from_reg(3), None);
     }
 }

@@ -363,7 +363,10 @@ impl RmiReturn {
         if x0 >> 16 != 0 {
             return None;
         }
-        Some(Self { status: RmiStatus::from_code(x0 as u8)?, index: (x0 >> 8) as u8 })
+        Some(Self {
+            status: RmiStatus::from_code(x0 as u8)?,
+            index: (x0 >> 8) as u8,
+        })
     }
 }
 
@@ -419,7 +422,9 @@ pub mod feat1 {
 }
 
 /// `RmiRmmConfig`: the global configuration passed to `RMM_CONFIG_SET`/`GET`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct RmmConfig {
     /// Tracking region size (0 = 1 GiB for 4 KiB granules).
@@ -758,7 +763,11 @@ mod tests {
     fn fids_round_trip_and_are_in_forwarded_ranges() {
         for &f in RmiFid::ALL {
             assert_eq!(RmiFid::from_fid(f.fid()), Some(f), "{}", f.name());
-            assert!(is_rmi_fid(f.fid()), "{} outside the forwarded ranges", f.name());
+            assert!(
+                is_rmi_fid(f.fid()),
+                "{} outside the forwarded ranges",
+                f.name()
+            );
             let fnum = f.fid() & 0xffff;
             assert!((FNUM_MIN..=FNUM_MAX).contains(&fnum));
             assert!(f.num_args() <= 6 && f.num_rets() <= 8);
@@ -771,9 +780,19 @@ mod tests {
         assert_eq!(RmiFid::GRANULE_RANGE_DELEGATE.fid(), 0xC400_01F1);
         assert_eq!(RmiFid::RMM_ACTIVATE.fid(), 0xC400_0202);
         assert_eq!(RmiFid::REALM_TERMINATE.fid(), 0xC400_0201);
-        assert_eq!(RmiFid::from_fid(0xC400_0151), None, "GRANULE_DELEGATE was removed in 2.0");
-        assert!(!is_rmi_fid(0xC400_0190), "RSI range is not forwarded from NS");
-        assert!(!is_rmi_fid(0xC400_01B0), "RMM-EL3 range is not forwarded from NS");
+        assert_eq!(
+            RmiFid::from_fid(0xC400_0151),
+            None,
+            "GRANULE_DELEGATE was removed in 2.0"
+        );
+        assert!(
+            !is_rmi_fid(0xC400_0190),
+            "RSI range is not forwarded from NS"
+        );
+        assert!(
+            !is_rmi_fid(0xC400_01B0),
+            "RMM-EL3 range is not forwarded from NS"
+        );
         assert!(is_rmi_fid(0xC400_02CF));
         assert!(!is_rmi_fid(0x8400_0150));
     }
@@ -783,7 +802,10 @@ mod tests {
         let r = RmiReturn::with_index(RmiStatus::ErrorRtt, 2);
         assert_eq!(r.to_reg(), 0x204);
         assert_eq!(RmiReturn::from_reg(0x204), Some(r));
-        assert_eq!(RmiReturn::from_reg(0x10D).unwrap().status, RmiStatus::Incomplete);
+        assert_eq!(
+            RmiReturn::from_reg(0x10D).unwrap().status,
+            RmiStatus::Incomplete
+        );
         assert_eq!(RmiReturn::from_reg(u64::MAX), None);
         assert_eq!(RmiReturn::from_reg(17), None);
         for (i, s) in RmiStatus::ALL.iter().enumerate() {
@@ -793,7 +815,12 @@ mod tests {
 
     #[test]
     fn range_descriptor() {
-        let d = AddrRangeDesc { size: BlockSize::L2_2M, count: 3, addr: 0x8020_0000, undelegated: false };
+        let d = AddrRangeDesc {
+            size: BlockSize::L2_2M,
+            count: 3,
+            addr: 0x8020_0000,
+            undelegated: false,
+        };
         assert_eq!(d.encode(), 0x8020_0000 | (3 << 2) | 1);
         assert_eq!(AddrRangeDesc::decode(d.encode()), d);
         assert!(AddrRangeDesc::decode(1 << 63).undelegated);

@@ -12,7 +12,10 @@ pub struct Carveout {
 impl Carveout {
     /// An allocator over `[low, high)`.
     pub const fn new(low: u64, high: u64) -> Self {
-        Self { low, next_top: high }
+        Self {
+            low,
+            next_top: high,
+        }
     }
 
     /// Serves `RMM_RESERVE_MEMORY(size, flags)`: bits [63:56] of `flags` are log2 of the

@@ -134,10 +134,22 @@ impl<'a> Gpt<'a> {
     ///
     /// `l0` must have `geo.l0_entries()` words; `l1` is the space for level 1 tables (a
     /// multiple of `geo.l1_words()`), located at physical address `l1_pa`.
-    pub fn new(geo: GptGeometry, l0: &'a mut [u64], l1: &'a mut [u64], l1_pa: u64, default: Gpi) -> Self {
+    pub fn new(
+        geo: GptGeometry,
+        l0: &'a mut [u64],
+        l1: &'a mut [u64],
+        l1_pa: u64,
+        default: Gpi,
+    ) -> Self {
         assert_eq!(l0.len(), geo.l0_entries(), "level 0 table size");
         l0.fill(l0_block(default));
-        Self { geo, l0, l1, l1_pa, l1_used: 0 }
+        Self {
+            geo,
+            l0,
+            l1,
+            l1_pa,
+            l1_used: 0,
+        }
     }
 
     /// The geometry.
@@ -273,7 +285,10 @@ mod tests {
     extern crate std;
     use std::vec;
 
-    const GEO: GptGeometry = GptGeometry { pps_bits: 40, l0gptsz_bits: 30 };
+    const GEO: GptGeometry = GptGeometry {
+        pps_bits: 40,
+        l0gptsz_bits: 30,
+    };
     const GIB: u64 = 1 << 30;
 
     #[test]
@@ -319,15 +334,28 @@ mod tests {
         g.make_granular(0x4000_0000).unwrap();
         g.set_range(0x4000_0000, GIB, Gpi::NonSecure).unwrap();
         assert_eq!(g.check_transition(0x4000_1000, Gpi::NonSecure), Ok(()));
-        assert_eq!(g.check_transition(0x4000_1001, Gpi::NonSecure), Err(GptError::BadAddr));
-        assert_eq!(g.check_transition(0x4000_1000, Gpi::Realm), Err(GptError::BadPas));
-        assert_eq!(g.check_transition(0x8000_0000, Gpi::Any), Err(GptError::BadAddr), "block region");
+        assert_eq!(
+            g.check_transition(0x4000_1001, Gpi::NonSecure),
+            Err(GptError::BadAddr)
+        );
+        assert_eq!(
+            g.check_transition(0x4000_1000, Gpi::Realm),
+            Err(GptError::BadPas)
+        );
+        assert_eq!(
+            g.check_transition(0x8000_0000, Gpi::Any),
+            Err(GptError::BadAddr),
+            "block region"
+        );
         let word = g.write_granule(0x4000_1000, Gpi::Realm).unwrap();
         assert_eq!(word, 0x1000_0000);
         assert_eq!(g.get(0x4000_1000).unwrap(), Gpi::Realm);
         assert_eq!(g.get(0x4000_0000).unwrap(), Gpi::NonSecure);
         assert_eq!(g.get(0x4000_2000).unwrap(), Gpi::NonSecure);
-        assert_eq!(g.write_granule(0x4001_0000, Gpi::Realm).unwrap(), 0x1000_0008);
+        assert_eq!(
+            g.write_granule(0x4001_0000, Gpi::Realm).unwrap(),
+            0x1000_0008
+        );
     }
 
     #[test]
@@ -335,9 +363,18 @@ mod tests {
         let mut l0 = vec![0; GEO.l0_entries()];
         let mut l1 = vec![0; GEO.l1_words()];
         let mut g = Gpt::new(GEO, &mut l0, &mut l1, 0x1000_0000, Gpi::Any);
-        assert_eq!(g.set_range(0x4000_0000, 0x1000, Gpi::Realm), Err(GptError::NotGranular));
-        assert_eq!(g.set_range(0x4000_0800, 0x1000, Gpi::Realm), Err(GptError::BadAddr));
-        assert_eq!(g.set_range(u64::MAX - 0xfff, 0x2000, Gpi::Realm), Err(GptError::BadAddr));
+        assert_eq!(
+            g.set_range(0x4000_0000, 0x1000, Gpi::Realm),
+            Err(GptError::NotGranular)
+        );
+        assert_eq!(
+            g.set_range(0x4000_0800, 0x1000, Gpi::Realm),
+            Err(GptError::BadAddr)
+        );
+        assert_eq!(
+            g.set_range(u64::MAX - 0xfff, 0x2000, Gpi::Realm),
+            Err(GptError::BadAddr)
+        );
         g.make_granular(0).unwrap();
         assert_eq!(g.make_granular(GIB), Err(GptError::NoL1Space));
         g.set_range(GIB, GIB, Gpi::NonSecure).unwrap();

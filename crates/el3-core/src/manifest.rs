@@ -2,7 +2,10 @@
 //! manifest v0.5), laid out as TF-A does: the manifest, then the DRAM banks, the consoles and
 //! an empty root complex list, each list with its checksum.
 
-use cca_abi::el3::{manifest_checksum, BootManifest, ConsoleInfo, ManifestList, MemoryBank, RootComplexList, MANIFEST_VERSION};
+use cca_abi::el3::{
+    manifest_checksum, BootManifest, ConsoleInfo, ManifestList, MemoryBank, RootComplexList,
+    MANIFEST_VERSION,
+};
 use core::mem::size_of;
 use zerocopy::IntoBytes;
 
@@ -15,7 +18,12 @@ pub enum ManifestError {
 
 /// Writes the manifest into `buf`, the shared buffer at physical address `buf_pa`, and returns
 /// the number of bytes used.
-pub fn write(buf: &mut [u8], buf_pa: u64, banks: &[MemoryBank], consoles: &[ConsoleInfo]) -> Result<usize, ManifestError> {
+pub fn write(
+    buf: &mut [u8],
+    buf_pa: u64,
+    banks: &[MemoryBank],
+    consoles: &[ConsoleInfo],
+) -> Result<usize, ManifestError> {
     let banks_off = size_of::<BootManifest>();
     let consoles_off = banks_off + size_of::<MemoryBank>() * banks.len();
     let rc_off = consoles_off + size_of::<ConsoleInfo>() * consoles.len();
@@ -30,13 +38,21 @@ pub fn write(buf: &mut [u8], buf_pa: u64, banks: &[MemoryBank], consoles: &[Cons
     m.plat_dram = ManifestList {
         num: banks.len() as u64,
         ptr: banks_pa,
-        checksum: manifest_checksum(banks.len() as u64, banks_pa, banks.iter().flat_map(|b| [b.base, b.size])),
+        checksum: manifest_checksum(
+            banks.len() as u64,
+            banks_pa,
+            banks.iter().flat_map(|b| [b.base, b.size]),
+        ),
     };
     let consoles_pa = buf_pa + consoles_off as u64;
     m.plat_console = ManifestList {
         num: consoles.len() as u64,
         ptr: consoles_pa,
-        checksum: manifest_checksum(consoles.len() as u64, consoles_pa, consoles.iter().flat_map(console_words)),
+        checksum: manifest_checksum(
+            consoles.len() as u64,
+            consoles_pa,
+            consoles.iter().flat_map(console_words),
+        ),
     };
     let mut rc = RootComplexList::empty(1, buf_pa + rc_off as u64);
     rc.checksum = manifest_checksum(0, rc.ptr, [u64::from(rc.rc_info_version)]);
@@ -49,14 +65,28 @@ pub fn write(buf: &mut [u8], buf_pa: u64, banks: &[MemoryBank], consoles: &[Cons
 }
 
 fn console_words(c: &ConsoleInfo) -> [u64; 6] {
-    [c.base, c.map_pages, u64::from_le_bytes(c.name), c.clk_in_hz, c.baud_rate, c.flags]
+    [
+        c.base,
+        c.map_pages,
+        u64::from_le_bytes(c.name),
+        c.clk_in_hz,
+        c.baud_rate,
+        c.flags,
+    ]
 }
 
 /// The PL011 console description for the manifest.
 pub fn pl011(base: u64, clk_in_hz: u64, baud_rate: u64) -> ConsoleInfo {
     let mut name = [0u8; 8];
     name[..5].copy_from_slice(b"pl011");
-    ConsoleInfo { base, map_pages: 1, name, clk_in_hz, baud_rate, flags: 0 }
+    ConsoleInfo {
+        base,
+        map_pages: 1,
+        name,
+        clk_in_hz,
+        baud_rate,
+        flags: 0,
+    }
 }
 
 #[cfg(test)]
@@ -68,7 +98,10 @@ mod tests {
     #[test]
     fn layout_and_checksums_match_tf_a() {
         let mut buf = [0u8; 4096];
-        let banks = [MemoryBank { base: 0x4000_0000, size: 0xC000_0000 }];
+        let banks = [MemoryBank {
+            base: 0x4000_0000,
+            size: 0xC000_0000,
+        }];
         let consoles = [pl011(0x0900_0000, 1, 115_200)];
         let used = write(&mut buf, 0x418f_f000, &banks, &consoles).unwrap();
         assert_eq!(used, 0xA8 + 16 + 48);
@@ -79,7 +112,10 @@ mod tests {
         assert_eq!(m.plat_dram.checksum, 0xffff_fffe_be70_0f57);
         assert_eq!(m.plat_console.ptr, 0x418f_f0b8);
         assert_eq!(m.plat_console.checksum, 0xffff_ffce_843d_e0d5);
-        assert!(manifest_checksum_ok(&m.plat_dram, [0x4000_0000, 0xC000_0000]));
+        assert!(manifest_checksum_ok(
+            &m.plat_dram,
+            [0x4000_0000, 0xC000_0000]
+        ));
         let c = ConsoleInfo::read_from_bytes(&buf[0xB8..0xB8 + 48]).unwrap();
         assert_eq!(&c.name[..5], b"pl011");
         assert!(manifest_checksum_ok(&m.plat_console, console_words(&c)));

@@ -34,7 +34,10 @@ pub enum CpuOnError {
 impl<const N: usize> CpuStates<N> {
     /// All CPUs off.
     pub const fn new() -> Self {
-        Self { states: [const { AtomicU8::new(PowerState::Off as u8) }; N], count: N }
+        Self {
+            states: [const { AtomicU8::new(PowerState::Off as u8) }; N],
+            count: N,
+        }
     }
 
     /// Limits the platform to `count` CPUs (at most `N`).
@@ -113,7 +116,10 @@ mod tests {
         assert_eq!(s.begin_on(1), Err(CpuOnError::OnPending));
         assert_eq!(s.begin_on(2), Err(CpuOnError::InvalidParameters));
         assert_eq!(s.begin_on(0x100), Err(CpuOnError::InvalidParameters));
-        assert_eq!(s.begin_on(0x1_0000_0000), Err(CpuOnError::InvalidParameters));
+        assert_eq!(
+            s.begin_on(0x1_0000_0000),
+            Err(CpuOnError::InvalidParameters)
+        );
         s.set_on(1);
         assert_eq!(s.get(1), PowerState::On);
         s.set_off(1);

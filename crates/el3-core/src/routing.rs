@@ -59,7 +59,9 @@ pub fn route(world: World, x0: u64) -> Route {
         (World::Realm, el3::RMM_GTSI_DELEGATE) => Route::GtsiDelegate,
         (World::Realm, el3::RMM_GTSI_UNDELEGATE) => Route::GtsiUndelegate,
         (World::Realm, el3::RMM_RESERVE_MEMORY) => Route::ReserveMemory,
-        (World::Realm, el3::RMM_ATTEST_GET_REALM_KEY | el3::RMM_ATTEST_GET_PLAT_TOKEN) => Route::Attestation,
+        (World::Realm, el3::RMM_ATTEST_GET_REALM_KEY | el3::RMM_ATTEST_GET_PLAT_TOKEN) => {
+            Route::Attestation
+        }
         (World::Realm, el3::RMM_EL3_FEATURES) => Route::El3Features,
         _ => Route::Unknown,
     }
@@ -72,11 +74,27 @@ mod tests {
     #[test]
     fn ns_calls() {
         assert_eq!(route(World::NonSecure, 0xC400_0150), Route::ForwardRmi);
-        assert_eq!(route(World::NonSecure, 0xC401_01F1), Route::ForwardRmi, "SVE hint ignored");
+        assert_eq!(
+            route(World::NonSecure, 0xC401_01F1),
+            Route::ForwardRmi,
+            "SVE hint ignored"
+        );
         assert_eq!(route(World::NonSecure, 0xC400_0202), Route::ForwardRmi);
-        assert_eq!(route(World::NonSecure, 0xC400_0190), Route::Unknown, "RSI is not for the host");
-        assert_eq!(route(World::NonSecure, 0xC400_01B0), Route::Unknown, "RMM-EL3 calls are Realm-only");
-        assert_eq!(route(World::NonSecure, 0xC400_018F), Route::ForwardRmi, "inside the first RMI range");
+        assert_eq!(
+            route(World::NonSecure, 0xC400_0190),
+            Route::Unknown,
+            "RSI is not for the host"
+        );
+        assert_eq!(
+            route(World::NonSecure, 0xC400_01B0),
+            Route::Unknown,
+            "RMM-EL3 calls are Realm-only"
+        );
+        assert_eq!(
+            route(World::NonSecure, 0xC400_018F),
+            Route::ForwardRmi,
+            "inside the first RMI range"
+        );
         assert_eq!(route(World::NonSecure, 0x8400_0008), Route::Psci);
         assert_eq!(route(World::NonSecure, 0xC200_0001), Route::SipExit);
         assert_eq!(route(World::NonSecure, 0x1_C400_0150), Route::Unknown);
@@ -91,7 +109,11 @@ mod tests {
         assert_eq!(route(World::Realm, 0xC400_01BB), Route::ReserveMemory);
         assert_eq!(route(World::Realm, 0xC400_01B2), Route::Attestation);
         assert_eq!(route(World::Realm, 0xC400_0400), Route::Unknown, "no FIRME");
-        assert_eq!(route(World::Realm, 0x8400_0008), Route::Unknown, "PSCI is the host's");
+        assert_eq!(
+            route(World::Realm, 0x8400_0008),
+            Route::Unknown,
+            "PSCI is the host's"
+        );
         assert_eq!(route(World::Realm, 0xC400_0150), Route::Unknown);
         assert_eq!(route(World::Realm, 0x8000_0000), Route::SmcccVersion);
     }

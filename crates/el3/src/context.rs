@@ -302,8 +302,18 @@ impl WorldCtx {
     pub fn new(world: World, id: &CpuId, entry: u64) -> Self {
         // The RMM and the host program the rest of EL2 themselves; SCTLR_EL2 starts with the
         // MMU and caches off and its RES1 bits set.
-        let el2 = El2Regs { sctlr: 0x30C5_0830, ..El2Regs::default() };
-        Self { x: [0; 31], elr: entry, spsr: SPSR_EL2H_MASKED, sp_el0: 0, scr: scr_for(world, id), el2 }
+        let el2 = El2Regs {
+            sctlr: 0x30C5_0830,
+            ..El2Regs::default()
+        };
+        Self {
+            x: [0; 31],
+            elr: entry,
+            spsr: SPSR_EL2H_MASKED,
+            sp_el0: 0,
+            scr: scr_for(world, id),
+            el2,
+        }
     }
 
     /// Restores this world, runs it until it traps to EL3, and saves it again.

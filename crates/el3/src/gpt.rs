@@ -39,9 +39,21 @@ pub fn enable_on_this_cpu(geo: GptGeometry) {
     unsafe {
         write_sysreg!(s3_6_c2_c1_4, l0_pa >> 12);
         write_sysreg!(s3_6_c2_c1_6, geo.gpccr(false));
-        core::arch::asm!("isb", "sys #6, c8, c1, #4", "dsb sy", "isb", options(nostack));
+        core::arch::asm!(
+            "isb",
+            "sys #6, c8, c1, #4",
+            "dsb sy",
+            "isb",
+            options(nostack)
+        );
         write_sysreg!(s3_6_c2_c1_6, geo.gpccr(true));
-        core::arch::asm!("isb", "sys #6, c8, c1, #4", "dsb sy", "isb", options(nostack));
+        core::arch::asm!(
+            "isb",
+            "sys #6, c8, c1, #4",
+            "dsb sy",
+            "isb",
+            options(nostack)
+        );
     }
 }
 
@@ -76,7 +88,8 @@ fn tlbi_granule(pa: u64) {
 }
 
 fn write(gpt: &mut Gpt<'static>, pa: u64, gpi: Gpi) {
-    gpt.write_granule(pa, gpi).expect("granule checked before writing");
+    gpt.write_granule(pa, gpi)
+        .expect("granule checked before writing");
     tlbi_granule(pa);
 }
 

@@ -85,25 +85,47 @@ extern "C" fn el3_primary_main(cpu: usize) -> ! {
         panic!("need at least 1 GiB of DRAM at {DRAM_BASE:#x}, device tree says {dram_base:#x}+{dram_size:#x}");
     }
     let dram_end = dram_base + dram_size;
-    println!("platform: {ncpus} CPUs, DRAM {dram_base:#x}..{dram_end:#x}, PA size {} bits", id.pa_bits());
+    println!(
+        "platform: {ncpus} CPUs, DRAM {dram_base:#x}..{dram_end:#x}, PA size {} bits",
+        id.pa_bits()
+    );
 
     let text_end = core::ptr::addr_of!(__text_end) as u64;
     let regions = [
         (0, text_end, fw_support::mmu::RX_CODE | mmu::ROOT),
         (text_end, 0x0400_0000, fw_support::mmu::RO_DATA | mmu::ROOT),
         (UART0, UART0 + 0x1000, fw_support::mmu::DEVICE | mmu::ROOT),
-        (SECURE_GPIO, SECURE_GPIO + 0x1000, fw_support::mmu::DEVICE | mmu::ROOT),
-        (SECURE_RAM.0, SECURE_RAM.0 + SECURE_RAM.1, fw_support::mmu::RW_DATA | mmu::ROOT),
-        (DRAM_BASE, RMM_BASE, fw_support::mmu::RW_DATA | mmu::NONSECURE),
+        (
+            SECURE_GPIO,
+            SECURE_GPIO + 0x1000,
+            fw_support::mmu::DEVICE | mmu::ROOT,
+        ),
+        (
+            SECURE_RAM.0,
+            SECURE_RAM.0 + SECURE_RAM.1,
+            fw_support::mmu::RW_DATA | mmu::ROOT,
+        ),
+        (
+            DRAM_BASE,
+            RMM_BASE,
+            fw_support::mmu::RW_DATA | mmu::NONSECURE,
+        ),
         (RMM_BASE, RMM_LIMIT, fw_support::mmu::RW_DATA | mmu::REALM),
-        (RMM_LIMIT, dram_end, fw_support::mmu::RW_DATA | mmu::NONSECURE),
+        (
+            RMM_LIMIT,
+            dram_end,
+            fw_support::mmu::RW_DATA | mmu::NONSECURE,
+        ),
     ];
     let mmu_regs = mmu::build(&regions, id.pa_range());
     mmu::enable(&mmu_regs);
     monitor::MMU.call_once(|| mmu_regs);
 
     if gpt::l0gptsz_bits() != GPT_GEOMETRY.l0gptsz_bits {
-        panic!("GPCCR_EL3.L0GPTSZ is {} bits, this monitor is built for 30", gpt::l0gptsz_bits());
+        panic!(
+            "GPCCR_EL3.L0GPTSZ is {} bits, this monitor is built for 30",
+            gpt::l0gptsz_bits()
+        );
     }
     let mut g = gpt::create(GPT_GEOMETRY);
     let mut setup = || -> Result<(), el3_core::gpt::GptError> {
@@ -141,7 +163,9 @@ extern "C" fn el3_secondary_main(cpu: usize) -> ! {
     loop {
         let (entry, context_id) = monitor::wait_in_pen(cpu);
         let id = CpuId::read();
-        let regs = *monitor::MMU.get().expect("primary set up the MMU before releasing the pen");
+        let regs = *monitor::MMU
+            .get()
+            .expect("primary set up the MMU before releasing the pen");
         mmu::enable(&regs);
         gpt::enable_on_this_cpu(GPT_GEOMETRY);
         init_el3_regs(&id);

@@ -2,9 +2,9 @@
 //! (Root for EL3's own memory and devices, Realm for the RMM carve-out, Non-secure for DRAM).
 
 use aarch64_paging::descriptor::{El23Attributes, PhysicalAddress};
+use aarch64_paging::paging::El3;
 use aarch64_paging::paging::{Constraints, MemoryRegion, PageTable};
 use aarch64_paging::Mapping;
-use aarch64_paging::paging::El3;
 use fw_support::mmu::{self, TablePool};
 use fw_support::once::TakeOnce;
 use fw_support::write_sysreg;
@@ -36,14 +36,22 @@ pub fn build(regions: &[(u64, u64, El23Attributes)], pa_range: u64) -> MmuRegs {
     let mut map = Mapping::new(pool, 0, El3);
     for &(start, end, attrs) in regions {
         let range = MemoryRegion::new(start as usize, end as usize);
-        if let Err(e) = map.map_range(&range, PhysicalAddress(start as usize), attrs, Constraints::empty()) {
+        if let Err(e) = map.map_range(
+            &range,
+            PhysicalAddress(start as usize),
+            attrs,
+            Constraints::empty(),
+        ) {
             panic!("EL3 map of {start:#x}..{end:#x} failed: {e:?}");
         }
     }
     let ttbr0 = map.root_address().0 as u64;
     // The map lives for the rest of the program; its tables are in static memory.
     core::mem::forget(map);
-    MmuRegs { ttbr0, tcr: mmu::tcr(pa_range.min(5)) }
+    MmuRegs {
+        ttbr0,
+        tcr: mmu::tcr(pa_range.min(5)),
+    }
 }
 
 /// Turns the MMU and caches on for EL3 on this CPU.
@@ -56,7 +64,10 @@ pub fn enable(regs: &MmuRegs) {
         write_sysreg!(ttbr0_el3, regs.ttbr0);
         core::arch::asm!("dsb ish", "tlbi alle3", "dsb ish", "isb", options(nostack));
         // RES1 bits, M, C, SA, I.
-        write_sysreg!(sctlr_el3, 0x30C5_0830u64 | 1 | (1 << 2) | (1 << 3) | (1 << 12));
+        write_sysreg!(
+            sctlr_el3,
+            0x30C5_0830u64 | 1 | (1 << 2) | (1 << 3) | (1 << 12)
+        );
         core::arch::asm!("isb", options(nostack));
     }
 }

@@ -7,11 +7,11 @@ use crate::platform::*;
 use crate::{gpt, power};
 use cca_abi::el3::{El3Error, MemoryBank, RMM_EL3_IFC_VERSION};
 use cca_abi::{psci, smccc};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use el3_core::carveout::Carveout;
 use el3_core::gpt::GptError;
 use el3_core::psci::{CpuOnError, CpuStates, PowerState};
 use el3_core::routing::{route, Route, World};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use fw_support::println;
 use fw_support::sysreg::CpuId;
 use spin::{Mutex, Once};
@@ -35,12 +35,16 @@ pub fn init_shared(ncpus: usize, dram_base: u64, dram_size: u64) {
     states.set_count(ncpus);
     CPUS.call_once(|| states);
     NCPUS.store(ncpus as u64, Ordering::Relaxed);
-    let banks = [MemoryBank { base: dram_base, size: dram_size }];
+    let banks = [MemoryBank {
+        base: dram_base,
+        size: dram_size,
+    }];
     let consoles = [el3_core::manifest::pl011(UART0, UART_CLK_HZ, UART_BAUD)];
     // SAFETY: the shared buffer is the last page of the Realm carve-out, mapped Realm RW in
     // EL3's map; the RMM has not been started yet, so nothing else accesses it.
     let buf = unsafe { core::slice::from_raw_parts_mut(RMM_SHARED as *mut u8, 4096) };
-    let used = el3_core::manifest::write(buf, RMM_SHARED, &banks, &consoles).expect("manifest fits in a page");
+    let used = el3_core::manifest::write(buf, RMM_SHARED, &banks, &consoles)
+        .expect("manifest fits in a page");
     println!("boot manifest v0.5 at {RMM_SHARED:#x} ({used} bytes): DRAM {dram_base:#x}+{dram_size:#x}, console PL011 {UART0:#x}");
 }
 
@@ -65,7 +69,13 @@ pub fn wait_in_pen(cpu: usize) -> (u64, u64) {
 pub fn run_primary(cpu: usize, id: CpuId) -> ! {
     cpus().set_on(cpu);
     let mut realm = WorldCtx::new(World::Realm, &id, RMM_BASE);
-    realm.x[..5].copy_from_slice(&[cpu as u64, RMM_EL3_IFC_VERSION, NCPUS.load(Ordering::Relaxed), RMM_SHARED, 0]);
+    realm.x[..5].copy_from_slice(&[
+        cpu as u64,
+        RMM_EL3_IFC_VERSION,
+        NCPUS.load(Ordering::Relaxed),
+        RMM_SHARED,
+        0,
+    ]);
     println!("cold-booting the RMM at {RMM_BASE:#x} (RMM-EL3 interface 2.0)");
     let mut ns = WorldCtx::new(World::NonSecure, &id, NS_ENTRY);
     ns.x[0] = DTB_BASE;
@@ -99,7 +109,11 @@ enum Next {
 fn run_cpu(cpu: usize, id: &CpuId, realm: &mut WorldCtx, ns: &mut WorldCtx) {
     let mut current = World::Realm;
     loop {
-        let ctx = if current == World::Realm { &mut *realm } else { &mut *ns };
+        let ctx = if current == World::Realm {
+            &mut *realm
+        } else {
+            &mut *ns
+        };
         let kind = ctx.run(id);
         let esr = crate::esr_el3();
         if kind != ExitKind::Sync || (esr >> 26) & 0x3f != 0x17 {
@@ -117,7 +131,11 @@ fn run_cpu(cpu: usize, id: &CpuId, realm: &mut WorldCtx, ns: &mut WorldCtx) {
         match next {
             Next::Stay => {}
             Next::Switch => {
-                current = if current == World::Realm { World::NonSecure } else { World::Realm };
+                current = if current == World::Realm {
+                    World::NonSecure
+                } else {
+                    World::Realm
+                };
             }
             Next::PowerOff => return,
         }
@@ -146,7 +164,10 @@ fn realm_call(cpu: usize, realm: &mut WorldCtx, ns: &mut WorldCtx) -> Next {
                 RMM_FAILED.store(true, Ordering::Release);
                 println!("RMM boot FAILED on CPU {cpu}: status {}", status as i64);
             } else {
-                println!("RMM boot complete on CPU {cpu} (token {:#x}); entering the host at {:#x}", x[2], ns.elr);
+                println!(
+                    "RMM boot complete on CPU {cpu} (token {:#x}); entering the host at {:#x}",
+                    x[2], ns.elr
+                );
             }
             Next::Switch
         }
@@ -236,8 +257,15 @@ fn psci_call(cpu: usize, ns: &mut WorldCtx) -> Next {
     let r = match fid {
         psci::VERSION => psci::PSCI_VERSION_1_1,
         psci::FEATURES => match x[1] as u32 {
-            psci::VERSION | psci::FEATURES | psci::CPU_ON_32 | psci::CPU_ON_64 | psci::CPU_OFF
-            | psci::AFFINITY_INFO_32 | psci::AFFINITY_INFO_64 | psci::SYSTEM_OFF | psci::SYSTEM_RESET
+            psci::VERSION
+            | psci::FEATURES
+            | psci::CPU_ON_32
+            | psci::CPU_ON_64
+            | psci::CPU_OFF
+            | psci::AFFINITY_INFO_32
+            | psci::AFFINITY_INFO_64
+            | psci::SYSTEM_OFF
+            | psci::SYSTEM_RESET
             | psci::MIGRATE_INFO_TYPE => 0,
             _ => psci::PsciStatus::NotSupported.to_reg(),
         },

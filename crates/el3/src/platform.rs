@@ -22,7 +22,10 @@ pub const RMM_RESERVE_LOW: u64 = RMM_BASE + 0x100_0000;
 /// Entry point of the Normal-world image (BL33 position), entered at NS-EL2.
 pub const NS_ENTRY: u64 = 0x6000_0000;
 /// GPT geometry: 1 TiB protected space, 1 GiB level 0 entries.
-pub const GPT_GEOMETRY: el3_core::gpt::GptGeometry = el3_core::gpt::GptGeometry { pps_bits: 40, l0gptsz_bits: 30 };
+pub const GPT_GEOMETRY: el3_core::gpt::GptGeometry = el3_core::gpt::GptGeometry {
+    pps_bits: 40,
+    l0gptsz_bits: 30,
+};
 /// Level 1 tables available (one per GiB made granular: secure RAM's GiB and DRAM).
 pub const GPT_MAX_L1: usize = 6;
 /// UART clock reported in the manifest (TF-A reports 1 Hz and TF-RMM accepts it).

@@ -26,8 +26,13 @@ static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
 /// PL011 that nothing else in this image accesses.
 pub unsafe fn init(base: usize, label: &'static str) {
     // SAFETY: the caller guarantees `base` is an exclusive, mapped PL011.
-    let regs = unsafe { UniqueMmioPointer::new(NonNull::new_unchecked(base as *mut PL011Registers)) };
-    *CONSOLE.lock() = Some(Console { uart: Uart::new(regs), label, at_line_start: true });
+    let regs =
+        unsafe { UniqueMmioPointer::new(NonNull::new_unchecked(base as *mut PL011Registers)) };
+    *CONSOLE.lock() = Some(Console {
+        uart: Uart::new(regs),
+        label,
+        at_line_start: true,
+    });
 }
 
 impl Write for Console {
@@ -93,4 +98,14 @@ static LOGGER: ConsoleLogger = ConsoleLogger;
 pub fn init_logger(level: log::LevelFilter) {
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(level);
+}
+
+/// A `core::fmt::Write` sink that prints to the console.
+pub struct Writer;
+
+impl Write for Writer {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        print(format_args!("{s}"));
+        Ok(())
+    }
 }

@@ -29,12 +29,18 @@ pub fn ec_name(esr: u64) -> &'static str {
 pub fn is_gpf(esr: u64) -> bool {
     let ec = (esr >> 26) & 0x3f;
     let fsc = esr & 0x3f;
-    ec == 0x1e || (matches!(ec, 0x20 | 0x21 | 0x24 | 0x25) && (fsc == 0x23 || (0x24..=0x27).contains(&fsc)))
+    ec == 0x1e
+        || (matches!(ec, 0x20 | 0x21 | 0x24 | 0x25)
+            && (fsc == 0x23 || (0x24..=0x27).contains(&fsc)))
 }
 
 /// Prints a fatal exception report and halts this CPU.
 pub fn fatal(what: &str, esr: u64, elr: u64, far: u64) -> ! {
-    let gpf = if is_gpf(esr) { " [GRANULE PROTECTION FAULT]" } else { "" };
+    let gpf = if is_gpf(esr) {
+        " [GRANULE PROTECTION FAULT]"
+    } else {
+        ""
+    };
     crate::console::print_emergency(format_args!(
         "FATAL: {what}: ESR={esr:#x} ({}){gpf} ELR={elr:#x} FAR={far:#x}\n",
         ec_name(esr)
@@ -44,5 +50,8 @@ pub fn fatal(what: &str, esr: u64, elr: u64, far: u64) -> ! {
 
 /// Prints a panic report (used by each image's `#[panic_handler]`).
 pub fn report_panic(info: &core::panic::PanicInfo) {
-    crate::console::print_emergency(format_args!("PANIC on CPU {}: {info}\n", crate::cpu_index()));
+    crate::console::print_emergency(format_args!(
+        "PANIC on CPU {}: {info}\n",
+        crate::cpu_index()
+    ));
 }

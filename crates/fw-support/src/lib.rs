@@ -42,3 +42,20 @@ pub fn cpu_index() -> usize {
     let aff1 = (mpidr >> 8) & 0xff;
     (aff1 * 16 + aff0) as usize
 }
+
+/// Ends the run: asks the emulator (semihosting) to exit with `status`, and halts this CPU if
+/// there is no emulator listening. Used by fatal-error paths so that a failing run ends
+/// promptly with a non-zero status instead of hanging.
+pub fn exit_emulator(status: u64) -> ! {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    static EXITING: AtomicBool = AtomicBool::new(false);
+    if !EXITING.swap(true, Ordering::AcqRel) {
+        let block = [0x20026u64, status];
+        // SAFETY: SYS_EXIT reads the two-word block; without semihosting the HLT traps into
+        // the fatal handler, which calls here again and halts because EXITING is set.
+        unsafe {
+            core::arch::asm!("hlt #0xf000", in("x0") 0x18u64, in("x1") block.as_ptr(), options(nostack));
+        }
+    }
+    halt()
+}

@@ -17,7 +17,10 @@ unsafe impl<T: Send> Sync for TakeOnce<T> {}
 impl<T> TakeOnce<T> {
     /// Wraps a value.
     pub const fn new(value: T) -> Self {
-        Self { value: UnsafeCell::new(value), taken: AtomicBool::new(false) }
+        Self {
+            value: UnsafeCell::new(value),
+            taken: AtomicBool::new(false),
+        }
     }
 
     /// Returns the only mutable reference to the value, or `None` if it was taken before.

@@ -1,0 +1,252 @@
+//! Cold and warm boot: the RMM-EL3 boot arguments, the boot manifest, the console, the RMM's
+//! own stage 1 tables, and the creation of the RMM core.
+
+use crate::entry::MAX_CPUS;
+use crate::platform::{FwPlatform, NS_ALIAS, REALM_ALIAS};
+use aarch64_paging::descriptor::{El23Attributes, PhysicalAddress};
+use aarch64_paging::paging::{Constraints, El2, MemoryRegion, PageTable};
+use aarch64_paging::Mapping;
+use cca_abi::el3::{
+    manifest_checksum_ok, BootError, BootManifest, ConsoleInfo, MemoryBank, MANIFEST_MIN_MINOR,
+};
+use core::sync::atomic::AtomicU16;
+use fw_support::mmu::{self, TablePool};
+use fw_support::once::TakeOnce;
+use fw_support::sysreg::CpuId;
+use fw_support::{println, write_sysreg};
+use rmm_core::{CpuFeatures, GranuleTable, Rmm};
+use spin::Once;
+use zerocopy::FromBytes;
+
+/// Granules the RMM can track: 1 Mi granules, 4 GiB of DRAM (2 bytes each: 2 MiB).
+const MAX_GRANULES: usize = 1 << 20;
+static GRANULES: [AtomicU16; MAX_GRANULES] = [const { AtomicU16::new(0) }; MAX_GRANULES];
+
+const POOL_PAGES: usize = 32;
+static POOL: TakeOnce<[PageTable<El23Attributes>; POOL_PAGES]> =
+    TakeOnce::new([PageTable::EMPTY; POOL_PAGES]);
+
+#[derive(Clone, Copy)]
+struct MmuRegs {
+    ttbr0: u64,
+    tcr: u64,
+}
+static MMU: Once<MmuRegs> = Once::new();
+
+unsafe extern "C" {
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __rmm_end: u8;
+    static __stacks_start: u8;
+}
+
+/// The activation token this RMM hands EL3 for `cpu`: the top of its stack.
+pub fn token_for(cpu: u64) -> u64 {
+    (&raw const __stacks_start) as u64 + ((cpu + 1) << crate::entry::STACK_SHIFT)
+}
+
+fn fail(e: BootError, why: core::fmt::Arguments) -> BootError {
+    println!("boot failed ({e:?}): {why}");
+    e
+}
+
+/// Validates the manifest in the shared buffer and returns its DRAM banks and console.
+fn read_manifest(
+    shared: u64,
+) -> Result<([MemoryBank; rmm_core::MAX_DRAM_BANKS], usize, ConsoleInfo), BootError> {
+    // SAFETY: EL3 placed the manifest in the 4 KiB shared buffer; with the MMU off the RMM
+    // reads it in the Realm PAS, where EL3 mapped and wrote it, and nothing changes it now.
+    let page = unsafe { core::slice::from_raw_parts(shared as *const u8, 4096) };
+    let (m, _) = BootManifest::read_from_prefix(page).map_err(|_| BootError::ManifestDataError)?;
+    let (major, minor) = cca_abi::version_parts(u64::from(m.version));
+    if major != 0 || minor < MANIFEST_MIN_MINOR {
+        return Err(BootError::ManifestVersionNotSupported);
+    }
+    // The lists must lie inside the shared buffer.
+    let array = |ptr: u64, num: u64, size: u64| -> Result<&[u8], BootError> {
+        let len = num.checked_mul(size).ok_or(BootError::ManifestDataError)?;
+        let off = ptr
+            .checked_sub(shared)
+            .ok_or(BootError::ManifestDataError)?;
+        let end = off.checked_add(len).ok_or(BootError::ManifestDataError)?;
+        page.get(off as usize..end as usize)
+            .ok_or(BootError::ManifestDataError)
+    };
+    let nbanks = m.plat_dram.num as usize;
+    if nbanks == 0 || nbanks > rmm_core::MAX_DRAM_BANKS {
+        return Err(BootError::ManifestDataError);
+    }
+    let bank_bytes = array(m.plat_dram.ptr, m.plat_dram.num, 16)?;
+    let mut banks = [MemoryBank::default(); rmm_core::MAX_DRAM_BANKS];
+    for (i, b) in banks.iter_mut().take(nbanks).enumerate() {
+        *b = MemoryBank::read_from_bytes(&bank_bytes[i * 16..(i + 1) * 16])
+            .map_err(|_| BootError::ManifestDataError)?;
+    }
+    if !manifest_checksum_ok(
+        &m.plat_dram,
+        banks[..nbanks].iter().flat_map(|b| [b.base, b.size]),
+    ) {
+        return Err(BootError::ManifestDataError);
+    }
+    if m.plat_console.num == 0 {
+        return Err(BootError::ManifestDataError);
+    }
+    let con_bytes = array(m.plat_console.ptr, m.plat_console.num, 48)?;
+    let console =
+        ConsoleInfo::read_from_bytes(&con_bytes[..48]).map_err(|_| BootError::ManifestDataError)?;
+    let words = con_bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
+    if !manifest_checksum_ok(&m.plat_console, words) || &console.name[..5] != b"pl011" {
+        return Err(BootError::ManifestDataError);
+    }
+    Ok((banks, nbanks, console))
+}
+
+fn build_mmu(banks: &[MemoryBank], console: &ConsoleInfo, shared: u64, id: &CpuId) -> MmuRegs {
+    let pool = TablePool::new(POOL.take().expect("RMM page tables built twice"));
+    let mut map = Mapping::new(pool, 0, El2);
+    let base = crate::entry::_start_addr();
+    let text_end = (&raw const __text_end) as u64;
+    let rodata_end = (&raw const __rodata_end) as u64;
+    let end = (&raw const __rmm_end) as u64;
+    let mut regions: [(u64, u64, u64, El23Attributes); 5 + 2 * rmm_core::MAX_DRAM_BANKS] =
+        [(0, 0, 0, El23Attributes::empty()); 5 + 2 * rmm_core::MAX_DRAM_BANKS];
+    regions[0] = (base, text_end, base, mmu::RX_CODE);
+    regions[1] = (text_end, rodata_end, text_end, mmu::RO_DATA);
+    regions[2] = (rodata_end, end, rodata_end, mmu::RW_DATA);
+    regions[3] = (shared, shared + 4096, shared, mmu::RW_DATA);
+    let con_size = console.map_pages.clamp(1, 16) * 4096;
+    regions[4] = (
+        console.base,
+        console.base + con_size,
+        console.base,
+        mmu::DEVICE,
+    );
+    for (i, b) in banks.iter().enumerate() {
+        regions[5 + 2 * i] = (
+            REALM_ALIAS + b.base,
+            REALM_ALIAS + b.base + b.size,
+            b.base,
+            mmu::RW_DATA,
+        );
+        regions[6 + 2 * i] = (
+            NS_ALIAS + b.base,
+            NS_ALIAS + b.base + b.size,
+            b.base,
+            mmu::RW_DATA | El23Attributes::NS,
+        );
+    }
+    for &(va, va_end, pa, attrs) in regions.iter().take(5 + 2 * banks.len()) {
+        let range = MemoryRegion::new(va as usize, va_end as usize);
+        if let Err(e) = map.map_range(
+            &range,
+            PhysicalAddress(pa as usize),
+            attrs,
+            Constraints::empty(),
+        ) {
+            panic!("RMM map of {va:#x}..{va_end:#x} failed: {e:?}");
+        }
+    }
+    let ttbr0 = map.root_address().0 as u64;
+    core::mem::forget(map);
+    MmuRegs {
+        ttbr0,
+        tcr: mmu::tcr(id.pa_range().min(5)),
+    }
+}
+
+fn enable_mmu(regs: &MmuRegs) {
+    // SAFETY: the tables identity-map the RMM image, stacks and console, so execution
+    // continues unchanged when translation turns on; HCR_EL2 = 0 keeps the non-VHE EL2 regime.
+    unsafe {
+        write_sysreg!(hcr_el2, 0u64);
+        write_sysreg!(mair_el2, mmu::MAIR);
+        write_sysreg!(tcr_el2, regs.tcr);
+        write_sysreg!(ttbr0_el2, regs.ttbr0);
+        core::arch::asm!("dsb ish", "tlbi alle2", "dsb ish", "isb", options(nostack));
+        write_sysreg!(
+            sctlr_el2,
+            0x30C5_0830u64 | 1 | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19)
+        );
+        core::arch::asm!("isb", options(nostack));
+    }
+}
+
+fn cpu_features(id: &CpuId) -> CpuFeatures {
+    let field = fw_support::sysreg::field;
+    CpuFeatures {
+        pa_width: id.pa_bits().min(48) as u8,
+        lpa2: false,
+        sve_vq: None,
+        dfr0_brps: field(id.dfr0, 12, 4) as u8,
+        dfr0_wrps: field(id.dfr0, 20, 4) as u8,
+        dfr1_brps: field(id.dfr1, 8, 8) as u8,
+        dfr1_wrps: field(id.dfr1, 16, 8) as u8,
+    }
+}
+
+/// Cold boot on the first CPU.
+pub fn cold(
+    cpu: u64,
+    version: u64,
+    ncpus: u64,
+    shared: u64,
+    _token: u64,
+) -> Result<Rmm<'static, FwPlatform>, BootError> {
+    let (major, _) = cca_abi::version_parts(version);
+    if major != 2 {
+        return Err(BootError::VersionMismatch);
+    }
+    if ncpus == 0 || ncpus > MAX_CPUS as u64 {
+        return Err(BootError::CpusOutOfRange);
+    }
+    if cpu >= ncpus {
+        return Err(BootError::CpuIdOutOfRange);
+    }
+    if shared == 0 || shared % 4096 != 0 {
+        return Err(BootError::InvalidSharedBuffer);
+    }
+    let (banks, nbanks, console) = read_manifest(shared)?;
+    let banks = &banks[..nbanks];
+    // SAFETY: the manifest names this PL011 as the RMM's console; the MMU is still off.
+    unsafe { fw_support::console::init(console.base as usize, "RMM") };
+    fw_support::console::init_logger(log::LevelFilter::Debug);
+    println!(
+        "RMM (Rust) cold boot on CPU {cpu} of {ncpus}: RMM-EL3 interface {}.{}, RMI 2.0",
+        major,
+        version & 0xffff
+    );
+    for b in banks {
+        if b.base >= REALM_ALIAS || b.size >= REALM_ALIAS {
+            return Err(fail(
+                BootError::ManifestDataError,
+                format_args!("DRAM bank {:#x} above the RMM's aliases", b.base),
+            ));
+        }
+        println!("DRAM bank {:#x}..{:#x}", b.base, b.base + b.size);
+    }
+    let id = CpuId::read();
+    let regs = build_mmu(banks, &console, shared, &id);
+    enable_mmu(&regs);
+    MMU.call_once(|| regs);
+    let table = GranuleTable::new(banks, &GRANULES)
+        .map_err(|e| fail(BootError::ManifestDataError, format_args!("{e}")))?;
+    let platform = FwPlatform {
+        features: cpu_features(&id),
+    };
+    let rmm = Rmm::new(platform, table).map_err(|e| fail(e.boot_error(), format_args!("{e}")))?;
+    println!(
+        "tracking {} granules; activation gate closed until RMM_ACTIVATE",
+        rmm.granules().len()
+    );
+    Ok(rmm)
+}
+
+/// Warm boot of another CPU (or of a CPU coming back on).
+pub fn warm(cpu: u64, _token: u64) -> Result<(), BootError> {
+    let regs = MMU.get().ok_or(BootError::Unknown)?;
+    enable_mmu(regs);
+    println!("warm boot on CPU {cpu}");
+    Ok(())
+}

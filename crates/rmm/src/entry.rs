@@ -1,0 +1,192 @@
+//! Boot entry, exception vectors and the fault-tolerant accessor for Non-secure memory.
+
+use core::arch::global_asm;
+
+/// CPUs this image supports (TF-A reports 32 on QEMU).
+pub const MAX_CPUS: usize = 32;
+/// log2 of the per-CPU stack size (16 KiB).
+pub const STACK_SHIFT: u32 = 14;
+
+global_asm!(
+    r#"
+.section .text.entry, "ax"
+.global _start
+_start:
+    mov     x19, x0
+    mov     x20, x1
+    mov     x21, x2
+    mov     x22, x3
+    mov     x23, x4
+    adr     x5, rmm_vectors
+    msr     vbar_el2, x5
+    isb
+    cmp     x19, #{max_cpus}
+    b.hs    9f
+    adrp    x5, __stacks_end
+    add     x5, x5, :lo12:__stacks_end
+    lsl     x6, x19, #{stack_shift}
+    sub     sp, x5, x6
+    adrp    x5, rmm_cold_boot_done
+    ldr     w6, [x5, :lo12:rmm_cold_boot_done]
+    cbnz    w6, 8f
+    mov     w6, #1
+    str     w6, [x5, :lo12:rmm_cold_boot_done]
+    adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+1:  cmp     x1, x2
+    b.hs    2f
+    stp     xzr, xzr, [x1], #16
+    b       1b
+2:  mov     x0, x19
+    mov     x1, x20
+    mov     x2, x21
+    mov     x3, x22
+    mov     x4, x23
+    bl      rmm_cold_boot
+    b       .
+8:  mov     x0, x19
+    mov     x1, x20
+    bl      rmm_warm_boot
+    b       .
+    /* CPU index beyond this image's stacks: report it to EL3 without touching memory. */
+9:  movz    x0, #0x01CF
+    movk    x0, #0xC400, lsl #16
+    mov     x1, #-4
+    mov     x2, #0
+    smc     #0
+    b       9b
+
+.section .data.rmm_cold_boot_done, "aw"
+.balign 4
+rmm_cold_boot_done:
+    .word 0
+
+/* Copies x2 bytes from x1 to x0 where one side is Non-secure memory the host controls.
+ * Returns 0, or 1 if the access faulted (for example a granule protection fault because the
+ * host passed memory that is not in the Non-secure PAS). */
+.section .text.ns_access, "ax"
+.global rmm_ns_copy
+.global rmm_ns_access_start
+.global rmm_ns_access_end
+rmm_ns_access_start:
+rmm_ns_copy:
+    orr     x3, x0, x1
+    orr     x3, x3, x2
+    tst     x3, #7
+    b.ne    3f
+    cbz     x2, 2f
+1:  ldr     x3, [x1], #8
+    str     x3, [x0], #8
+    subs    x2, x2, #8
+    b.ne    1b
+2:  mov     x0, #0
+    ret
+3:  cbz     x2, 2b
+4:  ldrb    w3, [x1], #1
+    strb    w3, [x0], #1
+    subs    x2, x2, #1
+    b.ne    4b
+    b       2b
+rmm_ns_access_fault:
+    mov     x0, #1
+    ret
+rmm_ns_access_end:
+
+.macro fatal_entry kind
+    .balign 0x80
+    mov     x0, #\kind
+    b       rmm_fatal_exception
+.endm
+
+.section .text.vectors, "ax"
+.balign 2048
+.global rmm_vectors
+rmm_vectors:
+    fatal_entry 0
+    fatal_entry 1
+    fatal_entry 2
+    fatal_entry 3
+    /* Current EL with SP_ELx, synchronous: a fault inside rmm_ns_copy is recovered. */
+    .balign 0x80
+    stp     x0, x1, [sp, #-16]!
+    mrs     x0, elr_el2
+    adr     x1, rmm_ns_access_start
+    cmp     x0, x1
+    b.lo    5f
+    adr     x1, rmm_ns_access_end
+    cmp     x0, x1
+    b.hs    5f
+    adr     x1, rmm_ns_access_fault
+    msr     elr_el2, x1
+    ldp     x0, x1, [sp], #16
+    eret
+5:  ldp     x0, x1, [sp], #16
+    mov     x0, #0
+    b       rmm_fatal_exception
+    fatal_entry 1
+    fatal_entry 2
+    fatal_entry 3
+    fatal_entry 4
+    fatal_entry 4
+    fatal_entry 4
+    fatal_entry 4
+    fatal_entry 5
+    fatal_entry 5
+    fatal_entry 5
+    fatal_entry 5
+"#,
+    max_cpus = const MAX_CPUS,
+    stack_shift = const STACK_SHIFT,
+);
+
+/// The RMM's load and entry address.
+pub fn _start_addr() -> u64 {
+    unsafe extern "C" {
+        fn _start();
+    }
+    _start as *const () as usize as u64
+}
+
+unsafe extern "C" {
+    fn rmm_ns_copy(dst: *mut u8, src: *const u8, len: usize) -> u64;
+}
+
+/// Copies `len` bytes between RMM memory and Non-secure memory, reporting a fault instead of
+/// taking it.
+///
+/// # Safety
+///
+/// `dst` and `src` must be mapped in the RMM's stage 1 for `len` bytes (the Non-secure side
+/// through the Non-secure alias), and the RMM-side buffer must be valid for the access.
+pub unsafe fn ns_copy(dst: *mut u8, src: *const u8, len: usize) -> bool {
+    // SAFETY: guaranteed by the caller; a fault on the Non-secure side is recovered by the
+    // vector and reported as a non-zero return.
+    unsafe { rmm_ns_copy(dst, src, len) == 0 }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn rmm_fatal_exception(kind: u64) -> ! {
+    let esr = fw_support::read_sysreg!(esr_el2);
+    let elr = fw_support::read_sysreg!(elr_el2);
+    let far = fw_support::read_sysreg!(far_el2);
+    let what = match kind {
+        0 => "synchronous exception in the RMM",
+        1 => "IRQ in the RMM",
+        2 => "FIQ in the RMM",
+        3 => "SError in the RMM",
+        4 => "exception from a lower EL (no realm runs yet)",
+        _ => "exception from AArch32",
+    };
+    fw_support::console::print_emergency(format_args!(
+        "FATAL: {what}: ESR_EL2={esr:#x} ({}){} ELR_EL2={elr:#x} FAR_EL2={far:#x}\n",
+        fw_support::exception::ec_name(esr),
+        if fw_support::exception::is_gpf(esr) {
+            " [GRANULE PROTECTION FAULT]"
+        } else {
+            ""
+        }
+    ));
+    fw_support::exit_emulator(0xE2)
+}

@@ -1,0 +1,108 @@
+//! The hardware behind `rmm_core::Platform`: memory access through the RMM's two DRAM
+//! aliases, granule transitions through EL3, and the CPU's features.
+
+use crate::smc;
+use cca_abi::el3::{El3Error, RMM_GTSI_DELEGATE, RMM_GTSI_UNDELEGATE};
+use rmm_core::{CpuFeatures, El3, NsFault, Pa, PhysMem, Platform};
+
+/// DRAM is mapped twice in the RMM's stage 1: at `REALM_ALIAS + PA` in the Realm PAS (for
+/// granules the RMM owns) and at `NS_ALIAS + PA` in the Non-secure PAS (for the host's pages).
+pub const REALM_ALIAS: u64 = 1 << 44;
+/// See [`REALM_ALIAS`].
+pub const NS_ALIAS: u64 = 1 << 45;
+
+/// The firmware platform.
+pub struct FwPlatform {
+    /// Features read from the ID registers at cold boot.
+    pub features: CpuFeatures,
+}
+
+fn realm_ptr(pa: Pa) -> *mut u8 {
+    (REALM_ALIAS + pa.get()) as *mut u8
+}
+
+impl PhysMem for FwPlatform {
+    fn ns_read(&self, pa: Pa, buf: &mut [u8]) -> Result<(), NsFault> {
+        // SAFETY: the NS alias maps every DRAM bank and `buf` is RMM memory; a fault (the
+        // granule is not NS, or not DRAM) is recovered and reported.
+        let ok = unsafe {
+            crate::entry::ns_copy(
+                buf.as_mut_ptr(),
+                (NS_ALIAS + pa.get()) as *const u8,
+                buf.len(),
+            )
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(NsFault)
+        }
+    }
+
+    fn ns_write(&self, pa: Pa, data: &[u8]) -> Result<(), NsFault> {
+        // SAFETY: as for `ns_read`, in the other direction.
+        let ok = unsafe {
+            crate::entry::ns_copy((NS_ALIAS + pa.get()) as *mut u8, data.as_ptr(), data.len())
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(NsFault)
+        }
+    }
+
+    fn realm_read(&self, pa: Pa, buf: &mut [u8]) {
+        // SAFETY: the core only reads granules it owns (locked, in a Realm state), which are
+        // mapped by the Realm alias and cannot change PAS while it holds them.
+        unsafe { core::ptr::copy_nonoverlapping(realm_ptr(pa), buf.as_mut_ptr(), buf.len()) };
+    }
+
+    fn realm_write(&self, pa: Pa, data: &[u8]) {
+        // SAFETY: as for `realm_read`.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), realm_ptr(pa), data.len()) };
+    }
+
+    fn realm_zero(&self, pa: Pa) {
+        let p = realm_ptr(pa) as *mut u64;
+        for i in 0..512 {
+            // SAFETY: the granule is owned by the core and mapped by the Realm alias; volatile
+            // so the scrub is never elided.
+            unsafe { p.add(i).write_volatile(0) };
+        }
+    }
+}
+
+fn el3_result(r: u64) -> Result<(), El3Error> {
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(El3Error::from_reg(r).unwrap_or(El3Error::Unknown))
+    }
+}
+
+impl El3 for FwPlatform {
+    fn gtsi_delegate(&self, pa: Pa) -> Result<(), El3Error> {
+        el3_result(smc(RMM_GTSI_DELEGATE, &[pa.get()])[0])
+    }
+
+    fn gtsi_undelegate(&self, pa: Pa) -> Result<(), El3Error> {
+        // Clean the scrubbed granule out of the caches before it changes PAS; EL3 adds the
+        // maintenance to the point of physical aliasing.
+        let p = realm_ptr(pa) as u64;
+        let mut a = p;
+        while a < p + 4096 {
+            // SAFETY: cache maintenance by VA on a mapped granule.
+            unsafe { core::arch::asm!("dc civac, {}", in(reg) a, options(nostack)) };
+            a += 64;
+        }
+        // SAFETY: barrier only.
+        unsafe { core::arch::asm!("dsb ish", options(nostack)) };
+        el3_result(smc(RMM_GTSI_UNDELEGATE, &[pa.get()])[0])
+    }
+}
+
+impl Platform for FwPlatform {
+    fn cpu_features(&self) -> CpuFeatures {
+        self.features
+    }
+}

@@ -1,0 +1,164 @@
+//! Boots the stack on QEMU and watches what each world prints.
+
+use crate::images::{elf_to_raw, Images};
+use crate::setup::step;
+use crate::RunArgs;
+use anyhow::{Context, Result};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Where the host image is loaded (TF-A's BL33 address on QEMU).
+pub const HOST_ADDR: u64 = 0x6000_0000;
+/// Where the RMM image is loaded (TF-A's RMM_BASE on QEMU).
+pub const RMM_ADDR: u64 = 0x4010_0000;
+
+/// How a run ended.
+pub struct Outcome {
+    /// QEMU's exit code (the status passed to EL3's exit path), if it exited by itself.
+    pub exit_code: Option<i32>,
+    /// True when QEMU was killed after the timeout.
+    pub timed_out: bool,
+    /// Every line QEMU printed.
+    pub lines: Vec<String>,
+    /// Seconds of wall time.
+    pub seconds: f64,
+}
+
+impl Outcome {
+    /// True when the host reported success and QEMU exited with status 0.
+    pub fn passed(&self) -> bool {
+        self.exit_code == Some(0) && self.lines.iter().any(|l| l.contains("[HOST] RESULT: PASS"))
+    }
+
+    /// Prints a one-line verdict.
+    pub fn report(&self) {
+        if self.timed_out {
+            eprintln!("QEMU did not finish in time and was killed; the last lines above show where it stopped.");
+        } else if self.passed() {
+            eprintln!("demonstration PASSED ({:.1} s)", self.seconds);
+        } else {
+            eprintln!(
+                "demonstration FAILED: QEMU exit status {:?} ({:.1} s)",
+                self.exit_code, self.seconds
+            );
+        }
+    }
+}
+
+fn raw_image(path: &Path, dir: &Path, name: &str) -> Result<PathBuf> {
+    let out = dir.join(name);
+    elf_to_raw(path, &out).with_context(|| format!("preparing {}", path.display()))?;
+    Ok(out)
+}
+
+/// The QEMU command line for a run.
+pub fn command(el3: &Path, rmm: &Path, host: &Path, icount: bool) -> Command {
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args([
+        "-M",
+        "virt,secure=on,virtualization=on,gic-version=3",
+        "-cpu",
+        "max,x-rme=on",
+    ])
+    .args([
+        "-m", "2G", "-smp", "2", "-display", "none", "-monitor", "none", "-serial", "stdio",
+    ])
+    .args([
+        "-semihosting-config",
+        "enable=on,target=native",
+        "-no-reboot",
+    ])
+    .arg("-bios")
+    .arg(el3)
+    .arg("-device")
+    .arg(format!("loader,file={},addr={RMM_ADDR:#x}", rmm.display()))
+    .arg("-device")
+    .arg(format!(
+        "loader,file={},addr={HOST_ADDR:#x}",
+        host.display()
+    ));
+    if icount {
+        cmd.args(["-icount", "shift=0"]);
+    }
+    cmd
+}
+
+/// Boots the stack and streams its console until QEMU exits or the timeout expires.
+pub fn run(_root: &Path, imgs: &Images, args: &RunArgs) -> Result<Outcome> {
+    let rmm = match &args.rmm {
+        Some(p) => raw_image(p, &imgs.dir, "custom-rmm.bin")?,
+        None => imgs.rmm.clone(),
+    };
+    let host = match &args.host {
+        Some(p) => raw_image(p, &imgs.dir, "custom-host.bin")?,
+        None => imgs.host.clone(),
+    };
+    let mut cmd = command(&imgs.el3, &rmm, &host, args.icount);
+    step(&format!("booting on QEMU: {cmd:?}").replace('"', ""));
+    run_command(&mut cmd, Duration::from_secs(args.timeout), true)
+}
+
+/// Runs a QEMU command, echoing its output if `echo`, with a timeout.
+pub fn run_command(cmd: &mut Command, timeout: Duration, echo: bool) -> Result<Outcome> {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting qemu-system-aarch64")?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let out = child.stdout.take().expect("piped");
+    let err = child.stderr.take().expect("piped");
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx2.send(format!("[QEMU] {l}"));
+        }
+    });
+    let mut lines = Vec::new();
+    let mut timed_out = false;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) => {
+                let l = l.trim_end_matches('\r').to_string();
+                if echo {
+                    println!("{l}");
+                }
+                lines.push(l);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if start.elapsed() > timeout {
+            timed_out = true;
+            let _ = child.kill();
+            eprintln!(
+                "QEMU was still running after {} s: killed",
+                timeout.as_secs()
+            );
+            break;
+        }
+    }
+    let status = child.wait()?;
+    while let Ok(l) = rx.try_recv() {
+        if echo {
+            println!("{l}");
+        }
+        lines.push(l);
+    }
+    Ok(Outcome {
+        exit_code: if timed_out { None } else { status.code() },
+        timed_out,
+        lines,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
