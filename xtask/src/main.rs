@@ -4,13 +4,9 @@
 //!   and runs the host's demonstration.
 //! * `cargo xtask test` runs the host-side unit tests and then the QEMU end-to-end tests.
 
-mod images;
-mod qemu;
-mod setup;
-
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use xtask::{images, qemu, setup, workspace_root, RunArgs};
 
 #[derive(Parser)]
 #[command(
@@ -32,23 +28,8 @@ enum Cmd {
     Demo(RunArgs),
     /// Run the whole test suite: host-side unit tests, then the QEMU end-to-end tests.
     Test(TestArgs),
-}
-
-/// Options for a QEMU run.
-#[derive(Args, Clone, Debug)]
-pub struct RunArgs {
-    /// Use this RMM image instead of ours (ELF or raw, loaded at 0x40100000; e.g. TF-RMM's rmm.img).
-    #[arg(long)]
-    pub rmm: Option<PathBuf>,
-    /// Use this Normal-world image instead of our host (ELF or raw, loaded at 0x60000000).
-    #[arg(long)]
-    pub host: Option<PathBuf>,
-    /// Run QEMU with `-icount shift=0` so the virtual counter counts instructions.
-    #[arg(long)]
-    pub icount: bool,
-    /// Kill QEMU if it has not finished after this many seconds.
-    #[arg(long, default_value_t = 120)]
-    pub timeout: u64,
+    /// Check formatting and run clippy on the host crates and on the firmware images.
+    Lint,
 }
 
 #[derive(Args)]
@@ -81,10 +62,55 @@ fn main() -> Result<()> {
                 bail!("the demonstration failed");
             }
         }
+        Cmd::Lint => {
+            setup::step("cargo fmt --check");
+            cargo(&root, &["fmt", "--all", "--", "--check"])?;
+            setup::step("clippy: host-side crates");
+            cargo(&root, &["clippy", "--all-targets", "--", "-D", "warnings"])?;
+            setup::step("clippy: end-to-end test crate");
+            cargo(
+                &root,
+                &[
+                    "clippy",
+                    "-p",
+                    "e2e",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            )?;
+            match setup::ensure_all()? {
+                setup::Toolchain::Rustup => {
+                    setup::step("clippy: firmware images");
+                    let mut args = vec![
+                        "clippy",
+                        "--release",
+                        "--target",
+                        setup::FW_TARGET,
+                        "--target-dir",
+                        "target/fw",
+                    ];
+                    for p in ["fw-support", "el3", "rmm", "host"] {
+                        args.extend(["-p", p]);
+                    }
+                    args.extend(["--", "-D", "warnings"]);
+                    cargo(&root, &args)?;
+                }
+                setup::Toolchain::BuildStd { .. } => {
+                    eprintln!(
+                        "    skipping firmware clippy: it needs rustup's {} target",
+                        setup::FW_TARGET
+                    );
+                }
+            }
+        }
         Cmd::Test(t) => {
             if !t.qemu_only {
-                setup::step("host-side unit tests (cargo test --workspace)");
-                cargo(&root, &["test", "--workspace", "--exclude", "e2e"])?;
+                setup::step(
+                    "host-side unit tests (cargo test: ABI, RMM core, EL3 core, host core, xtask)",
+                );
+                cargo(&root, &["test"])?;
             }
             if !t.host_only {
                 let tc = setup::ensure_all()?;
@@ -99,14 +125,6 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The workspace root (the parent of this crate).
-pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
 }
 
 fn cargo(root: &std::path::Path, args: &[&str]) -> Result<()> {

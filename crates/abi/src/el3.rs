@@ -7,7 +7,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// RMM-EL3 interface version 2.0, passed to the RMM in x1 at cold boot.
 pub const RMM_EL3_IFC_VERSION: u64 = crate::version(2, 0);
 /// Boot manifest version 0.5.
-pub const MANIFEST_VERSION: u32 = (0 << 16) | 5;
+pub const MANIFEST_VERSION: u32 = crate::version(0, 5) as u32;
 /// Oldest boot manifest minor version the RMM accepts (major must be 0).
 pub const MANIFEST_MIN_MINOR: u16 = 3;
 

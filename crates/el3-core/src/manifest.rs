@@ -25,8 +25,8 @@ pub fn write(
     consoles: &[ConsoleInfo],
 ) -> Result<usize, ManifestError> {
     let banks_off = size_of::<BootManifest>();
-    let consoles_off = banks_off + size_of::<MemoryBank>() * banks.len();
-    let rc_off = consoles_off + size_of::<ConsoleInfo>() * consoles.len();
+    let consoles_off = banks_off + core::mem::size_of_val(banks);
+    let rc_off = consoles_off + core::mem::size_of_val(consoles);
     let used = rc_off;
     if used > buf.len() {
         return Err(ManifestError::TooLarge);

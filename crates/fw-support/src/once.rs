@@ -24,6 +24,8 @@ impl<T> TakeOnce<T> {
     }
 
     /// Returns the only mutable reference to the value, or `None` if it was taken before.
+    // `taken` makes this the only reference ever created, which is what makes it sound.
+    #[allow(clippy::mut_from_ref)]
     pub fn take(&'static self) -> Option<&'static mut T> {
         if self.taken.swap(true, Ordering::AcqRel) {
             return None;

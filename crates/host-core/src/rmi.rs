@@ -85,11 +85,22 @@ impl<'a, C: Conduit> Rmi<'a, C> {
         let r = self.conduit.smc(regs);
         self.calls += 1;
         if self.verbose {
-            let name = RmiFid::from_fid(fid).map_or("<unknown FID>", RmiFid::name);
-            let nrets = RmiFid::from_fid(fid).map_or(1, RmiFid::num_rets);
-            let _ = write!(self.out, "RMI {name}({fid:#x}");
-            for a in args {
-                let _ = write!(self.out, ", {a:#x}");
+            let decoded = RmiFid::from_fid(cca_abi::smccc::normalize(u64::from(fid)));
+            let nrets = decoded.map_or(1, RmiFid::num_rets);
+            match decoded {
+                Some(f) if f.fid() == fid => {
+                    let _ = write!(self.out, "RMI {}(", f.name());
+                }
+                Some(f) => {
+                    let _ = write!(self.out, "RMI {} [FID {fid:#x}](", f.name());
+                }
+                None => {
+                    let _ = write!(self.out, "RMI [unknown FID {fid:#x}](");
+                }
+            }
+            for (i, a) in args.iter().enumerate() {
+                let sep = if i == 0 { "" } else { ", " };
+                let _ = write!(self.out, "{sep}{a:#x}");
             }
             let _ = write!(self.out, ") -> {}", status_name(r[0]));
             if RmiReturn::from_reg(r[0]).is_some_and(|x| x.index != 0) {

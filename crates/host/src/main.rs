@@ -8,7 +8,7 @@
 mod entry;
 mod mmu;
 
-use cca_abi::{el3::sip, psci, rmi::RmiFid, rmi::RmiStatus, rmi::RMI_VERSION_2_0};
+use cca_abi::{el3::sip, psci, rmi::RmiFid, rmi::RMI_VERSION_2_0};
 use core::sync::atomic::{AtomicU64, Ordering};
 use fw_support::{println, read_sysreg};
 use host_core::boot::{self, BootPlan, Tally};
@@ -173,7 +173,6 @@ extern "C" fn host_main(dtb: u64) -> ! {
     };
     let mut tally = boot::run(&mut rmi, &mut Dram, &plan);
     let calls = rmi.calls;
-    let _ = RmiStatus::Success;
     secondary_cpu_check(&mut tally);
     println!(
         "{} RMI calls; {} checks passed, {} failed",
@@ -181,7 +180,8 @@ extern "C" fn host_main(dtb: u64) -> ! {
     );
     if tally.failed == 0 {
         println!("RESULT: PASS");
-        smc(sip::EXIT, &[0]);
+        println!("powering off with PSCI SYSTEM_OFF");
+        smc(psci::SYSTEM_OFF, &[]);
     } else {
         println!("RESULT: FAIL");
         smc(sip::EXIT, &[1]);

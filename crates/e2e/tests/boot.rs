@@ -1,0 +1,97 @@
+//! The three worlds boot on QEMU and the host's boot-time RMI sequence passes.
+
+use e2e::{boot, shared_boot, world_lines};
+
+#[test]
+fn host_sequence_passes_and_qemu_powers_off_with_status_zero() {
+    let out = shared_boot();
+    assert!(!out.timed_out, "QEMU hung");
+    assert_eq!(out.exit_code, Some(0), "QEMU exit status");
+    assert!(out.passed());
+    let host = world_lines(out, "HOST");
+    assert!(host.iter().any(|l| l.contains("0 failed")), "summary line");
+    assert!(
+        !host.iter().any(|l| l.contains("FAILED")),
+        "a host check failed"
+    );
+}
+
+#[test]
+fn el3_builds_the_gpt_and_boots_the_rmm() {
+    let out = shared_boot();
+    let el3 = world_lines(out, "EL3");
+    assert!(el3
+        .iter()
+        .any(|l| l.starts_with("GPT enabled: PPS 40 bits")));
+    assert!(el3
+        .iter()
+        .any(|l| l.starts_with("boot manifest v0.5 at 0x418ff000")));
+    assert!(el3
+        .iter()
+        .any(|l| l.starts_with("RMM boot complete on CPU 0")));
+}
+
+#[test]
+fn rmm_completes_boot_on_every_cpu() {
+    let out = shared_boot();
+    let rmm = world_lines(out, "RMM");
+    assert!(rmm
+        .iter()
+        .any(|l| l.starts_with("RMM (Rust) cold boot on CPU 0 of 2")));
+    assert!(rmm.iter().any(|l| l.starts_with("warm boot on CPU 1")));
+    let el3 = world_lines(out, "EL3");
+    assert!(el3
+        .iter()
+        .any(|l| l.starts_with("RMM boot complete on CPU 1")));
+}
+
+#[test]
+fn every_rmm_rejection_names_command_status_and_reason() {
+    let out = shared_boot();
+    let mut rejections = 0;
+    for (i, l) in out.lines.iter().enumerate() {
+        let Some(call) = l.strip_prefix("[HOST] RMI ") else {
+            continue;
+        };
+        let Some((_, status)) = call.split_once(" -> ") else {
+            continue;
+        };
+        if status.starts_with("RMI_SUCCESS") {
+            continue;
+        }
+        rejections += 1;
+        let prev = &out.lines[i - 1];
+        assert!(
+            prev.starts_with("[RMM] DEBUG "),
+            "no RMM log line before rejected call `{l}`"
+        );
+        let status_name = status.split_whitespace().next().unwrap();
+        assert!(
+            prev.contains(status_name),
+            "RMM log `{prev}` does not name {status_name}"
+        );
+        let reason = prev.split_once(": ").map(|(_, r)| r).unwrap_or("");
+        assert!(reason.len() > 10, "RMM log `{prev}` gives no reason");
+    }
+    assert!(
+        rejections >= 15,
+        "the demonstration makes deliberate bad calls ({rejections})"
+    );
+}
+
+#[test]
+fn delegated_memory_is_out_of_the_hosts_reach_and_scrubbed() {
+    let out = shared_boot();
+    let host = world_lines(out, "HOST");
+    assert!(
+        host.contains(&"  ok: the host cannot read a delegated granule (granule protection fault)")
+    );
+    assert!(host
+        .contains(&"  ok: undelegated granules come back scrubbed (the host's pattern is gone)"));
+}
+
+#[test]
+fn instruction_counting_mode_boots_too() {
+    let out = boot(true);
+    assert!(out.passed(), "the stack fails under -icount shift=0");
+}
