@@ -28,6 +28,8 @@ enum Cmd {
     Demo(RunArgs),
     /// Run the whole test suite: host-side unit tests, then the QEMU end-to-end tests.
     Test(TestArgs),
+    /// Boot under `-icount shift=0` and report instructions per RMI operation.
+    Bench,
     /// Check formatting and run clippy on the host crates and on the firmware images.
     Lint,
 }
@@ -60,6 +62,18 @@ fn main() -> Result<()> {
             outcome.report();
             if !outcome.passed() {
                 bail!("the demonstration failed");
+            }
+        }
+        Cmd::Bench => {
+            let tc = setup::ensure_all()?;
+            let imgs = images::build_all(&root, &tc)?;
+            let rows = qemu::bench(&imgs)?;
+            println!(
+                "\n{:<36} {:>8} {:>16}",
+                "operation", "ops", "instructions/op"
+            );
+            for (name, ops, per_op) in rows {
+                println!("{name:<36} {ops:>8} {per_op:>16}");
             }
         }
         Cmd::Lint => {

@@ -162,3 +162,34 @@ pub fn run_command(cmd: &mut Command, timeout: Duration, echo: bool) -> Result<O
         seconds: start.elapsed().as_secs_f64(),
     })
 }
+
+/// Where the host looks for the benchmark request, and the request itself ("BNCH").
+const BENCH_FLAG: &str = "loader,addr=0x5ffff000,data=0x48434e42,data-len=4";
+
+/// Boots under `-icount shift=0` with the benchmark request and returns
+/// `(operation, ops, instructions per op)` rows from the host's `BENCH` lines.
+pub fn bench(imgs: &Images) -> Result<Vec<(String, u64, u64)>> {
+    let mut cmd = command(&imgs.el3, &imgs.rmm, &imgs.host, true);
+    cmd.arg("-device").arg(BENCH_FLAG);
+    step("benchmarking on QEMU with -icount shift=0");
+    let out = run_command(&mut cmd, Duration::from_secs(600), false)?;
+    if !out.passed() {
+        for l in &out.lines {
+            eprintln!("{l}");
+        }
+        anyhow::bail!("the benchmark run failed");
+    }
+    Ok(out
+        .lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("[HOST] BENCH "))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((
+                w.next()?.to_string(),
+                w.next()?.parse().ok()?,
+                w.next()?.parse().ok()?,
+            ))
+        })
+        .collect())
+}

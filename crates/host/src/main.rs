@@ -22,6 +22,28 @@ const SECONDARY_GRANULE: u64 = 0x8200_0000;
 const RMM_CARVEOUT: u64 = 0x4010_0000;
 const MMIO_PA: u64 = 0x0900_0000;
 
+/// Where `cargo xtask bench` leaves [`BENCH_MAGIC`] to ask for the benchmarks.
+const BENCH_FLAG: u64 = 0x5fff_f000;
+/// "BNCH".
+const BENCH_MAGIC: u32 = 0x4843_4e42;
+/// Granules used by the delegation benchmark.
+const BENCH_POOL: u64 = 0x8400_0000;
+
+/// The generic timer.
+struct Timer;
+
+impl host_core::bench::Clock for Timer {
+    fn ticks(&mut self) -> u64 {
+        // SAFETY: ISB orders the counter read after earlier instructions; no memory effects.
+        unsafe { core::arch::asm!("isb", options(nostack)) };
+        read_sysreg!(cntvct_el0)
+    }
+
+    fn frequency(&self) -> u64 {
+        read_sysreg!(cntfrq_el0)
+    }
+}
+
 /// SMCs to EL3.
 struct Smc;
 
@@ -174,6 +196,15 @@ extern "C" fn host_main(dtb: u64) -> ! {
     let mut tally = boot::run(&mut rmi, &mut Dram, &plan);
     let calls = rmi.calls;
     secondary_cpu_check(&mut tally);
+    // SAFETY: the flag word is in the host's identity-mapped DRAM.
+    let bench = unsafe { (BENCH_FLAG as *const u32).read_volatile() } == BENCH_MAGIC;
+    if bench {
+        println!("-- benchmarks (instructions per operation under -icount shift=0)");
+        if !host_core::bench::delegation(&mut rmi, &mut Timer, BENCH_POOL, 1024) {
+            tally.failed += 1;
+            println!("  FAILED: a benchmarked call did not succeed");
+        }
+    }
     println!(
         "{} RMI calls; {} checks passed, {} failed",
         calls, tally.passed, tally.failed
