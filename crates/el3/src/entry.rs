@@ -197,18 +197,12 @@ pub unsafe fn run_lower(gprs: &mut [u64; 31]) -> ExitKind {
     }
 }
 
-/// Reports an exception taken from EL3 itself (or from AArch32) and halts.
+/// Reports an exception taken from EL3 itself (or from AArch32) and ends the run.
 #[unsafe(no_mangle)]
 extern "C" fn el3_fatal_exception(kind: u64) -> ! {
     let esr = fw_support::read_sysreg!(esr_el3);
     let elr = fw_support::read_sysreg!(elr_el3);
     let far = fw_support::read_sysreg!(far_el3);
-    let what = match kind {
-        0 => "synchronous exception in EL3",
-        1 => "IRQ in EL3",
-        2 => "FIQ in EL3",
-        3 => "SError in EL3",
-        _ => "exception from AArch32",
-    };
-    crate::power::fatal_exit(format_args!("{what}"), esr, elr, far)
+    let what = fw_support::exception::vector_name(kind);
+    crate::power::fatal_exit(format_args!("{what} in EL3"), esr, elr, far)
 }

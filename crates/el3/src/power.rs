@@ -39,14 +39,6 @@ fn gpio_pulse(pin: u64) {
 
 /// Reports a fatal exception and ends the run with a failure status.
 pub fn fatal_exit(what: fmt::Arguments, esr: u64, elr: u64, far: u64) -> ! {
-    let gpf = if fw_support::exception::is_gpf(esr) {
-        " [GRANULE PROTECTION FAULT]"
-    } else {
-        ""
-    };
-    fw_support::console::print_emergency(format_args!(
-        "FATAL: {what}: ESR_EL3={esr:#x} ({}){gpf} ELR_EL3={elr:#x} FAR_EL3={far:#x}\n",
-        fw_support::exception::ec_name(esr)
-    ));
+    fw_support::exception::report_fatal(what, "EL3", esr, elr, far);
     exit(0xE3)
 }

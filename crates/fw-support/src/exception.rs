@@ -34,18 +34,45 @@ pub fn is_gpf(esr: u64) -> bool {
             && (fsc == 0x23 || (0x24..=0x27).contains(&fsc)))
 }
 
-/// Prints a fatal exception report and halts this CPU.
-pub fn fatal(what: &str, esr: u64, elr: u64, far: u64) -> ! {
+/// The vector slot an exception came through, as the images' vector tables number them:
+/// 0-3 synchronous/IRQ/FIQ/SError at the current EL, 4 from a lower EL, 5 from AArch32.
+pub fn vector_name(kind: u64) -> &'static str {
+    match kind {
+        0 => "synchronous exception",
+        1 => "IRQ",
+        2 => "FIQ",
+        3 => "SError",
+        4 => "exception from a lower EL",
+        _ => "exception from AArch32",
+    }
+}
+
+/// Prints a fatal exception report: `el` names the syndrome registers (`EL2`, `EL3`).
+pub fn report_fatal(what: core::fmt::Arguments, el: &str, esr: u64, elr: u64, far: u64) {
     let gpf = if is_gpf(esr) {
         " [GRANULE PROTECTION FAULT]"
     } else {
         ""
     };
     crate::console::print_emergency(format_args!(
-        "FATAL: {what}: ESR={esr:#x} ({}){gpf} ELR={elr:#x} FAR={far:#x}\n",
+        "FATAL: {what}: ESR_{el}={esr:#x} ({}){gpf} ELR_{el}={elr:#x} FAR_{el}={far:#x}\n",
         ec_name(esr)
     ));
-    crate::halt()
+}
+
+/// Reports an exception taken at EL2 and ends the run with `status`.
+pub fn fatal_el2(what: &str, kind: u64, status: u64) -> ! {
+    let esr = crate::read_sysreg!(esr_el2);
+    let elr = crate::read_sysreg!(elr_el2);
+    let far = crate::read_sysreg!(far_el2);
+    report_fatal(
+        format_args!("{} in {what}", vector_name(kind)),
+        "EL2",
+        esr,
+        elr,
+        far,
+    );
+    crate::exit_emulator(status)
 }
 
 /// Prints a panic report (used by each image's `#[panic_handler]`).

@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod boot;
+pub mod realm;
 pub mod rmi;
 
 pub use rmi::{Conduit, HostMem, Rmi};

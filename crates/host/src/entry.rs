@@ -128,13 +128,5 @@ pub unsafe fn probe_read(pa: u64) -> Option<u64> {
 
 #[unsafe(no_mangle)]
 extern "C" fn host_fatal_exception(kind: u64) -> ! {
-    let esr = fw_support::read_sysreg!(esr_el2);
-    let elr = fw_support::read_sysreg!(elr_el2);
-    let far = fw_support::read_sysreg!(far_el2);
-    fw_support::console::print_emergency(format_args!(
-        "FATAL: host exception (vector group {kind}): ESR_EL2={esr:#x} ({}){} ELR_EL2={elr:#x} FAR_EL2={far:#x}\n",
-        fw_support::exception::ec_name(esr),
-        if fw_support::exception::is_gpf(esr) { " [GRANULE PROTECTION FAULT]" } else { "" }
-    ));
-    fw_support::exit_emulator(0xE1)
+    fw_support::exception::fatal_el2("the host", kind, 0xE1)
 }

@@ -168,25 +168,5 @@ pub unsafe fn ns_copy(dst: *mut u8, src: *const u8, len: usize) -> bool {
 
 #[unsafe(no_mangle)]
 extern "C" fn rmm_fatal_exception(kind: u64) -> ! {
-    let esr = fw_support::read_sysreg!(esr_el2);
-    let elr = fw_support::read_sysreg!(elr_el2);
-    let far = fw_support::read_sysreg!(far_el2);
-    let what = match kind {
-        0 => "synchronous exception in the RMM",
-        1 => "IRQ in the RMM",
-        2 => "FIQ in the RMM",
-        3 => "SError in the RMM",
-        4 => "exception from a lower EL (no realm runs yet)",
-        _ => "exception from AArch32",
-    };
-    fw_support::console::print_emergency(format_args!(
-        "FATAL: {what}: ESR_EL2={esr:#x} ({}){} ELR_EL2={elr:#x} FAR_EL2={far:#x}\n",
-        fw_support::exception::ec_name(esr),
-        if fw_support::exception::is_gpf(esr) {
-            " [GRANULE PROTECTION FAULT]"
-        } else {
-            ""
-        }
-    ));
-    fw_support::exit_emulator(0xE2)
+    fw_support::exception::fatal_el2("the RMM", kind, 0xE2)
 }
