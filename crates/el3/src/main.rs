@@ -10,6 +10,7 @@
 
 mod context;
 mod entry;
+mod gic;
 mod gpt;
 mod mmu;
 mod monitor;
@@ -101,6 +102,16 @@ extern "C" fn el3_primary_main(cpu: usize) -> ! {
             fw_support::mmu::DEVICE | mmu::ROOT,
         ),
         (
+            GICD_BASE,
+            GICD_BASE + 0x1_0000,
+            fw_support::mmu::DEVICE | mmu::ROOT,
+        ),
+        (
+            GICR_BASE,
+            GICR_BASE + GICR_STRIDE * entry::MAX_CPUS as u64,
+            fw_support::mmu::DEVICE | mmu::ROOT,
+        ),
+        (
             SECURE_RAM.0,
             SECURE_RAM.0 + SECURE_RAM.1,
             fw_support::mmu::RW_DATA | mmu::ROOT,
@@ -154,6 +165,8 @@ extern "C" fn el3_primary_main(cpu: usize) -> ! {
     );
 
     monitor::init_shared(ncpus, dram_base, dram_size);
+    gic::init_distributor();
+    gic::init_redistributor(cpu);
     init_el3_regs(&id);
     monitor::run_primary(cpu, id)
 }
@@ -168,6 +181,7 @@ extern "C" fn el3_secondary_main(cpu: usize) -> ! {
             .expect("primary set up the MMU before releasing the pen");
         mmu::enable(&regs);
         gpt::enable_on_this_cpu(GPT_GEOMETRY);
+        gic::init_redistributor(cpu);
         init_el3_regs(&id);
         monitor::run_secondary(cpu, id, entry, context_id);
     }

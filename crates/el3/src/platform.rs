@@ -32,3 +32,9 @@ pub const GPT_MAX_L1: usize = 6;
 pub const UART_CLK_HZ: u64 = 1;
 /// UART baud rate reported in the manifest.
 pub const UART_BAUD: u64 = 115_200;
+/// GICv3 distributor.
+pub const GICD_BASE: u64 = 0x0800_0000;
+/// First GICv3 redistributor.
+pub const GICR_BASE: u64 = 0x080a_0000;
+/// Distance between redistributors (RD_base and SGI_base frames).
+pub const GICR_STRIDE: u64 = 0x2_0000;
