@@ -80,7 +80,10 @@ impl Measurement {
         image[0x20..0x24].copy_from_slice(&(params.num_wps as u32).to_le_bytes());
         image[0x28..0x2c].copy_from_slice(&(params.pmu_num_ctrs as u32).to_le_bytes());
         image[0x30] = params.hash_algo;
-        Some(Self { algo, slot: hash(algo, &image) })
+        Some(Self {
+            algo,
+            slot: hash(algo, &image),
+        })
     }
 
     fn extend_descriptor(&mut self, desc: &mut [u8; DESC_LEN]) {
@@ -168,19 +171,31 @@ mod tests {
     #[test]
     fn golden_sha256_sequence() {
         let mut rim = Measurement::realm_create(&params(0)).unwrap();
-        assert_eq!(format!("{rim}"), "6739dfb22b75ee1268d08dfa8369f501bc0b066243553f069f560d1fa1172973");
+        assert_eq!(
+            format!("{rim}"),
+            "6739dfb22b75ee1268d08dfa8369f501bc0b066243553f069f560d1fa1172973"
+        );
         rim.extend_data(0x4000_0000, 1, &content(0));
         rim.extend_data(0x4000_1000, 1, &content(1));
-        assert_eq!(format!("{rim}"), "f68e1c79c883a1007bff27c0ad1fc76826120891b2677c86c989acdc8d2c66dc");
+        assert_eq!(
+            format!("{rim}"),
+            "f68e1c79c883a1007bff27c0ad1fc76826120891b2677c86c989acdc8d2c66dc"
+        );
         rim.extend_data(0x4000_2000, 0, &[0xAA; 4096]);
-        assert_eq!(format!("{rim}"), "21774ede8f4c1ceb9fa0f6f2eb1be10e6412684e45e4e868d49185fad683cb69");
+        assert_eq!(
+            format!("{rim}"),
+            "21774ede8f4c1ceb9fa0f6f2eb1be10e6412684e45e4e868d49185fad683cb69"
+        );
         let mut rec = RecParams::new_zeroed();
         rec.flags = 1;
         rec.pc = 0x4000_0000;
         rec.gprs[0] = 0x4010_0000;
         rec.mpidr = 0x55; // not measured
         rim.extend_rec(&rec);
-        assert_eq!(format!("{rim}"), "20fcb505bea94e1e56a7cc80a366a734979180baa79048b14a371232e6150027");
+        assert_eq!(
+            format!("{rim}"),
+            "20fcb505bea94e1e56a7cc80a366a734979180baa79048b14a371232e6150027"
+        );
         rec.flags = 0;
         let before = rim;
         rim.extend_rec(&rec);
@@ -192,15 +207,24 @@ mod tests {
         let rim = Measurement::realm_create(&params(1)).unwrap();
         let s = format!("{rim}");
         assert_eq!(s.len(), 128);
-        assert!(s.starts_with("799e434048fb57eb") && s.ends_with("d44bbbab"), "{s}");
+        assert!(
+            s.starts_with("799e434048fb57eb") && s.ends_with("d44bbbab"),
+            "{s}"
+        );
     }
 
     #[test]
     fn golden_rem_extend() {
-        let mut rem = Measurement { algo: HashAlgorithm::Sha256, slot: [0; SLOT] };
+        let mut rem = Measurement {
+            algo: HashAlgorithm::Sha256,
+            slot: [0; SLOT],
+        };
         let value = hash(HashAlgorithm::Sha256, b"hello");
         rem.extend_rem(&value[..32]);
-        assert_eq!(format!("{rem}"), "9851312028952521510e8eaab5be94e7dc24b5fc292b2e9781173cf11ffa9878");
+        assert_eq!(
+            format!("{rem}"),
+            "9851312028952521510e8eaab5be94e7dc24b5fc292b2e9781173cf11ffa9878"
+        );
     }
 
     #[test]
