@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod carveout;
+pub mod features;
 pub mod gpt;
 pub mod manifest;
 pub mod psci;

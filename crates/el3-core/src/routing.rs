@@ -36,6 +36,8 @@ pub enum Route {
     SmcccVersion,
     /// `SMCCC_ARCH_FEATURES`.
     SmcccArchFeatures,
+    /// `SMCCC_ARCH_FEATURE_AVAILABILITY`.
+    SmcccFeatureAvailability,
     /// This stack's `CCA_SIP_EXIT`.
     SipExit,
     /// Anything else: `SMC_UNKNOWN`.
@@ -51,6 +53,7 @@ pub fn route(world: World, x0: u64) -> Route {
     match (world, fid) {
         (_, smccc::SMCCC_VERSION) => Route::SmcccVersion,
         (_, smccc::SMCCC_ARCH_FEATURES) => Route::SmcccArchFeatures,
+        (_, smccc::SMCCC_ARCH_FEATURE_AVAILABILITY) => Route::SmcccFeatureAvailability,
         (World::NonSecure, f) if rmi::is_rmi_fid(f) => Route::ForwardRmi,
         (World::NonSecure, f) if psci::name(f).is_some() => Route::Psci,
         (World::NonSecure, el3::sip::EXIT) => Route::SipExit,
@@ -116,5 +119,9 @@ mod tests {
         );
         assert_eq!(route(World::Realm, 0xC400_0150), Route::Unknown);
         assert_eq!(route(World::Realm, 0x8000_0000), Route::SmcccVersion);
+        assert_eq!(
+            route(World::Realm, 0xC000_0003),
+            Route::SmcccFeatureAvailability
+        );
     }
 }

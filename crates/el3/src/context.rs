@@ -21,6 +21,7 @@ mod scr {
     pub const APK: u64 = 1 << 16;
     pub const API: u64 = 1 << 17;
     pub const ENSCXT: u64 = 1 << 25;
+    pub const ENTP2: u64 = 1 << 41;
     pub const FGTEN: u64 = 1 << 27;
     pub const ECVEN: u64 = 1 << 28;
     pub const HXEN: u64 = 1 << 38;
@@ -41,6 +42,9 @@ pub fn scr_for(world: World, id: &CpuId) -> u64 {
     }
     if id.csv2_2() {
         v |= scr::ENSCXT;
+    }
+    if id.sme() {
+        v |= scr::ENTP2;
     }
     if id.fgt() {
         v |= scr::FGTEN;
@@ -314,6 +318,11 @@ impl WorldCtx {
             scr: scr_for(world, id),
             el2,
         }
+    }
+
+    /// The SCR_EL3 value this world runs with.
+    pub fn scr(&self) -> u64 {
+        self.scr
     }
 
     /// Restores this world, runs it until it traps to EL3, and saves it again.

@@ -22,8 +22,8 @@ use fw_support::sysreg::CpuId;
 use fw_support::{println, read_sysreg, write_sysreg};
 use platform::*;
 
-/// Sets up the EL3 registers every CPU needs before entering a lower world.
-fn init_el3_regs(id: &CpuId) {
+/// The CPTR_EL3 value lower worlds run with.
+pub(crate) fn cptr_el3(id: &CpuId) -> u64 {
     let mut cptr = 0u64;
     if id.sve() {
         cptr |= 1 << 8; // EZ: SVE not trapped.
@@ -31,6 +31,15 @@ fn init_el3_regs(id: &CpuId) {
     if id.sme() {
         cptr |= 1 << 12; // ESM: SME not trapped.
     }
+    cptr
+}
+
+/// The MDCR_EL3 value lower worlds run with: nothing trapped to EL3.
+pub(crate) const MDCR_EL3: u64 = 0;
+
+/// Sets up the EL3 registers every CPU needs before entering a lower world.
+fn init_el3_regs(id: &CpuId) {
+    let cptr = cptr_el3(id);
     // SAFETY: these registers only control traps and vector lengths of the lower ELs and
     // the GIC system register interface; EL3 itself uses neither FP nor the GIC.
     unsafe {
@@ -42,7 +51,7 @@ fn init_el3_regs(id: &CpuId) {
         if id.sme() {
             write_sysreg!(s3_6_c1_c2_6, 0xfu64); // SMCR_EL3: maximum streaming length.
         }
-        write_sysreg!(mdcr_el3, 0u64);
+        write_sysreg!(mdcr_el3, MDCR_EL3);
         write_sysreg!(s3_6_c12_c12_5, 0xfu64); // ICC_SRE_EL3: SRE, DFB, DIB, Enable.
         core::arch::asm!("isb", options(nostack));
         write_sysreg!(s3_4_c12_c9_5, 0xfu64); // ICC_SRE_EL2: SRE, DFB, DIB, Enable.

@@ -125,8 +125,8 @@ fn run_cpu(cpu: usize, id: &CpuId, realm: &mut WorldCtx, ns: &mut WorldCtx) {
             );
         }
         let next = match current {
-            World::Realm => realm_call(cpu, realm, ns),
-            World::NonSecure => ns_call(cpu, ns, realm),
+            World::Realm => realm_call(cpu, id, realm, ns),
+            World::NonSecure => ns_call(cpu, id, ns, realm),
         };
         match next {
             Next::Stay => {}
@@ -150,7 +150,7 @@ fn el3_error(e: GptError) -> u64 {
 }
 
 /// Serves an SMC from the RMM.
-fn realm_call(cpu: usize, realm: &mut WorldCtx, ns: &mut WorldCtx) -> Next {
+fn realm_call(cpu: usize, id: &CpuId, realm: &mut WorldCtx, ns: &mut WorldCtx) -> Next {
     let x = realm.x;
     match route(World::Realm, x[0]) {
         Route::RmiComplete => {
@@ -205,6 +205,10 @@ fn realm_call(cpu: usize, realm: &mut WorldCtx, ns: &mut WorldCtx) -> Next {
             realm.ret(&[arch_features(x[1])]);
             Next::Stay
         }
+        Route::SmcccFeatureAvailability => {
+            feature_availability(realm, id);
+            Next::Stay
+        }
         _ => {
             realm.ret(&[smccc::SMC_UNKNOWN]);
             Next::Stay
@@ -214,13 +218,34 @@ fn realm_call(cpu: usize, realm: &mut WorldCtx, ns: &mut WorldCtx) -> Next {
 
 fn arch_features(fid: u64) -> u64 {
     match fid as u32 {
-        smccc::SMCCC_VERSION | smccc::SMCCC_ARCH_FEATURES => 0,
+        smccc::SMCCC_VERSION
+        | smccc::SMCCC_ARCH_FEATURES
+        | smccc::SMCCC_ARCH_FEATURE_AVAILABILITY => 0,
         _ => smccc::NOT_SUPPORTED,
     }
 }
 
+/// `SMCCC_ARCH_FEATURE_AVAILABILITY(opcode)` for the world `ctx`.
+fn feature_availability(ctx: &mut WorldCtx, id: &CpuId) {
+    let regs = el3_core::features::WorldRegs {
+        scr: ctx.scr(),
+        cptr: crate::cptr_el3(id),
+        mdcr: crate::MDCR_EL3,
+    };
+    let imp = el3_core::features::Implemented {
+        ras: id.ras(),
+        rng: id.rng(),
+        amu: id.amu(),
+        fgt: id.fgt(),
+    };
+    match el3_core::features::availability(ctx.x[1], &regs, &imp) {
+        Ok(mask) => ctx.ret(&[0, mask]),
+        Err(e) => ctx.ret(&[e, 0]),
+    }
+}
+
 /// Serves an SMC from the host.
-fn ns_call(cpu: usize, ns: &mut WorldCtx, realm: &mut WorldCtx) -> Next {
+fn ns_call(cpu: usize, id: &CpuId, ns: &mut WorldCtx, realm: &mut WorldCtx) -> Next {
     let x = ns.x;
     match route(World::NonSecure, x[0]) {
         Route::ForwardRmi => {
@@ -242,6 +267,10 @@ fn ns_call(cpu: usize, ns: &mut WorldCtx, realm: &mut WorldCtx) -> Next {
         }
         Route::SmcccArchFeatures => {
             ns.ret(&[arch_features(x[1])]);
+            Next::Stay
+        }
+        Route::SmcccFeatureAvailability => {
+            feature_availability(ns, id);
             Next::Stay
         }
         _ => {

@@ -52,6 +52,8 @@ pub struct CpuId {
     pub dfr0: u64,
     /// ID_AA64DFR1_EL1.
     pub dfr1: u64,
+    /// ID_AA64ISAR0_EL1.
+    pub isar0: u64,
     /// ID_AA64ISAR1_EL1.
     pub isar1: u64,
     /// ID_AA64ISAR2_EL1.
@@ -70,6 +72,7 @@ impl CpuId {
             mmfr3: read_sysreg!(s3_0_c0_c7_3),
             dfr0: read_sysreg!(id_aa64dfr0_el1),
             dfr1: read_sysreg!(s3_0_c0_c5_1),
+            isar0: read_sysreg!(id_aa64isar0_el1),
             isar1: read_sysreg!(id_aa64isar1_el1),
             isar2: read_sysreg!(s3_0_c0_c6_2),
         }
@@ -138,6 +141,14 @@ impl CpuId {
         field(self.isar1, 4, 4) != 0
             || field(self.isar1, 8, 4) != 0
             || field(self.isar2, 12, 4) != 0
+    }
+    /// FEAT_RAS.
+    pub fn ras(&self) -> bool {
+        field(self.pfr0, 28, 4) != 0
+    }
+    /// FEAT_RNG.
+    pub fn rng(&self) -> bool {
+        field(self.isar0, 60, 4) != 0
     }
     /// FEAT_RME.
     pub fn rme(&self) -> bool {
