@@ -67,9 +67,11 @@ macro_rules! rmi_fids {
 pub enum RmiClass {
     /// Core realm management, implemented by this RMM.
     Core,
-    /// Device assignment (not implemented: answered with `ERROR_NOT_SUPPORTED`).
+    /// Device assignment (not implemented: answered with `ERROR_NOT_SUPPORTED` after the
+    /// activation gate; TF-RMM main implements them).
     DeviceAssignment,
-    /// Planes and auxiliary RTTs (not implemented: answered with `ERROR_NOT_SUPPORTED`).
+    /// Planes and auxiliary RTTs (not implemented: answered with `ERROR_NOT_SUPPORTED` after
+    /// the activation gate; TF-RMM main implements them).
     Planes,
     /// A function identifier the specification defines but TF-RMM main leaves unimplemented.
     Unimplemented,
@@ -737,6 +739,201 @@ pub mod mem_req {
     pub const CAN_CANCEL: u8 = 1 << 2;
 }
 
+/// `RmiRealmState`: the lifecycle state of a realm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RealmState {
+    /// Created, being populated.
+    New = 0,
+    /// Activated: RECs may run.
+    Active = 1,
+    /// The realm called PSCI SYSTEM_OFF or SYSTEM_RESET.
+    SystemOff = 2,
+    /// Terminated: only teardown commands apply.
+    Zombie = 3,
+}
+
+impl RealmState {
+    /// Decodes a state value.
+    pub const fn from_u64(v: u64) -> Option<Self> {
+        match v {
+            0 => Some(Self::New),
+            1 => Some(Self::Active),
+            2 => Some(Self::SystemOff),
+            3 => Some(Self::Zombie),
+            _ => None,
+        }
+    }
+}
+
+/// `RmiRealmFlags0` and `RmiRealmFlags1` fields of [`RealmParams`].
+pub mod realm_flags {
+    /// flags0 bit 0: LPA2 (52-bit IPAs with 4 KiB granules).
+    pub const LPA2: u64 = 1 << 0;
+    /// flags0 bit 1: SVE.
+    pub const SVE: u64 = 1 << 1;
+    /// flags0 bit 2: PMU.
+    pub const PMU: u64 = 1 << 2;
+    /// flags0 bit 3: device assignment.
+    pub const DA: u64 = 1 << 3;
+    /// flags0 bits [8:7]: MEC policy.
+    pub const MEC_POLICY_SHIFT: u32 = 7;
+    /// Mask of the MEC policy field (after shifting).
+    pub const MEC_POLICY_MASK: u64 = 0x3;
+    /// MEC policy: shared MECID.
+    pub const MEC_POLICY_SHARED: u64 = 0;
+    /// MEC policy: private MECID.
+    pub const MEC_POLICY_PRIVATE: u64 = 1;
+    /// flags1 bit 0: one RTT tree per plane.
+    pub const RTT_TREE_PP: u64 = 1 << 0;
+    /// flags1 bit 1: S2AP indirect encoding.
+    pub const S2AP_INDIRECT: u64 = 1 << 1;
+}
+
+/// `RmiRttEntryState`: the state of an RTT entry as `RTT_READ_ENTRY` reports it.
+pub mod rtt_entry_state {
+    /// Unassigned.
+    pub const UNASSIGNED: u64 = 0;
+    /// Assigned (data, or NS memory outside the PAR).
+    pub const ASSIGNED: u64 = 1;
+    /// A table.
+    pub const TABLE: u64 = 2;
+    /// Assigned device memory.
+    pub const ASSIGNED_DEV: u64 = 3;
+}
+
+/// `RmiRipas`: the realm IPA state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Ripas {
+    /// No realm resources mapped.
+    Empty = 0,
+    /// Private realm memory.
+    Ram = 1,
+    /// Made inaccessible by the host.
+    Destroyed = 2,
+    /// Device memory.
+    Dev = 3,
+}
+
+/// `RmiDataMeasureContent` values of `RTT_DATA_MAP_INIT`'s flags.
+pub mod data_flags {
+    /// Measure only the IPA and flags.
+    pub const NO_MEASURE_CONTENT: u64 = 0;
+    /// Also measure the contents.
+    pub const MEASURE_CONTENT: u64 = 1;
+}
+
+/// `RmiAddrType` and the flags words of the range map and unmap commands
+/// (`RmiRttProtMapFlags`, `RmiRttUnprotMapFlags`, `RmiRttUnmapFlags`).
+pub mod map_flags {
+    /// No output address.
+    pub const ADDR_TYPE_NONE: u64 = 0;
+    /// `oaddr` is one `RmiAddrRangeDesc4KB`.
+    pub const ADDR_TYPE_SINGLE: u64 = 1;
+    /// `oaddr` is the PA of an NS list of descriptors.
+    pub const ADDR_TYPE_LIST: u64 = 2;
+    /// Mask of the address type, bits [1:0].
+    pub const ADDR_TYPE_MASK: u64 = 0x3;
+    /// Shift of the list count, bits [15:2].
+    pub const LIST_COUNT_SHIFT: u32 = 2;
+    /// Mask of the list count (after shifting).
+    pub const LIST_COUNT_MASK: u64 = (1 << 14) - 1;
+    /// `RTT_UNPROT_MAP`: shift of MEMATTR, bits [18:16] (stage 2 MemAttr[2:0], FWB encoding).
+    pub const MEMATTR_SHIFT: u32 = 16;
+    /// Mask of MEMATTR (after shifting).
+    pub const MEMATTR_MASK: u64 = 0x7;
+    /// `RTT_UNPROT_MAP`: shift of S2AP, bits [22:19].
+    pub const S2AP_SHIFT: u32 = 19;
+    /// Mask of S2AP (after shifting).
+    pub const S2AP_MASK: u64 = 0xf;
+    /// Direct S2AP encoding: write permission.
+    pub const S2AP_DIRECT_WRITE: u64 = 1 << 0;
+    /// Direct S2AP encoding: read permission.
+    pub const S2AP_DIRECT_READ: u64 = 1 << 1;
+
+    /// Builds a flags word with an address type and a list count.
+    pub const fn with_list(addr_type: u64, count: u64) -> u64 {
+        (addr_type & ADDR_TYPE_MASK) | ((count & LIST_COUNT_MASK) << LIST_COUNT_SHIFT)
+    }
+}
+
+/// `RmiOpMemDonateReq`: the memory request of an `INCOMPLETE | DONATE` result (x2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DonateReq {
+    /// Block size of the requested blocks.
+    pub size: BlockSize,
+    /// Number of blocks (14 bits).
+    pub count: u16,
+    /// The blocks must form one contiguous, naturally aligned range.
+    pub contig: bool,
+    /// The blocks are undelegated (false: delegated).
+    pub undelegated: bool,
+}
+
+impl DonateReq {
+    /// Decodes x2.
+    pub const fn decode(v: u64) -> Self {
+        Self {
+            size: BlockSize::from_bits(v),
+            count: ((v >> 2) & 0x3fff) as u16,
+            contig: (v >> 16) & 1 != 0,
+            undelegated: (v >> 17) & 1 != 0,
+        }
+    }
+
+    /// Encodes x2.
+    pub const fn encode(self) -> u64 {
+        (self.size as u64)
+            | ((self.count as u64 & 0x3fff) << 2)
+            | ((self.contig as u64) << 16)
+            | ((self.undelegated as u64) << 17)
+    }
+
+    /// Total bytes requested.
+    pub const fn bytes(self) -> u64 {
+        self.size.bytes() * self.count as u64
+    }
+}
+
+/// `RmiRecParams.flags` bit 0: the REC is runnable.
+pub const REC_PARAMS_FLAG_RUNNABLE: u64 = 1;
+
+/// Number of auxiliary granules every REC needs (donated through the `REC_CREATE` operation).
+pub const REC_AUX_GRANULES: usize = 16;
+
+/// `RmiRecMpidr` fields: Aff0 in bits [3:0], Aff1 [15:8], Aff2 [23:16], Aff3 [31:24].
+pub mod rec_mpidr {
+    /// The bits a valid `RmiRecMpidr` may have set.
+    pub const VALID_MASK: u64 = 0xF | (0xFF << 8) | (0xFF << 16) | (0xFF << 24);
+
+    /// Returns true when only the affinity fields are set.
+    pub const fn is_valid(mpidr: u64) -> bool {
+        mpidr & !VALID_MASK == 0
+    }
+
+    /// The REC index: Aff3:Aff2:Aff1:Aff0[3:0].
+    pub const fn to_index(mpidr: u64) -> u64 {
+        (mpidr & 0xF)
+            | ((mpidr >> 4) & (0xFF << 4))
+            | ((mpidr >> 4) & (0xFF << 12))
+            | ((mpidr >> 4) & (0xFF << 20))
+    }
+
+    /// The `RmiRecMpidr` of REC index `idx` (inverse of [`to_index`]).
+    pub const fn from_index(idx: u64) -> u64 {
+        (idx & 0xF)
+            | ((idx & (0xFF << 4)) << 4)
+            | ((idx & (0xFF << 12)) << 4)
+            | ((idx & (0xFF << 20)) << 4)
+    }
+
+    /// The `MPIDR_EL1` layout of the same affinities (Aff3 moves to bits [39:32]).
+    pub const fn to_mpidr_el1(mpidr: u64) -> u64 {
+        (mpidr & 0xFF_FFFF) | ((mpidr & (0xFF << 24)) << 8)
+    }
+}
+
 /// REC exit reasons.
 pub mod exit_reason {
     /// Synchronous exception.
@@ -811,6 +1008,28 @@ mod tests {
         for (i, s) in RmiStatus::ALL.iter().enumerate() {
             assert_eq!(*s as usize, i);
         }
+    }
+
+    #[test]
+    fn donate_request_and_mpidr() {
+        let r = DonateReq {
+            size: BlockSize::L3_4K,
+            count: 16,
+            contig: false,
+            undelegated: false,
+        };
+        assert_eq!(r.encode(), 0x40);
+        assert_eq!(DonateReq::decode(0x40), r);
+        assert_eq!(r.bytes(), 16 * 4096);
+        assert!(DonateReq::decode(3 << 16).undelegated);
+        assert_eq!(rec_mpidr::to_index(0x0302_0105), 0x302015);
+        assert_eq!(rec_mpidr::from_index(0x302015), 0x0302_0105);
+        assert!(!rec_mpidr::is_valid(0x10));
+        assert!(rec_mpidr::is_valid(0xFFFF_FF0F));
+        assert_eq!(rec_mpidr::to_mpidr_el1(0x0400_0001), 0x04_0000_0001);
+        assert_eq!(map_flags::with_list(2, 5), 2 | (5 << 2));
+        assert_eq!(RealmState::from_u64(3), Some(RealmState::Zombie));
+        assert_eq!(RealmState::from_u64(4), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use cca_abi::rmi::{RmiFid, RmiStatus, RmmState};
+use cca_abi::rmi::{RmiClass, RmiFid, RmiStatus, RmmState};
 use cca_abi::smccc::{self, SMC_UNKNOWN};
 
 use crate::error::{Reason, RmiError};
@@ -53,6 +53,30 @@ fn handler_for<'a, P: Platform>(fid: RmiFid) -> Option<Handler<'a, P>> {
         RmiFid::GPT_L1_CREATE => Rmm::cmd_gpt_l1_create,
         RmiFid::GRANULE_RANGE_DELEGATE => Rmm::cmd_range_delegate,
         RmiFid::GRANULE_RANGE_UNDELEGATE => Rmm::cmd_range_undelegate,
+        RmiFid::REALM_CREATE => Rmm::cmd_realm_create,
+        RmiFid::REALM_ACTIVATE => Rmm::cmd_realm_activate,
+        RmiFid::REALM_TERMINATE => Rmm::cmd_realm_terminate,
+        RmiFid::REALM_DESTROY => Rmm::cmd_realm_destroy,
+        RmiFid::RTT_CREATE => Rmm::cmd_rtt_create,
+        RmiFid::RTT_DESTROY => Rmm::cmd_rtt_destroy,
+        RmiFid::RTT_FOLD => Rmm::cmd_rtt_fold,
+        RmiFid::RTT_READ_ENTRY => Rmm::cmd_rtt_read_entry,
+        RmiFid::RTT_INIT_RIPAS => Rmm::cmd_rtt_init_ripas,
+        RmiFid::RTT_SET_RIPAS => Rmm::cmd_rtt_set_ripas,
+        RmiFid::RTT_DATA_MAP_INIT => Rmm::cmd_data_map_init,
+        RmiFid::RTT_DATA_MAP => Rmm::cmd_data_map,
+        RmiFid::RTT_DATA_UNMAP => Rmm::cmd_data_unmap,
+        RmiFid::RTT_UNPROT_MAP => Rmm::cmd_unprot_map,
+        RmiFid::RTT_UNPROT_UNMAP => Rmm::cmd_unprot_unmap,
+        RmiFid::REC_CREATE => Rmm::cmd_rec_create,
+        RmiFid::REC_DESTROY => Rmm::cmd_rec_destroy,
+        RmiFid::OP_CONTINUE => Rmm::cmd_op_continue,
+        RmiFid::OP_MEM_DONATE => Rmm::cmd_op_mem_donate,
+        RmiFid::OP_MEM_RECLAIM => Rmm::cmd_op_mem_reclaim,
+        RmiFid::OP_CANCEL => Rmm::cmd_op_cancel,
+        f if matches!(f.class(), RmiClass::DeviceAssignment | RmiClass::Planes) => {
+            Rmm::cmd_not_supported
+        }
         _ => return None,
     })
 }
@@ -104,7 +128,8 @@ impl<'a, P: Platform> Rmm<'a, P> {
             .check_gate(fid)
             .and_then(|()| handler(self, regs, &mut out));
         match result {
-            Ok(()) => out[0] = RmiStatus::Success as u64,
+            // x0 starts at SUCCESS; operations that return INCOMPLETE set it themselves.
+            Ok(()) => {}
             Err(e) => {
                 out[0] = e.to_reg();
                 let nargs = fid.num_args().min(7);
@@ -118,6 +143,15 @@ impl<'a, P: Platform> Rmm<'a, P> {
     /// does for a function identifier without a handler.
     pub fn implements(fid: RmiFid) -> bool {
         handler_for::<P>(fid).is_some()
+    }
+
+    /// Device assignment and planes commands: defined, and implemented by TF-RMM main, but
+    /// not by this RMM (`RMI_FEATURES` reports neither).
+    fn cmd_not_supported(&self, _regs: &Regs, _out: &mut Regs) -> Result<(), RmiError> {
+        Err(RmiError::new(
+            RmiStatus::ErrorNotSupported,
+            Reason::Text("device assignment and planes are not supported by this RMM"),
+        ))
     }
 
     fn check_gate(&self, fid: RmiFid) -> Result<(), RmiError> {
@@ -145,29 +179,22 @@ mod tests {
     use cca_abi::smccc::SVE_HINT;
     use std::vec::Vec;
 
-    const IMPLEMENTED: [RmiFid; 9] = [
-        RmiFid::VERSION,
-        RmiFid::FEATURES,
-        RmiFid::RMM_CONFIG_SET,
-        RmiFid::RMM_CONFIG_GET,
-        RmiFid::RMM_ACTIVATE,
-        RmiFid::GRANULE_TRACKING_GET,
-        RmiFid::GPT_L1_CREATE,
-        RmiFid::GRANULE_RANGE_DELEGATE,
-        RmiFid::GRANULE_RANGE_UNDELEGATE,
-    ];
+    /// Whether this RMM has a handler: every core command but the two of the REC_ENTER
+    /// issue, plus the device-assignment and planes commands (ERROR_NOT_SUPPORTED).
+    fn implemented(fid: RmiFid) -> bool {
+        match fid.class() {
+            RmiClass::Core => !matches!(fid, RmiFid::REC_ENTER | RmiFid::PSCI_COMPLETE),
+            RmiClass::DeviceAssignment | RmiClass::Planes => true,
+            RmiClass::Unimplemented => false,
+        }
+    }
 
     type R<'f> = Rmm<'f, &'f crate::sim::SimPlatform>;
 
     #[test]
-    fn implemented_commands_are_the_boot_commands() {
+    fn implemented_commands() {
         for &fid in RmiFid::ALL {
-            assert_eq!(
-                R::implements(fid),
-                IMPLEMENTED.contains(&fid),
-                "{}",
-                fid.name()
-            );
+            assert_eq!(R::implements(fid), implemented(fid), "{}", fid.name());
         }
     }
 
@@ -197,9 +224,10 @@ mod tests {
         let others: Vec<RmiFid> = RmiFid::ALL
             .iter()
             .copied()
-            .filter(|f| !IMPLEMENTED.contains(f))
+            .filter(|&f| !implemented(f))
             .collect();
-        assert!(others.contains(&RmiFid::REALM_CREATE));
+        assert!(others.contains(&RmiFid::REC_ENTER));
+        assert!(others.contains(&RmiFid::VSMMU_CREATE));
         for &fid in &others {
             // Before activation the identifier check comes first: SMC_UNKNOWN, not ERROR_GLOBAL.
             assert_eq!(
@@ -214,6 +242,35 @@ mod tests {
             assert_eq!(
                 call(&rmm, fid, &[1, 2, 3])[0],
                 SMC_UNKNOWN,
+                "{}",
+                fid.name()
+            );
+        }
+    }
+
+    #[test]
+    fn device_assignment_and_planes_are_not_supported_after_the_gate() {
+        let f = Fixture::new();
+        let rmm = f.rmm();
+        let das: Vec<RmiFid> = RmiFid::ALL
+            .iter()
+            .copied()
+            .filter(|f| matches!(f.class(), RmiClass::DeviceAssignment | RmiClass::Planes))
+            .collect();
+        assert!(das.contains(&RmiFid::PDEV_CREATE) && das.contains(&RmiFid::RTT_AUX_CREATE));
+        for &fid in &das {
+            assert_eq!(
+                call(&rmm, fid, &[1, 2, 3])[0],
+                RmiStatus::ErrorGlobal as u64,
+                "{}",
+                fid.name()
+            );
+        }
+        assert_eq!(call(&rmm, RmiFid::RMM_ACTIVATE, &[])[0], 0);
+        for &fid in &das {
+            assert_eq!(
+                call(&rmm, fid, &[1, 2, 3])[..2],
+                [RmiStatus::ErrorNotSupported as u64, 0],
                 "{}",
                 fid.name()
             );
@@ -414,10 +471,15 @@ mod tests {
             take_debug_logs(),
             ["RMI 0xc4000151 -> SMC_UNKNOWN: no such RMI command"]
         );
-        call(&rmm, RmiFid::REALM_CREATE, &[B0, B0 + G]);
+        call(&rmm, RmiFid::REC_ENTER, &[B0, B0 + G]);
         assert_eq!(
             take_debug_logs(),
-            ["REALM_CREATE -> SMC_UNKNOWN: command not implemented by this RMM"]
+            ["REC_ENTER -> SMC_UNKNOWN: command not implemented by this RMM"]
+        );
+        call(&rmm, RmiFid::RTT_DATA_MAP_INIT, &[B0, B0, 0, 0, 7]);
+        assert_eq!(
+            take_debug_logs(),
+            ["RTT_DATA_MAP_INIT(0x80000000, 0x80000000, 0x0, 0x0, 0x7) -> RMI_ERROR_INPUT: flags must be 0 or 1 (0x7)"]
         );
     }
 

@@ -37,6 +37,8 @@ pub enum Reason {
     },
     /// Reading or writing an NS page faulted.
     NsFault(Pa),
+    /// A fixed explanation about one value.
+    Value(&'static str, u64),
     /// A value read from the host is not one the RMM supports.
     BadValue {
         /// The field.
@@ -68,6 +70,7 @@ impl fmt::Display for Reason {
         match *self {
             Self::Text(s) => f.write_str(s),
             Self::AtAddr(s, pa) => write!(f, "{s} ({pa})"),
+            Self::Value(s, v) => write!(f, "{s} ({v:#x})"),
             Self::WrongState {
                 pa,
                 found,
@@ -129,6 +132,40 @@ impl RmiError {
     /// `RMI_ERROR_INPUT` with a fixed explanation.
     pub const fn input(text: &'static str) -> Self {
         Self::new(RmiStatus::ErrorInput, Reason::Text(text))
+    }
+
+    /// `RMI_ERROR_REALM` with a fixed explanation.
+    pub const fn realm(text: &'static str) -> Self {
+        Self::new(RmiStatus::ErrorRealm, Reason::Text(text))
+    }
+
+    /// `RMI_ERROR_REC` with a fixed explanation.
+    pub const fn rec(text: &'static str) -> Self {
+        Self::new(RmiStatus::ErrorRec, Reason::Text(text))
+    }
+
+    /// `RMI_ERROR_GLOBAL` with a fixed explanation.
+    pub const fn global(text: &'static str) -> Self {
+        Self::new(RmiStatus::ErrorGlobal, Reason::Text(text))
+    }
+
+    /// `RMI_ERROR_RTT` with the RTT level as the index (level -1 is 0xff, as TF-RMM packs it).
+    pub const fn rtt(level: i8, text: &'static str) -> Self {
+        Self {
+            status: RmiStatus::ErrorRtt,
+            index: level as u8,
+            reason: Reason::Text(text),
+        }
+    }
+
+    /// `RMI_ERROR_INPUT` about a value.
+    pub const fn input_value(text: &'static str, v: u64) -> Self {
+        Self::new(RmiStatus::ErrorInput, Reason::Value(text, v))
+    }
+
+    /// `RMI_ERROR_INPUT` because the granule at `pa` could not be locked in `expected`.
+    pub fn input_lock(pa: Pa, expected: GranuleState, e: LockError) -> Self {
+        Self::new(RmiStatus::ErrorInput, Reason::from_lock(pa, expected, e))
     }
 
     /// The value of x0.

@@ -64,6 +64,9 @@ pub enum GranuleState {
     Data = 5,
     /// A realm translation table.
     Rtt = 6,
+    /// The object granule of a stateful operation in flight (a REC being created or
+    /// destroyed).
+    Partial = 11,
     /// Transient: moving from NS to DELEGATED (EL3 is changing its PAS).
     Delegating = 16,
     /// Transient: moving from DELEGATED to NS (being scrubbed, EL3 is changing its PAS).
@@ -72,7 +75,7 @@ pub enum GranuleState {
 
 impl GranuleState {
     /// Every state.
-    pub const ALL: [GranuleState; 9] = [
+    pub const ALL: [GranuleState; 10] = [
         Self::Ns,
         Self::Delegated,
         Self::Rd,
@@ -80,6 +83,7 @@ impl GranuleState {
         Self::RecAux,
         Self::Data,
         Self::Rtt,
+        Self::Partial,
         Self::Delegating,
         Self::Undelegating,
     ];
@@ -94,6 +98,7 @@ impl GranuleState {
             4 => Self::RecAux,
             5 => Self::Data,
             6 => Self::Rtt,
+            11 => Self::Partial,
             16 => Self::Delegating,
             17 => Self::Undelegating,
             _ => return None,
@@ -110,6 +115,7 @@ impl GranuleState {
             Self::RecAux => "REC_AUX",
             Self::Data => "DATA",
             Self::Rtt => "RTT",
+            Self::Partial => "PARTIAL",
             Self::Delegating => "DELEGATING (a delegation is in progress)",
             Self::Undelegating => "UNDELEGATING (an undelegation is in progress)",
         }
@@ -376,6 +382,18 @@ impl<'a> GranuleTable<'a> {
         })
     }
 
+    /// Looks up and locks the granule at `pa` if it is in state `expected`, with
+    /// [`Granule::lock_while_state`] (for granules taken while other locks are held).
+    pub fn lock_while_state(
+        &self,
+        pa: Pa,
+        expected: GranuleState,
+    ) -> Result<LockedGranule<'_>, LockError> {
+        self.granule(pa)
+            .ok_or(LockError::Untracked)?
+            .lock_while_state(expected)
+    }
+
     /// Looks up and locks the granule at `pa` if it is in state `expected`.
     pub fn lock(&self, pa: Pa, expected: GranuleState) -> Result<LockedGranule<'_>, LockError> {
         self.granule(pa)
@@ -454,6 +472,39 @@ impl<'t> Granule<'t> {
             while self.entry.load(Ordering::Relaxed) & LOCK_BIT != 0 {
                 spin_loop();
             }
+        }
+    }
+
+    /// Returns the reference count without taking the lock (for reporting and tests).
+    pub fn refcount_unlocked(&self) -> u16 {
+        self.entry.load(Ordering::Acquire) & REFCOUNT_MASK
+    }
+
+    /// Takes the lock if the granule is in state `expected`, without ever waiting on a
+    /// granule in another state.
+    ///
+    /// Used for granules a command acquires while it already holds other locks (RTTs): while
+    /// the granule is locked by another CPU its state is re-read on every spin, and the call
+    /// fails as soon as it is not `expected`. No CPU holds a granule in the states this is
+    /// used with (DELEGATED, DATA, NS) while waiting for another lock, so this never
+    /// deadlocks, even when the host names a granule the caller itself holds.
+    pub fn lock_while_state(&self, expected: GranuleState) -> Result<LockedGranule<'t>, LockError> {
+        loop {
+            let found = self.state_unlocked();
+            if found != expected {
+                return Err(LockError::WrongState(found));
+            }
+            let old = self.entry.fetch_or(LOCK_BIT, Ordering::Acquire);
+            if old & LOCK_BIT == 0 {
+                let l = LockedGranule { g: *self };
+                let found = l.state();
+                return if found == expected {
+                    Ok(l)
+                } else {
+                    Err(LockError::WrongState(found))
+                };
+            }
+            spin_loop();
         }
     }
 

@@ -30,12 +30,16 @@
 //! * [`dispatch`]: function identifier decoding, the activation gate, result registers;
 //! * [`granule`]: granule descriptors, states and locks;
 //! * [`platform`]: the [`PhysMem`], [`El3`] and [`Platform`] traits;
-//! * [`features`], [`version`], [`config`], [`tracking`], [`delegate`]: the commands;
+//! * [`features`], [`version`], [`config`], [`tracking`], [`delegate`]: the boot commands;
+//! * [`realm`], [`rtt`], [`rtt_map`], [`rec`], [`sro`]: realms, their translation tables,
+//!   memory, RECs and the stateful operations; [`s2tt`] and [`addr_list`]: the stage 2
+//!   descriptor format and address range lists;
 //! * `sim` (cargo feature `sim`): a simulated machine for tests.
 
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod addr_list;
 pub mod config;
 pub mod delegate;
 pub mod dispatch;
@@ -44,15 +48,24 @@ pub mod features;
 pub mod granule;
 pub mod pa;
 pub mod platform;
+pub mod realm;
+pub mod rec;
 pub mod rmm;
+pub mod rtt;
+pub mod rtt_map;
+pub mod s2tt;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+pub mod sro;
 pub mod tracking;
 pub mod version;
 
 #[cfg(test)]
+mod realm_tests;
+#[cfg(test)]
 mod stress_tests;
 #[cfg(test)]
+#[allow(dead_code)]
 mod test_util;
 
 pub use delegate::MAX_GRANULES_PER_CALL;
@@ -65,4 +78,7 @@ pub use granule::{
 };
 pub use pa::Pa;
 pub use platform::{El3, NsFault, PhysMem, Platform};
+pub use realm::{Rd, S2Ctx};
+pub use rec::Rec;
 pub use rmm::{InitError, Rmm};
+pub use sro::{SroInfo, SRO_CONTEXTS};

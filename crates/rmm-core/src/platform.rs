@@ -10,7 +10,18 @@
 //!   [`PhysMem::realm_write`], [`PhysMem::realm_zero`]). The core only does this for granules
 //!   it tracks as Realm-owned, so a fault there is an RMM bug and the firmware should halt;
 //! * ask EL3 to move a granule between the NS and Realm PAS ([`El3::gtsi_delegate`],
-//!   [`El3::gtsi_undelegate`]).
+//!   [`El3::gtsi_undelegate`]);
+//! * invalidate stage 2 TLB entries after it invalidated or replaced a valid RTT entry
+//!   ([`Platform::tlbi_ipa`], [`Platform::tlbi_ipa_range`], [`Platform::tlbi_vmid`]).
+//!
+//! # Realm translation tables
+//!
+//! The core writes RTT entries with [`PhysMem::realm_write`] (8 bytes, naturally aligned, in
+//! one access: the firmware must not split it). To break a valid entry it writes the invalid
+//! descriptor and then calls one of the TLBI methods, which must first make the write visible
+//! to every CPU's table walker (`DSB ISH`), then invalidate broadcast (inner shareable), then
+//! wait for completion (`DSB ISH`) before returning; only then does the core write the new
+//! entry (break-before-make).
 //!
 //! Every access stays inside one 4 KiB granule: `pa` plus the buffer length never crosses a
 //! granule boundary. Implementations may rely on this (one slot mapping per access).
@@ -55,6 +66,26 @@ pub trait El3 {
 pub trait Platform: PhysMem + El3 {
     /// Returns the CPU features the RMM reports through `RMI_FEATURES` (read once at boot).
     fn cpu_features(&self) -> CpuFeatures;
+
+    /// Invalidates, for stage 2 VMID `vmid`, the TLB entries (leaf and walk caches) of the
+    /// single RTT entry at `level` (-1..=3) that translates `ipa`, then the stage 1 entries of
+    /// that VMID, broadcast to the inner shareable domain.
+    ///
+    /// `ipa` is aligned to the size `level` maps. The firmware does, with `VTTBR_EL2.VMID`
+    /// temporarily set to `vmid`: `DSB ISH; TLBI IPAS2E1IS, ipa >> 12` (a `TTL` hint of
+    /// `level` is allowed); `DSB ISH; TLBI VMALLE1IS; DSB ISH; ISB`; and restores VTTBR_EL2.
+    fn tlbi_ipa(&self, vmid: u16, ipa: u64, level: i8);
+
+    /// Like [`Platform::tlbi_ipa`] for every entry translating an IPA in
+    /// `[base, base + size)` (used when a table whose entries may be valid is replaced or
+    /// removed). `base` and `size` are 4 KiB aligned and `size` is a power of two of at least
+    /// 4 KiB. With FEAT_TLBIRANGE the firmware may use `TLBI RIPAS2E1IS`; without it, one
+    /// `TLBI IPAS2E1IS` per 4 KiB, or `TLBI VMALLS12E1IS` for large ranges.
+    fn tlbi_ipa_range(&self, vmid: u16, base: u64, size: u64);
+
+    /// Invalidates every stage 1 and stage 2 TLB entry of `vmid` (`TLBI VMALLS12E1IS` with
+    /// `VTTBR_EL2.VMID = vmid`, between `DSB ISH`s), before the VMID is given to another realm.
+    fn tlbi_vmid(&self, vmid: u16);
 }
 
 impl<T: PhysMem + ?Sized> PhysMem for &T {
@@ -87,5 +118,14 @@ impl<T: El3 + ?Sized> El3 for &T {
 impl<T: Platform + ?Sized> Platform for &T {
     fn cpu_features(&self) -> CpuFeatures {
         (**self).cpu_features()
+    }
+    fn tlbi_ipa(&self, vmid: u16, ipa: u64, level: i8) {
+        (**self).tlbi_ipa(vmid, ipa, level)
+    }
+    fn tlbi_ipa_range(&self, vmid: u16, base: u64, size: u64) {
+        (**self).tlbi_ipa_range(vmid, base, size)
+    }
+    fn tlbi_vmid(&self, vmid: u16) {
+        (**self).tlbi_vmid(vmid)
     }
 }

@@ -1,7 +1,7 @@
 //! The RMM core object: the platform, the granule table and the global state.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use cca_abi::el3::BootError;
 use cca_abi::rmi::RmmState;
@@ -10,6 +10,8 @@ use crate::features::{feature_registers, CpuFeatures, NUM_FEATURE_REGISTERS};
 use crate::granule::{GranuleTable, TableError};
 use crate::pa::Pa;
 use crate::platform::Platform;
+use crate::realm::{new_vmid_bitmap, VMID_WORDS};
+use crate::sro::SroPool;
 
 const STATE_INIT: u8 = 0;
 const STATE_ACTIVE: u8 = 1;
@@ -70,6 +72,10 @@ pub struct Rmm<'a, P> {
     pub(crate) cpu: CpuFeatures,
     pub(crate) features: [u64; NUM_FEATURE_REGISTERS],
     state: AtomicU8,
+    /// The VMID bitmap.
+    pub(crate) vmids: [AtomicU64; VMID_WORDS],
+    /// The SRO context pool.
+    pub(crate) sro: spin::Mutex<SroPool>,
 }
 
 impl<'a, P: Platform> Rmm<'a, P> {
@@ -94,6 +100,8 @@ impl<'a, P: Platform> Rmm<'a, P> {
             cpu,
             features: feature_registers(&cpu),
             state: AtomicU8::new(STATE_INIT),
+            vmids: new_vmid_bitmap(),
+            sro: spin::Mutex::new(SroPool::new()),
         })
     }
 }

@@ -68,6 +68,45 @@ struct SimGranule {
 /// A hook called before every EL3 call, with the call's name and the granule.
 pub type El3Hook = Box<dyn Fn(&'static str, Pa) + Send + Sync>;
 
+/// A TLB invalidation the RMM asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tlbi {
+    /// [`Platform::tlbi_ipa`]: one RTT entry.
+    Ipa {
+        /// The VMID.
+        vmid: u16,
+        /// The IPA.
+        ipa: u64,
+        /// The level of the entry.
+        level: i8,
+    },
+    /// [`Platform::tlbi_ipa_range`].
+    Range {
+        /// The VMID.
+        vmid: u16,
+        /// Base IPA.
+        base: u64,
+        /// Size in bytes.
+        size: u64,
+    },
+    /// [`Platform::tlbi_vmid`].
+    Vmid(u16),
+}
+
+impl Tlbi {
+    /// Returns true when this invalidation removes TLB entries of `vmid` translating any
+    /// IPA in `[base, base + size)`.
+    pub fn covers(&self, vmid_: u16, base_: u64, size_: u64) -> bool {
+        let overlaps =
+            |b: u64, s: u64| b < base_.saturating_add(size_) && base_ < b.saturating_add(s);
+        match *self {
+            Self::Ipa { vmid, ipa, .. } => vmid == vmid_ && overlaps(ipa, 1),
+            Self::Range { vmid, base, size } => vmid == vmid_ && overlaps(base, size),
+            Self::Vmid(vmid) => vmid == vmid_,
+        }
+    }
+}
+
 /// A simulated machine: DRAM, GPT and EL3.
 pub struct SimPlatform {
     banks: Vec<(u64, u64, usize)>,
@@ -78,6 +117,7 @@ pub struct SimPlatform {
     hook: Mutex<Option<El3Hook>>,
     delegate_calls: AtomicUsize,
     undelegate_calls: AtomicUsize,
+    tlbis: Mutex<Vec<Tlbi>>,
 }
 
 impl core::fmt::Debug for SimPlatform {
@@ -135,6 +175,7 @@ impl SimPlatform {
             hook: Mutex::new(None),
             delegate_calls: AtomicUsize::new(0),
             undelegate_calls: AtomicUsize::new(0),
+            tlbis: Mutex::new(Vec::new()),
         }
     }
 
@@ -254,6 +295,11 @@ impl SimPlatform {
         self.undelegate_calls.load(Ordering::Relaxed)
     }
 
+    /// Returns and forgets the TLB invalidations the RMM asked for so far.
+    pub fn take_tlbis(&self) -> Vec<Tlbi> {
+        core::mem::take(&mut *lock(&self.tlbis))
+    }
+
     fn run_hook(&self, call: &'static str, pa: Pa) {
         if let Some(h) = lock(&self.hook).as_ref() {
             h(call, pa);
@@ -364,6 +410,31 @@ impl El3 for SimPlatform {
 impl Platform for SimPlatform {
     fn cpu_features(&self) -> CpuFeatures {
         self.cpu
+    }
+
+    fn tlbi_ipa(&self, vmid: u16, ipa: u64, level: i8) {
+        assert!(
+            (-1..=3).contains(&level),
+            "TLBI of IPA {ipa:#x} at level {level}"
+        );
+        let shift = (3 - i32::from(level)) * 9 + 12;
+        assert!(
+            shift >= 64 || ipa & ((1u64 << shift) - 1) == 0,
+            "TLBI of IPA {ipa:#x} not aligned to level {level}"
+        );
+        lock(&self.tlbis).push(Tlbi::Ipa { vmid, ipa, level });
+    }
+
+    fn tlbi_ipa_range(&self, vmid: u16, base: u64, size: u64) {
+        assert!(
+            size >= GRANULE_SIZE && size.is_power_of_two() && base % GRANULE_SIZE == 0,
+            "TLBI range {base:#x} + {size:#x}"
+        );
+        lock(&self.tlbis).push(Tlbi::Range { vmid, base, size });
+    }
+
+    fn tlbi_vmid(&self, vmid: u16) {
+        lock(&self.tlbis).push(Tlbi::Vmid(vmid));
     }
 }
 

@@ -195,6 +195,29 @@ fn fid_strategy() -> impl Strategy<Value = u64> {
         1 => (0x150u64..0x2d0).prop_map(|n| 0xC400_0000 | n),
         1 => any::<u64>(),
     ]
+    .prop_filter("realm commands are modelled by the realm streams", |&x0| {
+        RmiFid::from_fid((x0 as u32) & !SVE_HINT).is_none_or(|f| !is_realm_command(f))
+    })
+}
+
+/// The commands of the realm issue (modelled by the realm streams, not the boot model).
+fn is_realm_command(f: RmiFid) -> bool {
+    use cca_abi::rmi::RmiClass;
+    f.class() == RmiClass::Core
+        && !matches!(
+            f,
+            RmiFid::VERSION
+                | RmiFid::FEATURES
+                | RmiFid::RMM_CONFIG_SET
+                | RmiFid::RMM_CONFIG_GET
+                | RmiFid::RMM_ACTIVATE
+                | RmiFid::GRANULE_TRACKING_GET
+                | RmiFid::GPT_L1_CREATE
+                | RmiFid::GRANULE_RANGE_DELEGATE
+                | RmiFid::GRANULE_RANGE_UNDELEGATE
+                | RmiFid::REC_ENTER
+                | RmiFid::PSCI_COMPLETE
+        )
 }
 
 /// Addresses around the interesting places: both banks, their edges, the gap, zero, the top
@@ -290,6 +313,18 @@ impl Model {
             RmiFid::GPT_L1_CREATE
             | RmiFid::GRANULE_RANGE_DELEGATE
             | RmiFid::GRANULE_RANGE_UNDELEGATE => self.active,
+            f if matches!(
+                f.class(),
+                cca_abi::rmi::RmiClass::DeviceAssignment | cca_abi::rmi::RmiClass::Planes
+            ) =>
+            {
+                out[0] = if self.active {
+                    RmiStatus::ErrorNotSupported as u64
+                } else {
+                    GLOBAL
+                };
+                return out;
+            }
             _ => {
                 out[0] = SMC_UNKNOWN;
                 return out;

@@ -157,3 +157,176 @@ pub fn take_debug_logs() -> Vec<String> {
             .collect()
     })
 }
+
+// ---------------------------------------------------------------------------------------
+// Realm helpers.
+
+/// The simulated RMM type of the tests.
+pub type TRmm<'f> = Rmm<'f, &'f SimPlatform>;
+
+/// The NS page the tests write realm parameters to.
+pub const PARAMS: u64 = B0;
+/// A second NS page (REC parameters, lists).
+pub const NS2: u64 = B0 + G;
+/// A third NS page (data sources, output lists).
+pub const NS3: u64 = B0 + 2 * G;
+/// The default RD.
+pub const RD: u64 = B1;
+/// The default starting-level RTTs (two concatenated, 8 KiB aligned).
+pub const ROOT: u64 = B1 + 2 * G;
+
+/// `RmiRealmParams` fields the tests set.
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    pub flags0: u64,
+    pub s2sz: u64,
+    pub sve_vl: u64,
+    pub num_bps: u64,
+    pub num_wps: u64,
+    pub pmu_num_ctrs: u64,
+    pub hash_algo: u8,
+    pub num_aux_planes: u64,
+    pub ats_plane: u64,
+    pub rtt_base: u64,
+    pub rtt_level_start: i64,
+    pub rtt_num_start: u32,
+    pub flags1: u64,
+    pub rpv: [u8; 64],
+}
+
+impl Default for Params {
+    /// A 40-bit realm starting at level 1 with two concatenated root RTTs at [`ROOT`].
+    fn default() -> Self {
+        Self {
+            flags0: 0,
+            s2sz: 40,
+            sve_vl: 0,
+            num_bps: 1,
+            num_wps: 1,
+            pmu_num_ctrs: 0,
+            hash_algo: 0,
+            num_aux_planes: 0,
+            ats_plane: 0,
+            rtt_base: ROOT,
+            rtt_level_start: 1,
+            rtt_num_start: 2,
+            flags1: 0,
+            rpv: [0; 64],
+        }
+    }
+}
+
+impl Params {
+    /// The 4 KiB image.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut b = std::vec![0u8; 4096];
+        let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
+        put(0x0, &self.flags0.to_le_bytes());
+        put(0x8, &self.s2sz.to_le_bytes());
+        put(0x10, &self.sve_vl.to_le_bytes());
+        put(0x18, &self.num_bps.to_le_bytes());
+        put(0x20, &self.num_wps.to_le_bytes());
+        put(0x28, &self.pmu_num_ctrs.to_le_bytes());
+        put(0x30, &[self.hash_algo]);
+        put(0x38, &self.num_aux_planes.to_le_bytes());
+        put(0x400, &self.rpv);
+        put(0x440, &self.ats_plane.to_le_bytes());
+        put(0x808, &self.rtt_base.to_le_bytes());
+        put(0x810, &self.rtt_level_start.to_le_bytes());
+        put(0x818, &self.rtt_num_start.to_le_bytes());
+        put(0x820, &self.flags1.to_le_bytes());
+        b
+    }
+}
+
+/// Delegates the granules `[base, base + n * 4 KiB)`, asserting success.
+pub fn delegate(rmm: &TRmm<'_>, base: u64, n: u64) {
+    let top = base + n * G;
+    let mut cur = base;
+    while cur < top {
+        let out = call(rmm, RmiFid::GRANULE_RANGE_DELEGATE, &[cur, top]);
+        assert_eq!(out[0], 0, "delegate {cur:#x}");
+        cur = out[1];
+    }
+}
+
+/// Writes `p` at `page` and calls `REALM_CREATE(rd, page)`.
+pub fn create_realm_with(f: &Fixture, rmm: &TRmm<'_>, rd: u64, page: u64, p: &Params) -> Regs {
+    f.sim.host_write(pa(page), &p.bytes()).unwrap();
+    call(rmm, RmiFid::REALM_CREATE, &[rd, page])
+}
+
+/// Delegates [`RD`] and the default roots and creates the default realm (NEW).
+pub fn setup_realm(f: &Fixture) -> TRmm<'_> {
+    let rmm = f.active_rmm();
+    delegate(&rmm, RD, 1);
+    delegate(&rmm, ROOT, 2);
+    let out = create_realm_with(f, &rmm, RD, PARAMS, &Params::default());
+    assert_eq!(out[0], 0, "REALM_CREATE");
+    rmm
+}
+
+/// The x0 of `status` with `index`.
+pub fn code(status: RmiStatus, index: u8) -> u64 {
+    cca_abi::rmi::RmiReturn::with_index(status, index).to_reg()
+}
+
+/// RTT granules the tests use (bank 1, after the RD and roots).
+pub fn rtt(i: u64) -> u64 {
+    B1 + (8 + i) * G
+}
+
+/// Creates (delegating it first) the RTT `rtt(i)` at `ipa`, `level` in the default realm.
+pub fn create_rtt(rmm: &TRmm<'_>, i: u64, ipa: u64, level: u64) {
+    delegate(rmm, rtt(i), 1);
+    let out = call(rmm, RmiFid::RTT_CREATE, &[RD, rtt(i), ipa, level]);
+    assert_eq!(out[0], 0, "RTT_CREATE {ipa:#x} level {level}");
+}
+
+/// Data granules the tests use: bank 1 from granule 64, or the 2 MiB aligned block at
+/// `B1 + 2 MiB`... bank 1 is not 2 MiB long, so blocks use the whole-bank fixture.
+pub fn data(i: u64) -> u64 {
+    B1 + (64 + i) * G
+}
+
+/// Creates the L2 and L3 RTTs for `ipa` in the default realm (RTTs 0 and 1).
+pub fn setup_l3(rmm: &TRmm<'_>, ipa: u64) {
+    create_rtt(rmm, 0, ipa & !((1 << 30) - 1), 2);
+    create_rtt(rmm, 1, ipa & !((1 << 21) - 1), 3);
+}
+
+/// `RTT_READ_ENTRY` of the default realm: (level, state, desc, ripas).
+pub fn read_entry(rmm: &TRmm<'_>, ipa: u64, level: u64) -> (u64, u64, u64, u64) {
+    let out = call(rmm, RmiFid::RTT_READ_ENTRY, &[RD, ipa, level]);
+    assert_eq!(out[0], 0, "RTT_READ_ENTRY {ipa:#x}");
+    (out[1], out[2], out[3], out[4])
+}
+
+/// The state of the granule at `a`.
+pub fn gstate(rmm: &TRmm<'_>, a: u64) -> crate::granule::GranuleState {
+    rmm.granules().granule(pa(a)).unwrap().state_unlocked()
+}
+
+/// The refcount of the granule at `a`.
+pub fn grefs(rmm: &TRmm<'_>, a: u64) -> u16 {
+    rmm.granules().granule(pa(a)).unwrap().refcount_unlocked()
+}
+
+/// A single-descriptor flags word and descriptor for `count` blocks at `addr`.
+pub fn single(
+    size: cca_abi::rmi::BlockSize,
+    count: u16,
+    addr: u64,
+    undelegated: bool,
+) -> (u64, u64) {
+    (
+        cca_abi::rmi::map_flags::ADDR_TYPE_SINGLE,
+        cca_abi::rmi::AddrRangeDesc {
+            size,
+            count,
+            addr,
+            undelegated,
+        }
+        .encode(),
+    )
+}

@@ -1,0 +1,391 @@
+//! Realm execution contexts: the REC object and `REC_CREATE`, `REC_DESTROY` as stateful
+//! operations (TF-RMM main).
+//!
+//! `REC_CREATE(rd, rec, params)` moves the REC granule to PARTIAL and asks for 16 delegated
+//! auxiliary granules (`INCOMPLETE | DONATE`, x1 = handle, x2 = 0x40). After the host
+//! donated them (`OP_MEM_DONATE`), `OP_CONTINUE` reads the parameters page **then**, checks
+//! the realm and the MPIDR, builds the REC in its granule and measures it (runnable RECs
+//! only). If that fails, the host reclaims the auxiliary granules first and the final
+//! `OP_CONTINUE` returns the error. `REC_DESTROY(rec)` moves the REC to PARTIAL, drops the
+//! RD reference and asks the host to reclaim the auxiliary granules; the final
+//! `OP_CONTINUE` returns the REC granule to DELEGATED.
+//!
+//! The REC object ([`Rec`]) lives at the start of the REC granule. Its auxiliary granules are
+//! zeroed and reserved for the state the REC_ENTER issue adds (system registers, SIMD, PMU,
+//! attestation).
+
+use cca_abi::rmi::{
+    mem_req, rec_mpidr, RealmState, RecParams, RmiFid, REC_AUX_GRANULES, REC_PARAMS_FLAG_RUNNABLE,
+};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::addr_list::InList;
+use crate::dispatch::Regs;
+use crate::error::RmiError;
+use crate::granule::{GranuleState, LockedGranule, REFCOUNT_MAX};
+use crate::pa::Pa;
+use crate::platform::Platform;
+use crate::rmm::Rmm;
+use crate::sro::{incomplete, SroCtx, Stage};
+
+/// No request pending.
+pub const PENDING_NONE: u64 = 0;
+/// The realm asked for a RIPAS change (`RSI_IPA_STATE_SET`); `RTT_SET_RIPAS` answers it.
+pub const PENDING_RIPAS: u64 = 1;
+/// The realm made a PSCI request that needs `PSCI_COMPLETE`.
+pub const PENDING_PSCI: u64 = 2;
+
+/// `SPSR_EL2` of a new REC: EL1h, AArch64, D, A, I, F masked.
+pub const PSTATE_INIT: u64 = 0x5 | (0xF << 6);
+
+/// The REC object, at the start of the REC granule.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct Rec {
+    /// PA of the realm's RD.
+    pub rd: u64,
+    /// Index of the REC in its realm.
+    pub rec_idx: u64,
+    /// `RmiRecMpidr` given at creation.
+    pub mpidr: u64,
+    /// `VMPIDR_EL2` for the REC (MPIDR_EL1 layout, bit 31 RES1).
+    pub vmpidr: u64,
+    /// 1 when the REC may be entered.
+    pub runnable: u64,
+    /// Program counter.
+    pub pc: u64,
+    /// `SPSR_EL2` to return with.
+    pub pstate: u64,
+    /// x0..x30.
+    pub gprs: [u64; 31],
+    /// Number of auxiliary granules.
+    pub num_aux: u64,
+    /// The auxiliary granules.
+    pub aux: [u64; REC_AUX_GRANULES],
+    /// `VTCR_EL2` of the realm.
+    pub vtcr: u64,
+    /// `VTTBR_EL2` of the realm (root RTT and VMID).
+    pub vttbr: u64,
+    /// The realm's `RmiHashAlgorithm`.
+    pub hash_algo: u64,
+    /// What the REC waits for from the host ([`PENDING_NONE`], [`PENDING_RIPAS`], ...).
+    pub pending: u64,
+    /// RIPAS change request: next address to change.
+    pub ripas_addr: u64,
+    /// RIPAS change request: top of the range.
+    pub ripas_top: u64,
+    /// RIPAS change request: the RIPAS wanted (`RmiRipas`).
+    pub ripas_value: u64,
+    /// RIPAS change request: 1 if DESTROYED may change to RAM.
+    pub ripas_change_destroyed: u64,
+    /// PSCI request: the function identifier waiting for `PSCI_COMPLETE`.
+    pub psci_fid: u64,
+    /// PSCI request: the target MPIDR.
+    pub psci_target: u64,
+    /// Reserved for the REC_ENTER issue (exit state, flags); zero.
+    pub reserved: [u64; 8],
+}
+const _: () = assert!(core::mem::size_of::<Rec>() == 0x248);
+const _: () = assert!(core::mem::offset_of!(Rec, gprs) == 0x38);
+const _: () = assert!(core::mem::offset_of!(Rec, aux) == 0x138);
+
+impl<'a, P: Platform> Rmm<'a, P> {
+    /// Reads the REC object of a locked REC granule.
+    pub(crate) fn rec_read(&self, g: &LockedGranule<'_>) -> Rec {
+        let mut buf = [0u8; core::mem::size_of::<Rec>()];
+        self.platform.realm_read(g.pa(), &mut buf);
+        match Rec::read_from_bytes(&buf) {
+            Ok(r) => r,
+            Err(_) => unreachable!("REC buffer size"),
+        }
+    }
+
+    /// Writes the REC object of a locked REC granule.
+    pub(crate) fn rec_write(&self, g: &LockedGranule<'_>, rec: &Rec) {
+        self.platform.realm_write(g.pa(), rec.as_bytes());
+    }
+
+    /// Records a RIPAS change request of the REC at `rec` (what `RSI_IPA_STATE_SET` does
+    /// before the REC exits with `RMI_EXIT_RIPAS_CHANGE`); `RTT_SET_RIPAS` then completes
+    /// it. Returns false if `rec` is not a REC.
+    pub fn rec_request_ripas_change(
+        &self,
+        rec: Pa,
+        base: u64,
+        top: u64,
+        ripas: cca_abi::rmi::Ripas,
+        change_destroyed: bool,
+    ) -> bool {
+        let Ok(g) = self.granules.lock(rec, GranuleState::Rec) else {
+            return false;
+        };
+        let mut r = self.rec_read(&g);
+        r.pending = PENDING_RIPAS;
+        r.ripas_addr = base;
+        r.ripas_top = top;
+        r.ripas_value = ripas as u64;
+        r.ripas_change_destroyed = change_destroyed.into();
+        self.rec_write(&g, &r);
+        true
+    }
+
+    /// `REC_CREATE(rd, rec, params)`: starts the operation.
+    pub(crate) fn cmd_rec_create(&self, regs: &Regs, out: &mut Regs) -> Result<(), RmiError> {
+        let (rd_addr, rec_addr, params_addr) = (regs[1], regs[2], regs[3]);
+        let pa = Pa::new(rec_addr);
+        let mut g = self
+            .granules
+            .lock(pa, GranuleState::Delegated)
+            .map_err(|e| RmiError::input_lock(pa, GranuleState::Delegated, e))?;
+        let mut r = self.sro_reserve(
+            RmiFid::REC_CREATE,
+            REC_AUX_GRANULES as u64 * cca_abi::GRANULE_SIZE,
+            RmiFid::OP_MEM_DONATE,
+        )?;
+        g.set_state(GranuleState::Partial);
+        drop(g);
+        r.ctx.rd_addr = rd_addr;
+        r.ctx.params_addr = params_addr;
+        r.ctx.stage = Stage::MemDonate;
+        r.ctx.requested = REC_AUX_GRANULES as u64;
+        r.ctx.transferred = 0;
+        r.ctx.obj_addr = rec_addr;
+        out[0] = incomplete(mem_req::DONATE, false);
+        out[2] = Self::donate_request(REC_AUX_GRANULES as u64);
+        out[1] = r.seal();
+        Ok(())
+    }
+
+    /// `REC_DESTROY(rec)`: starts the operation.
+    pub(crate) fn cmd_rec_destroy(&self, regs: &Regs, out: &mut Regs) -> Result<(), RmiError> {
+        let rec_addr = regs[1];
+        let mut r = self.sro_reserve(RmiFid::REC_DESTROY, 0, RmiFid::OP_MEM_RECLAIM)?;
+        let pa = Pa::new(rec_addr);
+        let mut g = self
+            .granules
+            .lock(pa, GranuleState::Rec)
+            .map_err(|e| RmiError::input_lock(pa, GranuleState::Rec, e))?;
+        if g.refcount() != 0 {
+            return Err(RmiError::rec("the REC is running"));
+        }
+        let rec = self.rec_read(&g);
+        let n = (rec.num_aux as usize).min(REC_AUX_GRANULES);
+        r.ctx.aux[..n].copy_from_slice(&rec.aux[..n]);
+        g.set_state(GranuleState::Partial);
+        drop(g);
+        if let Some(rd) = self.granules.granule(Pa::new(rec.rd)) {
+            let mut l = rd.lock();
+            l.refcount_sub(1);
+        }
+        Self::start_reclaim(&mut r.ctx, rec_addr, None, n as u64, out);
+        out[1] = r.seal();
+        Ok(())
+    }
+
+    /// The callbacks of the REC operations, chosen by the stage.
+    pub(crate) fn rec_op_callback(
+        &self,
+        fid: RmiFid,
+        ctx: &mut SroCtx,
+        list: Option<InList>,
+        out: &mut Regs,
+    ) -> Result<(), RmiError> {
+        match (ctx.stage, list) {
+            (Stage::MemDonate, Some(list)) if fid == RmiFid::OP_MEM_DONATE => {
+                self.donate_aux(ctx, list, out);
+                Ok(())
+            }
+            (Stage::MemReclaim, _) if fid == RmiFid::OP_MEM_RECLAIM => {
+                self.reclaim_aux(ctx, out);
+                Ok(())
+            }
+            (Stage::CreateContinue, _) if fid == RmiFid::OP_CONTINUE => {
+                self.rec_create_continue(ctx, out);
+                Ok(())
+            }
+            (Stage::DestroyFinish, _) if fid == RmiFid::OP_CONTINUE => {
+                if let Ok(mut g) = self
+                    .granules
+                    .lock(Pa::new(ctx.obj_addr), GranuleState::Partial)
+                {
+                    self.scrub_to_delegated(&mut g);
+                }
+                out[2] = 0;
+                match ctx.ret_err {
+                    None => Ok(()),
+                    Some(e) => Err(e),
+                }
+            }
+            _ => Err(RmiError::input("unexpected call for this operation")),
+        }
+    }
+
+    /// Takes donated granules DELEGATED -> REC_AUX (TF-RMM's `sro_obj_memory_donate`).
+    fn donate_aux(&self, ctx: &mut SroCtx, mut list: InList, out: &mut Regs) {
+        let mut donated = 0u64;
+        while let Some((pa, _level, _st)) = list.pop_block() {
+            let idx = (ctx.transferred + donated) as usize;
+            let locked = if idx < REC_AUX_GRANULES {
+                self.granules
+                    .lock(Pa::new(pa), GranuleState::Delegated)
+                    .ok()
+            } else {
+                None
+            };
+            let Some(mut g) = locked else {
+                if donated == 0 {
+                    log::debug!(
+                        "OP_MEM_DONATE: granule {pa:#x} is not DELEGATED: the operation fails and the host must reclaim"
+                    );
+                    let n = ctx.transferred;
+                    Self::start_reclaim(
+                        ctx,
+                        ctx.obj_addr,
+                        Some(RmiError::input("a donated granule was not DELEGATED")),
+                        n,
+                        out,
+                    );
+                    return;
+                }
+                break;
+            };
+            g.set_state(GranuleState::RecAux);
+            ctx.aux[idx] = pa;
+            donated += 1;
+        }
+        ctx.transferred += donated;
+        if ctx.transferred < ctx.requested {
+            out[0] = incomplete(mem_req::DONATE, ctx.can_cancel);
+            out[2] = Self::donate_request(ctx.requested - ctx.transferred);
+            ctx.stage = Stage::MemDonate;
+        } else {
+            out[0] = incomplete(mem_req::NONE, ctx.can_cancel);
+            out[2] = 0;
+            ctx.stage = Stage::CreateContinue;
+        }
+        out[1] = donated;
+    }
+
+    /// Returns auxiliary granules to DELEGATED and lists them for the host (TF-RMM's
+    /// `sro_obj_memory_reclaim`).
+    fn reclaim_aux(&self, ctx: &mut SroCtx, out: &mut Regs) {
+        let n = ctx.requested.min(ctx.range_desc_count);
+        for i in 0..n {
+            let pa = ctx.aux[(i + ctx.transferred) as usize];
+            if let Ok(mut g) = self.granules.lock(Pa::new(pa), GranuleState::RecAux) {
+                self.scrub_to_delegated(&mut g);
+            }
+            let added = ctx.out.add_block(pa, 3, false);
+            debug_assert!(added);
+        }
+        ctx.requested -= n;
+        ctx.transferred += n;
+        if ctx.requested == 0 {
+            out[0] = incomplete(mem_req::NONE, ctx.can_cancel);
+            ctx.stage = Stage::DestroyFinish;
+        } else {
+            out[0] = incomplete(mem_req::RECLAIM, ctx.can_cancel);
+            ctx.stage = Stage::MemReclaim;
+        }
+        out[1] = n;
+        out[2] = 0;
+    }
+
+    /// Builds the REC once every auxiliary granule arrived (TF-RMM's `rec_create_continue`);
+    /// on failure, starts the reclaim with the error as the final result.
+    fn rec_create_continue(&self, ctx: &mut SroCtx, out: &mut Regs) {
+        match self.build_rec(ctx) {
+            Ok(()) => {
+                out[0] = 0;
+                out[1] = 0;
+                out[2] = 0;
+            }
+            Err(e) => {
+                log::debug!(
+                    "REC_CREATE of {:#x} failed at OP_CONTINUE ({e}): the host must reclaim the auxiliary granules",
+                    ctx.obj_addr
+                );
+                let n = ctx.transferred;
+                Self::start_reclaim(ctx, ctx.obj_addr, Some(e), n, out);
+            }
+        }
+    }
+
+    fn build_rec(&self, ctx: &mut SroCtx) -> Result<(), RmiError> {
+        let mut buf = [0u8; 4096];
+        self.read_ns_page(ctx.params_addr, &mut buf)?;
+        let params =
+            RecParams::read_from_bytes(&buf).map_err(|_| RmiError::input("REC parameters"))?;
+        let (rec_pa, rd_pa) = (Pa::new(ctx.obj_addr), Pa::new(ctx.rd_addr));
+        let (mut g_rec, mut g_rd) = self
+            .granules
+            .lock_two((rec_pa, GranuleState::Partial), (rd_pa, GranuleState::Rd))
+            .map_err(|e| {
+                if e.which == 0 {
+                    RmiError::input_lock(rec_pa, GranuleState::Partial, e.error)
+                } else {
+                    RmiError::input_lock(rd_pa, GranuleState::Rd, e.error)
+                }
+            })?;
+        if g_rd.refcount() == REFCOUNT_MAX {
+            return Err(RmiError::realm("the realm has the most RECs it can have"));
+        }
+        let mut rd = self.rd_read(&g_rd);
+        if rd.realm_state() != RealmState::New {
+            return Err(RmiError::realm("the realm is not NEW"));
+        }
+        let idx = rd.rec_count;
+        if !rec_mpidr::is_valid(params.mpidr) || rec_mpidr::to_index(params.mpidr) != idx {
+            return Err(RmiError::input_value(
+                "the MPIDR is invalid or not the next REC index",
+                params.mpidr,
+            ));
+        }
+        if ctx.transferred != rd.num_rec_aux {
+            return Err(RmiError::input("wrong number of auxiliary granules"));
+        }
+        let s2 = rd.s2();
+        let mut rec = Rec {
+            rd: ctx.rd_addr,
+            rec_idx: idx,
+            mpidr: params.mpidr,
+            vmpidr: rec_mpidr::to_mpidr_el1(params.mpidr) | (1 << 31),
+            runnable: u64::from(params.flags & REC_PARAMS_FLAG_RUNNABLE != 0),
+            pc: params.pc,
+            pstate: PSTATE_INIT,
+            gprs: [0; 31],
+            num_aux: ctx.transferred,
+            aux: ctx.aux,
+            vtcr: s2.vtcr(self.cpu.pa_width),
+            vttbr: s2.vttbr(),
+            hash_algo: rd.hash_algo,
+            pending: PENDING_NONE,
+            ripas_addr: 0,
+            ripas_top: 0,
+            ripas_value: 0,
+            ripas_change_destroyed: 0,
+            psci_fid: 0,
+            psci_target: 0,
+            reserved: [0; 8],
+        };
+        rec.gprs[..8].copy_from_slice(&params.gprs);
+        if rec.runnable != 0 {
+            let mut m = cca_measure::Measurement {
+                algo: rd.algorithm(),
+                slot: rd.rim,
+            };
+            m.extend_rec(&params);
+            rd.rim = m.slot;
+        }
+        g_rd.refcount_add(1);
+        for &a in &ctx.aux[..ctx.transferred as usize] {
+            self.platform.realm_zero(Pa::new(a));
+        }
+        rd.rec_count = idx + 1;
+        self.rd_write(&g_rd, &rd);
+        self.platform.realm_zero(rec_pa);
+        self.rec_write(&g_rec, &rec);
+        g_rec.set_state(GranuleState::Rec);
+        Ok(())
+    }
+}
