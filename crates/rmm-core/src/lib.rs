@@ -63,6 +63,8 @@ pub mod version;
 #[cfg(test)]
 mod realm_tests;
 #[cfg(test)]
+mod rtt_tests;
+#[cfg(test)]
 mod stress_tests;
 #[cfg(test)]
 #[allow(dead_code)]

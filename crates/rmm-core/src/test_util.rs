@@ -330,3 +330,53 @@ pub fn single(
         .encode(),
     )
 }
+
+/// Banks with room for 2 MiB blocks: bank 0 (16 granules) and 8 MiB at [`B1`].
+pub fn big_banks() -> Vec<MemoryBank> {
+    std::vec![
+        MemoryBank {
+            base: B0,
+            size: B0_GRANULES * G
+        },
+        MemoryBank {
+            base: B1,
+            size: 2048 * G
+        },
+    ]
+}
+
+/// A 2 MiB aligned block of bank 1 of [`big_banks`] (granules 1024..1536).
+pub const BLOCK2M: u64 = B1 + (4 << 20);
+
+/// `RTT_DATA_MAP` of `n` 4 KiB granules at `pa` to `ipa` in the default realm
+/// (delegating them first); returns the registers.
+pub fn data_map_pages(rmm: &TRmm<'_>, ipa: u64, pa: u64, n: u16) -> Regs {
+    delegate(rmm, pa, n.into());
+    let (flags, desc) = single(cca_abi::rmi::BlockSize::L3_4K, n, pa, false);
+    call(
+        rmm,
+        RmiFid::RTT_DATA_MAP,
+        &[RD, ipa, ipa + u64::from(n) * G, flags, desc],
+    )
+}
+
+/// `RTT_UNPROT_MAP` of `n` blocks of `size` at NS `pa` to `ipa` in the default realm, with
+/// MemAttr 5 and read-write.
+pub fn unprot_map(
+    rmm: &TRmm<'_>,
+    ipa: u64,
+    pa: u64,
+    size: cca_abi::rmi::BlockSize,
+    n: u16,
+) -> Regs {
+    let (flags, desc) = single(size, n, pa, true);
+    let flags = flags | (5 << 16) | (3 << 19);
+    call(
+        rmm,
+        RmiFid::RTT_UNPROT_MAP,
+        &[RD, ipa, ipa + u64::from(n) * size.bytes(), flags, desc],
+    )
+}
+
+/// The unprotected half of the default realm starts here.
+pub const UNPROT: u64 = 1 << 39;
