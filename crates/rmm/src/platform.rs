@@ -105,4 +105,93 @@ impl Platform for FwPlatform {
     fn cpu_features(&self) -> CpuFeatures {
         self.features
     }
+
+    fn tlbi_ipa(&self, vmid: u16, ipa: u64, _level: i8) {
+        tlbi_ipa(vmid, ipa);
+    }
+
+    fn tlbi_ipa_range(&self, vmid: u16, base: u64, size: u64) {
+        // Beyond one level 3 table's worth, invalidating the whole VMID is cheaper.
+        if size > 512 * 4096 {
+            tlbi_vmid(vmid);
+            return;
+        }
+        with_vmid(vmid, || {
+            let mut ipa = base;
+            while ipa < base + size {
+                // SAFETY: TLB maintenance only.
+                unsafe {
+                    core::arch::asm!("tlbi ipas2e1is, {}", in(reg) (ipa >> 12) & 0xF_FFFF_FFFF, options(nostack))
+                };
+                ipa += 4096;
+            }
+            // SAFETY: barriers and a stage 1 flush for combined entries.
+            unsafe {
+                core::arch::asm!(
+                    "dsb ish",
+                    "tlbi vmalle1is",
+                    "dsb ish",
+                    "isb",
+                    options(nostack)
+                )
+            };
+        });
+    }
+
+    fn tlbi_vmid(&self, vmid: u16) {
+        tlbi_vmid(vmid);
+    }
+}
+
+/// Runs `f` with VTTBR_EL2 naming `vmid`, so that stage 2 TLB maintenance targets that realm.
+fn with_vmid(vmid: u16, f: impl FnOnce()) {
+    let saved = fw_support::read_sysreg!(vttbr_el2);
+    // SAFETY: VTTBR_EL2 only affects stage 2 translation of EL1&0, which is not running on
+    // this CPU while the RMM executes; it is restored before returning.
+    unsafe {
+        fw_support::write_sysreg!(vttbr_el2, u64::from(vmid) << 48);
+        core::arch::asm!("isb", options(nostack));
+    }
+    f();
+    // SAFETY: restores the value read above.
+    unsafe {
+        fw_support::write_sysreg!(vttbr_el2, saved);
+        core::arch::asm!("isb", options(nostack));
+    }
+}
+
+/// Invalidates the stage 2 translations of one IPA for a realm, on every PE of the
+/// Inner Shareable domain, and the combined stage 1+2 entries that may cache it.
+pub fn tlbi_ipa(vmid: u16, ipa: u64) {
+    with_vmid(vmid, || {
+        // SAFETY: TLB maintenance and barriers only.
+        unsafe {
+            core::arch::asm!(
+                "dsb ish",
+                "tlbi ipas2e1is, {}",
+                "dsb ish",
+                "tlbi vmalle1is",
+                "dsb ish",
+                "isb",
+                in(reg) (ipa >> 12) & 0xF_FFFF_FFFF,
+                options(nostack)
+            )
+        };
+    });
+}
+
+/// Invalidates every stage 1 and stage 2 translation of a realm's VMID on every PE.
+pub fn tlbi_vmid(vmid: u16) {
+    with_vmid(vmid, || {
+        // SAFETY: TLB maintenance and barriers only.
+        unsafe {
+            core::arch::asm!(
+                "dsb ishst",
+                "tlbi vmalls12e1is",
+                "dsb ish",
+                "isb",
+                options(nostack)
+            )
+        };
+    });
 }
