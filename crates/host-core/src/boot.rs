@@ -352,20 +352,20 @@ pub fn run<C: Conduit, M: HostMem>(rmi: &mut Rmi<'_, C>, mem: &mut M, plan: &Boo
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use cca_abi::el3::MemoryBank;
     use rmm_core::sim::SimPlatform;
     use rmm_core::{GranuleTable, Pa, Rmm};
 
-    struct Direct<'a, 'b>(&'a Rmm<'b, &'a SimPlatform>);
+    pub(crate) struct Direct<'a, 'b>(pub(crate) &'a Rmm<'b, &'a SimPlatform>);
     impl Conduit for Direct<'_, '_> {
         fn smc(&mut self, regs: [u64; 8]) -> [u64; 8] {
             self.0.handle_rmi(&regs)
         }
     }
 
-    struct Mem<'a>(&'a SimPlatform);
+    pub(crate) struct Mem<'a>(pub(crate) &'a SimPlatform);
     impl HostMem for Mem<'_> {
         fn write(&mut self, pa: u64, data: &[u8]) {
             self.0

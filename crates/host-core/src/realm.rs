@@ -241,11 +241,9 @@ pub fn run<C: Conduit, M: HostMem>(rmi: &mut Rmi<'_, C>, mem: &mut M, plan: &Rea
         );
         realm.rim.extend_data(ipa, *flags, &page);
     }
-    c.expect(
-        RmiFid::RTT_DATA_MAP_INIT,
-        &[rd, data, 0x1000, src, 1],
-        RmiStatus::ErrorInput,
-    );
+    let r = c.expect(RmiFid::RTT_DATA_MAP_INIT, &[rd, data, 0x1000, src, 1], RmiStatus::ErrorRtt);
+    c.check((r.regs[0] >> 8) & 0xff == 3, format_args!("mapping an assigned IPA again fails at level 3"));
+    c.expect(RmiFid::RTT_DATA_MAP_INIT, &[rd, data, 0x6000, src, 1], RmiStatus::ErrorInput);
     let r = c.expect(RmiFid::RTT_READ_ENTRY, &[rd, 0x1000, 3], RmiStatus::Success);
     c.check(
         r.regs[2] == entry_state::ASSIGNED && r.regs[3] == data + G && r.regs[4] == 1,
@@ -456,4 +454,29 @@ pub fn run<C: Conduit, M: HostMem>(rmi: &mut Rmi<'_, C>, mem: &mut M, plan: &Rea
     }
     c.check(clean, format_args!("every returned granule is scrubbed"));
     c.tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::tests::{Direct, Mem};
+    use cca_abi::el3::MemoryBank;
+    use rmm_core::sim::SimPlatform;
+    use rmm_core::{GranuleTable, Rmm};
+
+    #[test]
+    fn realm_lifecycle_passes_against_the_rmm_core() {
+        let banks = [MemoryBank { base: 0x8000_0000, size: 0x0200_0000 }];
+        let sim = SimPlatform::new(&banks);
+        let storage = rmm_core::sim::granule_storage(&banks);
+        let rmm = Rmm::new(&sim, GranuleTable::new(&banks, &storage).unwrap()).unwrap();
+        let mut out = String::new();
+        let mut rmi = Rmi::new(Direct(&rmm), &mut out);
+        assert_eq!(rmi.call(RmiFid::RMM_ACTIVATE, &[]).status(), Some(RmiStatus::Success));
+        let plan = RealmPlan { pool_base: 0x8000_0000, pool_size: 0x0200_0000 };
+        let tally = run(&mut rmi, &mut Mem(&sim), &plan);
+        println!("{out}");
+        assert_eq!(tally.failed, 0, "{out}");
+        assert!(tally.passed > 60, "{}", tally.passed);
+    }
 }
