@@ -20,6 +20,8 @@ const POOL_BASE: u64 = 0x8000_0000;
 const POOL_GRANULES: u64 = 4096;
 const SECONDARY_GRANULE: u64 = 0x8200_0000;
 const RMM_CARVEOUT: u64 = 0x4010_0000;
+/// Granules the realm demonstration builds its realm from.
+const REALM_POOL: (u64, u64) = (0x8800_0000, 0x0200_0000);
 const MMIO_PA: u64 = 0x0900_0000;
 
 /// Where `cargo xtask bench` leaves [`BENCH_MAGIC`] to ask for the benchmarks.
@@ -194,6 +196,10 @@ extern "C" fn host_main(dtb: u64) -> ! {
         probe_delegated: true,
     };
     let mut tally = boot::run(&mut rmi, &mut Dram, &plan);
+    let realm_plan = host_core::realm::RealmPlan { pool_base: REALM_POOL.0, pool_size: REALM_POOL.1 };
+    let t = host_core::realm::run(&mut rmi, &mut Dram, &realm_plan);
+    tally.passed += t.passed;
+    tally.failed += t.failed;
     let calls = rmi.calls;
     secondary_cpu_check(&mut tally);
     // SAFETY: the flag word is in the host's identity-mapped DRAM.
