@@ -61,6 +61,8 @@ pub mod tracking;
 pub mod version;
 
 #[cfg(test)]
+mod map_tests;
+#[cfg(test)]
 mod realm_tests;
 #[cfg(test)]
 mod rtt_tests;

@@ -380,3 +380,80 @@ pub fn unprot_map(
 
 /// The unprotected half of the default realm starts here.
 pub const UNPROT: u64 = 1 << 39;
+
+/// The 16 auxiliary granules the tests donate for REC index `k`.
+pub fn aux_base(k: u64) -> u64 {
+    B1 + (128 + 16 * k) * G
+}
+
+/// Writes `RmiRecParams` at `page`.
+pub fn write_rec_params(f: &Fixture, page: u64, flags: u64, mpidr: u64, pc: u64, gprs: &[u64]) {
+    let mut b = std::vec![0u8; 4096];
+    b[..8].copy_from_slice(&flags.to_le_bytes());
+    b[0x100..0x108].copy_from_slice(&mpidr.to_le_bytes());
+    b[0x200..0x208].copy_from_slice(&pc.to_le_bytes());
+    for (i, r) in gprs.iter().enumerate() {
+        b[0x300 + 8 * i..0x308 + 8 * i].copy_from_slice(&r.to_le_bytes());
+    }
+    f.sim.host_write(pa(page), &b).unwrap();
+}
+
+/// Writes `n` single-granule delegated descriptors starting at `first` to the NS page at
+/// `page`.
+pub fn write_granule_list(f: &Fixture, page: u64, first: u64, n: u64) {
+    for i in 0..n {
+        let d = cca_abi::rmi::AddrRangeDesc {
+            size: cca_abi::rmi::BlockSize::L3_4K,
+            count: 1,
+            addr: first + i * G,
+            undelegated: false,
+        }
+        .encode();
+        f.sim
+            .host_write(pa(page + 8 * i), &d.to_le_bytes())
+            .unwrap();
+    }
+}
+
+/// REC_CREATE of `rec` in the default realm, donating [`aux_base`] of the MPIDR's index:
+/// returns the handle after the donation (the next step is OP_CONTINUE).
+pub fn start_rec(
+    f: &Fixture,
+    rmm: &TRmm<'_>,
+    rec: u64,
+    mpidr: u64,
+    flags: u64,
+    pc: u64,
+    gprs: &[u64],
+) -> u64 {
+    delegate(rmm, rec, 1);
+    write_rec_params(f, NS2, flags, mpidr, pc, gprs);
+    let out = call(rmm, RmiFid::REC_CREATE, &[RD, rec, NS2]);
+    assert_eq!(
+        out[0], 0x10D,
+        "REC_CREATE: INCOMPLETE with a donate request"
+    );
+    assert_eq!(out[2], 0x40);
+    let h = out[1];
+    let k = cca_abi::rmi::rec_mpidr::to_index(mpidr);
+    delegate(rmm, aux_base(k), 16);
+    write_granule_list(f, NS3, aux_base(k), 16);
+    let out = call(rmm, RmiFid::OP_MEM_DONATE, &[h, NS3, 16]);
+    assert_eq!(out[..3], [0xD, 16, 0], "OP_MEM_DONATE");
+    h
+}
+
+/// Creates a REC completely (REC_CREATE, OP_MEM_DONATE, OP_CONTINUE).
+pub fn create_rec_ok(
+    f: &Fixture,
+    rmm: &TRmm<'_>,
+    rec: u64,
+    mpidr: u64,
+    flags: u64,
+    pc: u64,
+    gprs: &[u64],
+) {
+    let h = start_rec(f, rmm, rec, mpidr, flags, pc, gprs);
+    let out = call(rmm, RmiFid::OP_CONTINUE, &[h, 0]);
+    assert_eq!(out[..3], [0, 0, 0], "OP_CONTINUE");
+}
