@@ -110,3 +110,231 @@ pub fn delegation<C: Conduit, K: Clock>(
     );
     ok
 }
+
+/// Measures realm operations: `REALM_CREATE`, `RTT_CREATE`, `RTT_DATA_MAP_INIT` with
+/// measurement (per 4 KiB), `RTT_DATA_MAP` (per 2 MiB block) and `REC_CREATE` (the whole
+/// stateful operation with pre-delegated auxiliary granules). Granule delegation is kept out of
+/// the timed regions. Returns the checks' tally.
+pub fn realm_ops<C: Conduit, K: Clock, M: crate::HostMem>(
+    rmi: &mut Rmi<'_, C>,
+    clock: &mut K,
+    mem: &mut M,
+    plan: &crate::realm::RealmPlan,
+) -> crate::boot::Tally {
+    use crate::realm::{delegate, drive_sro, undelegate, Pool};
+    use cca_abi::rmi::{AddrRangeDesc, BlockSize, RealmParams, RecParams};
+    use zerocopy::{FromZeros, IntoBytes};
+    const G: u64 = cca_abi::GRANULE_SIZE;
+    const N: u64 = 16;
+    let verbose = rmi.verbose;
+    rmi.verbose = false;
+    let feat0 = rmi.call(RmiFid::FEATURES, &[0]).regs[1];
+    let mut c = crate::boot::Checker::new(rmi);
+    c.quiet = true;
+    let mut pool = Pool {
+        next: plan.pool_base,
+        end: plan.pool_base + plan.pool_size,
+    };
+    let params_page = pool.take(1, G);
+    let list_page = pool.take(1, G);
+    let src = pool.take(1, G);
+    mem.write(src, &[0x5a; 4096]);
+    let rd = pool.take(1, G);
+    let root = pool.take(2, 2 * G);
+    delegate(&mut c, rd, 1);
+    delegate(&mut c, root, 2);
+    let mut p = RealmParams::new_zeroed();
+    p.s2sz = crate::realm::S2SZ;
+    p.num_bps = (feat0 >> 14) & 0x3f;
+    p.num_wps = (feat0 >> 20) & 0x3f;
+    p.rtt_base = root;
+    p.rtt_level_start = 1;
+    p.rtt_num_start = 2;
+    mem.write(params_page, p.as_bytes());
+
+    let mut t_create = 0;
+    for _ in 0..N {
+        let t0 = clock.ticks();
+        let r = c.rmi.call(RmiFid::REALM_CREATE, &[rd, params_page]);
+        t_create += clock.ticks() - t0;
+        c.check(
+            r.status() == Some(RmiStatus::Success),
+            format_args!("REALM_CREATE"),
+        );
+        c.expect(RmiFid::REALM_TERMINATE, &[rd], RmiStatus::Success);
+        c.expect(RmiFid::REALM_DESTROY, &[rd], RmiStatus::Success);
+    }
+    c.expect(RmiFid::REALM_CREATE, &[rd, params_page], RmiStatus::Success);
+
+    let l2 = pool.take(1, G);
+    delegate(&mut c, l2, 1);
+    c.expect(RmiFid::RTT_CREATE, &[rd, l2, 0, 2], RmiStatus::Success);
+    let l3 = pool.take(N, G);
+    delegate(&mut c, l3, N);
+    let t0 = clock.ticks();
+    for i in 0..N {
+        c.rmi
+            .call(RmiFid::RTT_CREATE, &[rd, l3 + i * G, i << 21, 3]);
+    }
+    let t_rtt = clock.ticks() - t0;
+    c.expect(
+        RmiFid::RTT_READ_ENTRY,
+        &[rd, (N - 1) << 21, 2],
+        RmiStatus::Success,
+    );
+
+    let data = pool.take(N, G);
+    delegate(&mut c, data, N);
+    let t0 = clock.ticks();
+    for i in 0..N {
+        c.rmi.call(
+            RmiFid::RTT_DATA_MAP_INIT,
+            &[rd, data + i * G, i * G, src, 1],
+        );
+    }
+    let t_init = clock.ticks() - t0;
+
+    const BLOCKS: u64 = 4;
+    let blocks = pool.take(512 * BLOCKS, 1 << 21);
+    delegate(&mut c, blocks, 512 * BLOCKS);
+    let base_ipa = 0x1000_0000;
+    let t0 = clock.ticks();
+    for i in 0..BLOCKS {
+        let d = AddrRangeDesc {
+            size: BlockSize::L2_2M,
+            count: 1,
+            addr: blocks + i * (1 << 21),
+            undelegated: false,
+        };
+        let ipa = base_ipa + i * (1 << 21);
+        c.rmi.call(
+            RmiFid::RTT_DATA_MAP,
+            &[rd, ipa, ipa + (1 << 21), 1, d.encode()],
+        );
+    }
+    let t_map = clock.ticks() - t0;
+
+    const RECS: u64 = 4;
+    let recs = pool.take(RECS, G);
+    let aux = pool.take(16 * RECS, G);
+    delegate(&mut c, recs, RECS);
+    delegate(&mut c, aux, 16 * RECS);
+    let mut next_aux = aux;
+    let mut take_aux = |_: &mut crate::boot::Checker<'_, '_, C>, n: u64| {
+        let b = next_aux;
+        next_aux += n * G;
+        b
+    };
+    let mut reclaimed = 0;
+    let mut t_rec = 0;
+    for i in 0..RECS {
+        let mut rp = RecParams::new_zeroed();
+        rp.flags = 1;
+        rp.mpidr = i;
+        mem.write(params_page, rp.as_bytes());
+        let t0 = clock.ticks();
+        let first = c
+            .rmi
+            .call(RmiFid::REC_CREATE, &[rd, recs + i * G, params_page]);
+        let done = drive_sro(&mut c, mem, first, list_page, &mut take_aux, &mut reclaimed);
+        t_rec += clock.ticks() - t0;
+        c.check(
+            done.status() == Some(RmiStatus::Success),
+            format_args!("REC_CREATE {i}"),
+        );
+    }
+
+    // Teardown, untimed.
+    c.expect(RmiFid::REALM_TERMINATE, &[rd], RmiStatus::Success);
+    let mut none = |_: &mut crate::boot::Checker<'_, '_, C>, _: u64| 0;
+    for i in 0..RECS {
+        let first = c.rmi.call(RmiFid::REC_DESTROY, &[recs + i * G]);
+        let done = drive_sro(&mut c, mem, first, list_page, &mut none, &mut reclaimed);
+        c.check(
+            done.status() == Some(RmiStatus::Success),
+            format_args!("REC_DESTROY {i}"),
+        );
+    }
+    undelegate(&mut c, recs, RECS);
+    for i in 0..BLOCKS {
+        let ipa = base_ipa + i * (1 << 21);
+        c.expect(
+            RmiFid::RTT_DATA_UNMAP,
+            &[rd, ipa, ipa + (1 << 21), 1, 0],
+            RmiStatus::Success,
+        );
+    }
+    undelegate(&mut c, blocks, 512 * BLOCKS);
+    for i in 0..N {
+        c.expect(
+            RmiFid::RTT_DATA_UNMAP,
+            &[rd, i * G, (i + 1) * G, 1, 0],
+            RmiStatus::Success,
+        );
+    }
+    undelegate(&mut c, data, N);
+    for i in (0..N).rev() {
+        c.expect(RmiFid::RTT_DESTROY, &[rd, i << 21, 3], RmiStatus::Success);
+    }
+    undelegate(&mut c, l3, N);
+    c.expect(RmiFid::RTT_DESTROY, &[rd, 0, 2], RmiStatus::Success);
+    undelegate(&mut c, l2, 1);
+    c.expect(RmiFid::REALM_DESTROY, &[rd], RmiStatus::Success);
+    undelegate(&mut c, rd, 1);
+    undelegate(&mut c, root, 2);
+    let tally = c.tally;
+    rmi.verbose = verbose;
+    let out = rmi.out();
+    report(out, clock, "realm_create", N, t_create);
+    report(out, clock, "rtt_create_level3", N, t_rtt);
+    report(out, clock, "data_map_init_measured_per_4k", N, t_init);
+    report(out, clock, "data_map_per_2m_block", BLOCKS, t_map);
+    report(out, clock, "rec_create_sro", RECS, t_rec);
+    tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::tests::{Direct, Mem};
+    use cca_abi::el3::MemoryBank;
+    use rmm_core::sim::SimPlatform;
+    use rmm_core::{GranuleTable, Rmm};
+
+    struct Steps(u64);
+    impl Clock for Steps {
+        fn ticks(&mut self) -> u64 {
+            self.0 += 1;
+            self.0
+        }
+        fn frequency(&self) -> u64 {
+            1_000_000_000
+        }
+    }
+
+    #[test]
+    fn benchmarks_run_against_the_rmm_core() {
+        let banks = [MemoryBank {
+            base: 0x8000_0000,
+            size: 0x0200_0000,
+        }];
+        let sim = SimPlatform::new(&banks);
+        let storage = rmm_core::sim::granule_storage(&banks);
+        let rmm = Rmm::new(&sim, GranuleTable::new(&banks, &storage).unwrap()).unwrap();
+        let mut out = String::new();
+        let mut rmi = Rmi::new(Direct(&rmm), &mut out);
+        rmi.call(RmiFid::RMM_ACTIVATE, &[]);
+        assert!(delegation(&mut rmi, &mut Steps(0), 0x8000_0000, 64));
+        let plan = crate::realm::RealmPlan {
+            pool_base: 0x8040_0000,
+            pool_size: 0x0100_0000,
+        };
+        let t = realm_ops(&mut rmi, &mut Steps(0), &mut Mem(&sim), &plan);
+        assert_eq!(t.failed, 0, "{out}");
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("BENCH ")).count(),
+            10,
+            "{out}"
+        );
+    }
+}

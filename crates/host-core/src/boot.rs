@@ -38,6 +38,8 @@ pub struct Checker<'r, 'o, C: Conduit> {
     pub rmi: &'r mut Rmi<'o, C>,
     /// The tally.
     pub tally: Tally,
+    /// Print only failed checks.
+    pub quiet: bool,
 }
 
 impl<'r, 'o, C: Conduit> Checker<'r, 'o, C> {
@@ -46,6 +48,7 @@ impl<'r, 'o, C: Conduit> Checker<'r, 'o, C> {
         Self {
             rmi,
             tally: Tally::default(),
+            quiet: false,
         }
     }
 
@@ -53,7 +56,9 @@ impl<'r, 'o, C: Conduit> Checker<'r, 'o, C> {
     pub fn check(&mut self, ok: bool, what: core::fmt::Arguments) -> bool {
         if ok {
             self.tally.passed += 1;
-            let _ = writeln!(self.rmi.out(), "  ok: {what}");
+            if !self.quiet {
+                let _ = writeln!(self.rmi.out(), "  ok: {what}");
+            }
         } else {
             self.tally.failed += 1;
             let _ = writeln!(self.rmi.out(), "  FAILED: {what}");

@@ -36,13 +36,13 @@ pub struct RealmPlan {
 }
 
 /// A bump allocator over the host's region, handing out granules it delegates.
-struct Pool {
-    next: u64,
-    end: u64,
+pub(crate) struct Pool {
+    pub(crate) next: u64,
+    pub(crate) end: u64,
 }
 
 impl Pool {
-    fn take(&mut self, n: u64, align: u64) -> u64 {
+    pub(crate) fn take(&mut self, n: u64, align: u64) -> u64 {
         let base = (self.next + align - 1) & !(align - 1);
         let end = base + n * G;
         assert!(end <= self.end, "host granule pool exhausted");
@@ -57,7 +57,7 @@ struct Realm {
     rim: Measurement,
 }
 
-fn delegate<C: Conduit>(c: &mut Checker<'_, '_, C>, base: u64, n: u64) -> bool {
+pub(crate) fn delegate<C: Conduit>(c: &mut Checker<'_, '_, C>, base: u64, n: u64) -> bool {
     let r = crate::boot::range_loop(c.rmi, RmiFid::GRANULE_RANGE_DELEGATE, base, base + n * G);
     c.check(
         r.is_ok(),
@@ -65,7 +65,7 @@ fn delegate<C: Conduit>(c: &mut Checker<'_, '_, C>, base: u64, n: u64) -> bool {
     )
 }
 
-fn undelegate<C: Conduit>(c: &mut Checker<'_, '_, C>, base: u64, n: u64) -> bool {
+pub(crate) fn undelegate<C: Conduit>(c: &mut Checker<'_, '_, C>, base: u64, n: u64) -> bool {
     let r = crate::boot::range_loop(c.rmi, RmiFid::GRANULE_RANGE_UNDELEGATE, base, base + n * G);
     c.check(
         r.is_ok(),
@@ -75,7 +75,7 @@ fn undelegate<C: Conduit>(c: &mut Checker<'_, '_, C>, base: u64, n: u64) -> bool
 
 /// Runs one SRO to completion: donates or reclaims as the RMM asks, then continues.
 /// Returns the final outcome (not INCOMPLETE) or the first unexpected one.
-fn drive_sro<C: Conduit, M: HostMem>(
+pub(crate) fn drive_sro<C: Conduit, M: HostMem>(
     c: &mut Checker<'_, '_, C>,
     mem: &mut M,
     first: Outcome,
@@ -241,9 +241,20 @@ pub fn run<C: Conduit, M: HostMem>(rmi: &mut Rmi<'_, C>, mem: &mut M, plan: &Rea
         );
         realm.rim.extend_data(ipa, *flags, &page);
     }
-    let r = c.expect(RmiFid::RTT_DATA_MAP_INIT, &[rd, data, 0x1000, src, 1], RmiStatus::ErrorRtt);
-    c.check((r.regs[0] >> 8) & 0xff == 3, format_args!("mapping an assigned IPA again fails at level 3"));
-    c.expect(RmiFid::RTT_DATA_MAP_INIT, &[rd, data, 0x6000, src, 1], RmiStatus::ErrorInput);
+    let r = c.expect(
+        RmiFid::RTT_DATA_MAP_INIT,
+        &[rd, data, 0x1000, src, 1],
+        RmiStatus::ErrorRtt,
+    );
+    c.check(
+        (r.regs[0] >> 8) & 0xff == 3,
+        format_args!("mapping an assigned IPA again fails at level 3"),
+    );
+    c.expect(
+        RmiFid::RTT_DATA_MAP_INIT,
+        &[rd, data, 0x6000, src, 1],
+        RmiStatus::ErrorInput,
+    );
     let r = c.expect(RmiFid::RTT_READ_ENTRY, &[rd, 0x1000, 3], RmiStatus::Success);
     c.check(
         r.regs[2] == entry_state::ASSIGNED && r.regs[3] == data + G && r.regs[4] == 1,
@@ -466,14 +477,23 @@ mod tests {
 
     #[test]
     fn realm_lifecycle_passes_against_the_rmm_core() {
-        let banks = [MemoryBank { base: 0x8000_0000, size: 0x0200_0000 }];
+        let banks = [MemoryBank {
+            base: 0x8000_0000,
+            size: 0x0200_0000,
+        }];
         let sim = SimPlatform::new(&banks);
         let storage = rmm_core::sim::granule_storage(&banks);
         let rmm = Rmm::new(&sim, GranuleTable::new(&banks, &storage).unwrap()).unwrap();
         let mut out = String::new();
         let mut rmi = Rmi::new(Direct(&rmm), &mut out);
-        assert_eq!(rmi.call(RmiFid::RMM_ACTIVATE, &[]).status(), Some(RmiStatus::Success));
-        let plan = RealmPlan { pool_base: 0x8000_0000, pool_size: 0x0200_0000 };
+        assert_eq!(
+            rmi.call(RmiFid::RMM_ACTIVATE, &[]).status(),
+            Some(RmiStatus::Success)
+        );
+        let plan = RealmPlan {
+            pool_base: 0x8000_0000,
+            pool_size: 0x0200_0000,
+        };
         let tally = run(&mut rmi, &mut Mem(&sim), &plan);
         println!("{out}");
         assert_eq!(tally.failed, 0, "{out}");

@@ -196,7 +196,10 @@ extern "C" fn host_main(dtb: u64) -> ! {
         probe_delegated: true,
     };
     let mut tally = boot::run(&mut rmi, &mut Dram, &plan);
-    let realm_plan = host_core::realm::RealmPlan { pool_base: REALM_POOL.0, pool_size: REALM_POOL.1 };
+    let realm_plan = host_core::realm::RealmPlan {
+        pool_base: REALM_POOL.0,
+        pool_size: REALM_POOL.1,
+    };
     let t = host_core::realm::run(&mut rmi, &mut Dram, &realm_plan);
     tally.passed += t.passed;
     tally.failed += t.failed;
@@ -210,6 +213,13 @@ extern "C" fn host_main(dtb: u64) -> ! {
             tally.failed += 1;
             println!("  FAILED: a benchmarked call did not succeed");
         }
+        let plan = host_core::realm::RealmPlan {
+            pool_base: BENCH_POOL,
+            pool_size: 0x0200_0000,
+        };
+        let t = host_core::bench::realm_ops(&mut rmi, &mut Timer, &mut Dram, &plan);
+        tally.passed += t.passed;
+        tally.failed += t.failed;
     }
     println!(
         "{} RMI calls; {} checks passed, {} failed",
