@@ -67,6 +67,8 @@ mod realm_tests;
 #[cfg(test)]
 mod rtt_tests;
 #[cfg(test)]
+mod sro_tests;
+#[cfg(test)]
 mod stress_tests;
 #[cfg(test)]
 #[allow(dead_code)]
