@@ -1438,7 +1438,7 @@ fn concurrent_realm_commands_on_one_realm_keep_the_invariants() {
         for t in 0..4u64 {
             let (rmm, calls, ok) = (&rmm, &calls, &ok);
             s.spawn(move || {
-                let mut rng = XorShift(0x2545_F491_4F6C_DD1D ^ (t + 1) * 0x9E37);
+                let mut rng = XorShift(0x2545_F491_4F6C_DD1D ^ ((t + 1) * 0x9E37));
                 for _ in 0..400 {
                     let k = rng.below(4);
                     let leaf = GIB + k * (2 << 20);
