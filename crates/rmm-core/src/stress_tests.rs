@@ -283,6 +283,12 @@ enum RealmOp {
     RecTeardown {
         rec: u64,
     },
+    /// A short-lived realm: delegate, REALM_CREATE, (maybe an RTT and a data page),
+    /// REALM_TERMINATE, the unmap and RTT_DESTROY, REALM_DESTROY.
+    Ephemeral {
+        rd: u64,
+        with_data: bool,
+    },
 }
 
 /// Secure granules of the randomized test's machine.
@@ -353,10 +359,11 @@ fn realm_op() -> impl Strategy<Value = RealmOp> {
         3 => (rd(), (60u64..64).prop_map(b1), (0u64..4).prop_map(|k| b1(100 + 16 * k)), prop_oneof![3 => Just(0u64), 1 => 1u64..3])
             .prop_map(|(rd, rec, first, mpidr)| RecFull { rd, rec, first, mpidr }),
         2 => prop_oneof![(60u64..64).prop_map(b1), pool()].prop_map(|rec| RecTeardown { rec }),
+        2 => ((0u64..4).prop_map(|k| b1(200 + 16 * k)), any::<bool>()).prop_map(|(rd, with_data)| Ephemeral { rd, with_data }),
         2 => (prop::sample::select(std::vec![RmiFid::RTT_DESTROY, RmiFid::RTT_FOLD]), rd(),
               prop::sample::select(std::vec![0x4000_0000u64, 1 << 39]), 2u64..=3)
             .prop_map(|(fid, rd, ipa, level)| RttOp { fid, rd, ipa, level }),
-        2 => (rd(), pool(), ipa(), 1u64..4, any::<bool>(), any::<bool>())
+        3 => (rd(), prop_oneof![3 => (60u64..64).prop_map(b1), 1 => pool()], ipa(), 1u64..4, any::<bool>(), any::<bool>())
             .prop_map(|(rd, rec, base, n, ram, change)| SetRipas { rd, rec, base, n, ram, change }),
     ]
 }
@@ -1123,7 +1130,9 @@ fn realm_regs(op: &RealmOp, f: &Fixture, model: &mut Model) -> Regs {
             0,
             0,
         ],
-        RealmOp::RecFull { .. } | RealmOp::RecTeardown { .. } => unreachable!("composite"),
+        RealmOp::RecFull { .. } | RealmOp::RecTeardown { .. } | RealmOp::Ephemeral { .. } => {
+            unreachable!("composite")
+        }
     }
 }
 
@@ -1278,6 +1287,72 @@ fn run_ops(ops: &[Op], stats: &mut Stats) {
                     RealmOp::Continue { h },
                 ] {
                     let regs = realm_regs(&op, &f, &mut model);
+                    maps = step(&regs, &f, &rmm, &mut model, stats, &maps);
+                }
+            }
+            Op::Realm(RealmOp::Ephemeral { rd, with_data }) => {
+                let (rd, root, rtt, rtt3, data) =
+                    (*rd, *rd + G, *rd + 2 * G, *rd + 3 * G, *rd + 4 * G);
+                let mut seq = std::vec![
+                    RealmOp::Delegate { first: rd, n: 2 },
+                    RealmOp::Create { rd, root, kind: 0 },
+                ];
+                if *with_data {
+                    seq.extend([
+                        RealmOp::Delegate { first: rtt, n: 3 },
+                        RealmOp::RttCreate {
+                            rd,
+                            rtt,
+                            ipa: 0,
+                            level: 2,
+                        },
+                        RealmOp::RttCreate {
+                            rd,
+                            rtt: rtt3,
+                            ipa: 0,
+                            level: 3,
+                        },
+                        RealmOp::MapInit {
+                            rd,
+                            data,
+                            ipa: 0,
+                            flags: 1,
+                        },
+                    ]);
+                }
+                seq.push(RealmOp::Lifecycle {
+                    fid: RmiFid::REALM_TERMINATE,
+                    rd,
+                });
+                if *with_data {
+                    seq.extend([
+                        RealmOp::Unmap {
+                            fid: RmiFid::RTT_DATA_UNMAP,
+                            rd,
+                            ipa: 0,
+                            n: 1,
+                            addr_type: 0,
+                        },
+                        RealmOp::RttOp {
+                            fid: RmiFid::RTT_DESTROY,
+                            rd,
+                            ipa: 0,
+                            level: 3,
+                        },
+                        RealmOp::RttOp {
+                            fid: RmiFid::RTT_DESTROY,
+                            rd,
+                            ipa: 0,
+                            level: 2,
+                        },
+                    ]);
+                }
+                seq.push(RealmOp::Lifecycle {
+                    fid: RmiFid::REALM_DESTROY,
+                    rd,
+                });
+                for op in &seq {
+                    let regs = realm_regs(op, &f, &mut model);
                     maps = step(&regs, &f, &rmm, &mut model, stats, &maps);
                 }
             }
