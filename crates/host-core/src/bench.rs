@@ -320,7 +320,8 @@ mod tests {
         }];
         let sim = SimPlatform::new(&banks);
         let storage = rmm_core::sim::granule_storage(&banks);
-        let rmm = Rmm::new(&sim, GranuleTable::new(&banks, &storage).unwrap()).unwrap();
+        let sro = rmm_core::SroStorage::new();
+        let rmm = Rmm::new(&sim, GranuleTable::new(&banks, &storage).unwrap(), &sro).unwrap();
         let mut out = String::new();
         let mut rmi = Rmi::new(Direct(&rmm), &mut out);
         rmi.call(RmiFid::RMM_ACTIVATE, &[]);

@@ -400,7 +400,8 @@ pub(crate) mod tests {
         let sim = SimPlatform::new(&banks);
         sim.set_pas(Pa::new(0x8080_0000), cca_abi_pas_realm());
         let storage = rmm_core::sim::granule_storage(&banks);
-        let rmm = Rmm::new(&sim, GranuleTable::new(&banks, &storage).unwrap()).unwrap();
+        let sro = rmm_core::SroStorage::new();
+        let rmm = Rmm::new(&sim, GranuleTable::new(&banks, &storage).unwrap(), &sro).unwrap();
         let mut out = String::new();
         let mut rmi = Rmi::new(Direct(&rmm), &mut out);
         let plan = BootPlan {

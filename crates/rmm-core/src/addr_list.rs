@@ -100,11 +100,11 @@ pub struct OutList<const N: usize> {
 
 impl<const N: usize> OutList<N> {
     /// An empty list that accepts at most `max` (<= N) descriptors.
-    pub fn new(max: usize) -> Self {
+    pub const fn new(max: usize) -> Self {
         Self {
             descs: [0; N],
             count: 0,
-            max: max.min(N),
+            max: if max < N { max } else { N },
         }
     }
 

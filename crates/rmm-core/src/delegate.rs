@@ -522,8 +522,13 @@ mod tests {
             assert_eq!(st, expected as u16, "{call}({at})");
             n.fetch_add(1, Ordering::SeqCst);
         }));
-        let rmm =
-            crate::Rmm::new(&sim, crate::GranuleTable::new(&banks, &storage).unwrap()).unwrap();
+        let sro = crate::SroStorage::new();
+        let rmm = crate::Rmm::new(
+            &sim,
+            crate::GranuleTable::new(&banks, &storage).unwrap(),
+            &sro,
+        )
+        .unwrap();
         assert_eq!(call(&rmm, RmiFid::RMM_ACTIVATE, &[])[0], 0);
         sim.refuse_delegate(pa(b0(6)), El3Error::Again);
         assert_eq!(call(&rmm, DELEGATE, &[B0, b0(8)])[..2], [0, b0(6)]);

@@ -17,7 +17,7 @@
 //!
 //! let banks: &[MemoryBank] = manifest_dram_banks();
 //! let table = GranuleTable::new(banks, &DESCRIPTORS).map_err(InitError::from)?;
-//! let rmm = Rmm::new(FwPlatform::new(), table)?; // InitError::boot_error() for BOOT_COMPLETE
+//! let rmm = Rmm::new(FwPlatform::new(), table, &SRO)?; // InitError::boot_error() for BOOT_COMPLETE
 //! RMM.call_once(|| rmm);
 //!
 //! // Then, on every CPU, for every RMI call EL3 forwards:
@@ -87,4 +87,5 @@ pub use platform::{El3, NsFault, PhysMem, Platform};
 pub use realm::{Rd, S2Ctx};
 pub use rec::Rec;
 pub use rmm::{InitError, Rmm};
+pub use sro::SroStorage;
 pub use sro::{SroInfo, SRO_CONTEXTS};

@@ -541,6 +541,19 @@ impl<'a, P: Platform> Rmm<'a, P> {
         }
         rd.state = RealmState::Active as u64;
         self.rd_write(&g, &rd);
+        let len = if rd.hash_algo == 1 {
+            64
+        } else if rd.hash_algo == 2 {
+            48
+        } else {
+            32
+        };
+        log::info!(
+            "realm {:#x} (VMID {}) is ACTIVE; RIM = {}",
+            regs[1],
+            rd.vmid,
+            Hex(&rd.rim[..len])
+        );
         Ok(())
     }
 
@@ -658,5 +671,14 @@ mod tests {
         assert_eq!((v >> 6) & 3, 1);
         assert_eq!((v >> 16) & 7, 5);
         assert_eq!(s2.vttbr(), 0x8000_4000 | (7 << 48));
+    }
+}
+
+/// Formats bytes as lowercase hex.
+struct Hex<'a>(&'a [u8]);
+
+impl core::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }

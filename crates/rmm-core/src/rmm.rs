@@ -11,7 +11,7 @@ use crate::granule::{GranuleTable, TableError};
 use crate::pa::Pa;
 use crate::platform::Platform;
 use crate::realm::{new_vmid_bitmap, VMID_WORDS};
-use crate::sro::SroPool;
+use crate::sro::SroStorage;
 
 const STATE_INIT: u8 = 0;
 const STATE_ACTIVE: u8 = 1;
@@ -75,15 +75,19 @@ pub struct Rmm<'a, P> {
     /// The VMID bitmap.
     pub(crate) vmids: [AtomicU64; VMID_WORDS],
     /// The SRO context pool.
-    pub(crate) sro: spin::Mutex<SroPool>,
+    pub(crate) sro: &'a SroStorage,
 }
 
 impl<'a, P: Platform> Rmm<'a, P> {
     /// Builds the core at cold boot, in the `INIT` state (before `RMM_ACTIVATE`).
     ///
-    /// `granules` is the table built from the boot manifest's DRAM banks. The CPU features
-    /// are read from the platform once, here.
-    pub fn new(platform: P, granules: GranuleTable<'a>) -> Result<Self, InitError> {
+    /// `granules` is the table built from the boot manifest's DRAM banks, `sro` the memory
+    /// for stateful operations. The CPU features are read from the platform once, here.
+    pub fn new(
+        platform: P,
+        granules: GranuleTable<'a>,
+        sro: &'a SroStorage,
+    ) -> Result<Self, InitError> {
         let cpu = platform.cpu_features();
         cpu.validate().map_err(InitError::CpuFeatures)?;
         let top = granules.top();
@@ -101,7 +105,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
             features: feature_registers(&cpu),
             state: AtomicU8::new(STATE_INIT),
             vmids: new_vmid_bitmap(),
-            sro: spin::Mutex::new(SroPool::new()),
+            sro,
         })
     }
 }
@@ -181,7 +185,12 @@ mod tests {
         };
         let sim = SimPlatform::with_cpu(&banks, cpu);
         let storage = granule_storage(&banks);
-        let e = Rmm::new(&sim, GranuleTable::new(&banks, &storage).unwrap()).unwrap_err();
+        let e = Rmm::new(
+            &sim,
+            GranuleTable::new(&banks, &storage).unwrap(),
+            &crate::SroStorage::new(),
+        )
+        .unwrap_err();
         assert_eq!(
             e,
             InitError::DramBeyondPaWidth {
@@ -196,7 +205,12 @@ mod tests {
             size: G,
         }];
         let storage = granule_storage(&banks);
-        assert!(Rmm::new(&sim, GranuleTable::new(&banks, &storage).unwrap()).is_ok());
+        assert!(Rmm::new(
+            &sim,
+            GranuleTable::new(&banks, &storage).unwrap(),
+            &crate::SroStorage::new()
+        )
+        .is_ok());
     }
 
     #[test]
@@ -210,7 +224,12 @@ mod tests {
             },
         );
         let storage = granule_storage(&banks);
-        let e = Rmm::new(&sim, GranuleTable::new(&banks, &storage).unwrap()).unwrap_err();
+        let e = Rmm::new(
+            &sim,
+            GranuleTable::new(&banks, &storage).unwrap(),
+            &crate::SroStorage::new(),
+        )
+        .unwrap_err();
         assert!(matches!(e, InitError::CpuFeatures(_)));
         assert_eq!(e.boot_error(), BootError::Unknown);
     }

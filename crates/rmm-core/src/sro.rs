@@ -89,7 +89,7 @@ pub(crate) struct SroCtx {
 }
 
 impl SroCtx {
-    fn new(init_command: RmiFid, xfer: u64, expected: RmiFid) -> Self {
+    const fn new(init_command: RmiFid, xfer: u64, expected: RmiFid) -> Self {
         Self {
             init_command,
             expected_fid: expected,
@@ -120,6 +120,23 @@ struct Slot {
     ctx: SroCtx,
 }
 
+/// Memory for the SRO context pool, supplied by the caller of [`Rmm::new`] (a `static` in
+/// the firmware) so that the RMM object itself stays small.
+pub struct SroStorage(pub(crate) spin::Mutex<SroPool>);
+
+impl SroStorage {
+    /// A pool with every context free.
+    pub const fn new() -> Self {
+        Self(spin::Mutex::new(SroPool::new()))
+    }
+}
+
+impl Default for SroStorage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The context pool.
 pub(crate) struct SroPool {
     slots: [Slot; SRO_CONTEXTS],
@@ -127,7 +144,7 @@ pub(crate) struct SroPool {
 
 impl SroPool {
     /// A pool with every context free.
-    pub(crate) fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             slots: [Slot {
                 state: SlotState::Free,
@@ -202,14 +219,14 @@ impl<'a, P: Platform> Rmm<'a, P> {
         xfer: u64,
         expected: RmiFid,
     ) -> Result<Reserved<'_>, RmiError> {
-        let mut pool = self.sro.lock();
+        let mut pool = self.sro.0.lock();
         let mut sealed = 0;
         for (i, slot) in pool.slots.iter_mut().enumerate() {
             match slot.state {
                 SlotState::Free => {
                     slot.state = SlotState::Reserved;
                     return Ok(Reserved {
-                        pool: &self.sro,
+                        pool: &self.sro.0,
                         handle: i,
                         ctx: SroCtx::new(command, xfer, expected),
                         done: false,
@@ -234,7 +251,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
 
     /// Takes the sealed context `handle` (TF-RMM's `sro_ctx_find`).
     fn sro_find(&self, handle: u64) -> Result<Reserved<'_>, RmiError> {
-        let mut pool = self.sro.lock();
+        let mut pool = self.sro.0.lock();
         let slot = usize::try_from(handle)
             .ok()
             .and_then(|h| pool.slots.get_mut(h).map(|s| (h, s)));
@@ -242,7 +259,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
             Some((h, s)) if s.state == SlotState::Sealed => {
                 s.state = SlotState::Reserved;
                 Ok(Reserved {
-                    pool: &self.sro,
+                    pool: &self.sro.0,
                     handle: h,
                     ctx: s.ctx,
                     done: false,
@@ -258,7 +275,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
     /// Calls `f` for every operation in flight (reserved or sealed), for tests and
     /// debugging.
     pub fn for_each_sro(&self, mut f: impl FnMut(&SroInfo)) {
-        let pool = self.sro.lock();
+        let pool = self.sro.0.lock();
         for (i, s) in pool.slots.iter().enumerate() {
             if s.state == SlotState::Free {
                 continue;

@@ -48,6 +48,8 @@ pub fn banks() -> Vec<MemoryBank> {
 pub struct Fixture {
     pub sim: SimPlatform,
     pub storage: Vec<AtomicU16>,
+    /// Stateful operation contexts.
+    pub sro: crate::SroStorage,
     pub banks: Vec<MemoryBank>,
 }
 
@@ -63,6 +65,7 @@ impl Fixture {
         Self {
             sim: SimPlatform::with_cpu(&banks, cpu),
             storage: granule_storage(&banks),
+            sro: crate::SroStorage::new(),
             banks,
         }
     }
@@ -72,6 +75,7 @@ impl Fixture {
         Rmm::new(
             &self.sim,
             GranuleTable::new(&self.banks, &self.storage).unwrap(),
+            &self.sro,
         )
         .unwrap()
     }

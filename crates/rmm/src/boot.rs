@@ -22,7 +22,10 @@ use zerocopy::FromBytes;
 const MAX_GRANULES: usize = 1 << 20;
 static GRANULES: [AtomicU16; MAX_GRANULES] = [const { AtomicU16::new(0) }; MAX_GRANULES];
 
-const POOL_PAGES: usize = 32;
+/// Stateful operation contexts.
+static SRO: rmm_core::SroStorage = rmm_core::SroStorage::new();
+
+const POOL_PAGES: usize = 48;
 static POOL: TakeOnce<[PageTable<El23Attributes>; POOL_PAGES]> =
     TakeOnce::new([PageTable::EMPTY; POOL_PAGES]);
 
@@ -38,6 +41,7 @@ unsafe extern "C" {
     static __rodata_end: u8;
     static __rmm_end: u8;
     static __stacks_start: u8;
+    static __stacks_end: u8;
 }
 
 /// The activation token this RMM hands EL3 for `cpu`: the top of its stack.
@@ -114,7 +118,11 @@ fn build_mmu(banks: &[MemoryBank], console: &ConsoleInfo, shared: u64, id: &CpuI
         [(0, 0, 0, El23Attributes::empty()); 5 + 2 * rmm_core::MAX_DRAM_BANKS];
     regions[0] = (base, text_end, base, mmu::RX_CODE);
     regions[1] = (text_end, rodata_end, text_end, mmu::RO_DATA);
-    regions[2] = (rodata_end, end, rodata_end, mmu::RW_DATA);
+    // Data and bss up to the stacks; each CPU's stack without its lowest page (the guard);
+    // then the exception stacks.
+    let stacks = (&raw const __stacks_start) as u64;
+    let stacks_end = (&raw const __stacks_end) as u64;
+    regions[2] = (rodata_end, stacks, rodata_end, mmu::RW_DATA);
     regions[3] = (shared, shared + 4096, shared, mmu::RW_DATA);
     let con_size = console.map_pages.clamp(1, 16) * 4096;
     regions[4] = (
@@ -137,7 +145,19 @@ fn build_mmu(banks: &[MemoryBank], console: &ConsoleInfo, shared: u64, id: &CpuI
             mmu::RW_DATA | El23Attributes::NS,
         );
     }
-    for &(va, va_end, pa, attrs) in regions.iter().take(5 + 2 * banks.len()) {
+    let stack_size = 1u64 << crate::entry::STACK_SHIFT;
+    let guarded = (0..MAX_CPUS as u64).map(|i| {
+        let lo = stacks + i * stack_size + 4096;
+        (lo, lo + stack_size - 4096, lo, mmu::RW_DATA)
+    });
+    let exc = core::iter::once((stacks_end, end, stacks_end, mmu::RW_DATA));
+    for (va, va_end, pa, attrs) in regions
+        .iter()
+        .take(5 + 2 * banks.len())
+        .copied()
+        .chain(guarded)
+        .chain(exc)
+    {
         let range = MemoryRegion::new(va as usize, va_end as usize);
         if let Err(e) = map.map_range(
             &range,
@@ -235,7 +255,8 @@ pub fn cold(
     let platform = FwPlatform {
         features: cpu_features(&id),
     };
-    let rmm = Rmm::new(platform, table).map_err(|e| fail(e.boot_error(), format_args!("{e}")))?;
+    let rmm =
+        Rmm::new(platform, table, &SRO).map_err(|e| fail(e.boot_error(), format_args!("{e}")))?;
     println!(
         "tracking {} granules; activation gate closed until RMM_ACTIVATE",
         rmm.granules().len()

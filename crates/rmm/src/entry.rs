@@ -4,8 +4,10 @@ use core::arch::global_asm;
 
 /// CPUs this image supports (TF-A reports 32 on QEMU).
 pub const MAX_CPUS: usize = 32;
-/// log2 of the per-CPU stack size (16 KiB).
-pub const STACK_SHIFT: u32 = 14;
+/// log2 of the per-CPU stack size (64 KiB; the lowest page is an unmapped guard).
+pub const STACK_SHIFT: u32 = 16;
+/// log2 of the per-CPU exception stack size (4 KiB), used through SP_EL0 by the vectors.
+pub const EXC_STACK_SHIFT: u32 = 12;
 
 global_asm!(
     r#"
@@ -26,6 +28,11 @@ _start:
     add     x5, x5, :lo12:__stacks_end
     lsl     x6, x19, #{stack_shift}
     sub     sp, x5, x6
+    adrp    x5, __exc_stacks_end
+    add     x5, x5, :lo12:__exc_stacks_end
+    lsl     x6, x19, #{exc_stack_shift}
+    sub     x5, x5, x6
+    msr     sp_el0, x5
     adrp    x5, rmm_cold_boot_done
     ldr     w6, [x5, :lo12:rmm_cold_boot_done]
     cbnz    w6, 8f
@@ -94,8 +101,12 @@ rmm_ns_access_fault:
     ret
 rmm_ns_access_end:
 
+/* Every vector first switches to this CPU's exception stack (SP_EL0), so that a stack
+ * overflow into the guard page below the main stack is still reported. ERET restores the
+ * interrupted stack selection. */
 .macro fatal_entry kind
     .balign 0x80
+    msr     spsel, #0
     mov     x0, #\kind
     b       rmm_fatal_exception
 .endm
@@ -110,6 +121,7 @@ rmm_vectors:
     fatal_entry 3
     /* Current EL with SP_ELx, synchronous: a fault inside rmm_ns_copy is recovered. */
     .balign 0x80
+    msr     spsel, #0
     stp     x0, x1, [sp, #-16]!
     mrs     x0, elr_el2
     adr     x1, rmm_ns_access_start
@@ -139,6 +151,7 @@ rmm_vectors:
 "#,
     max_cpus = const MAX_CPUS,
     stack_shift = const STACK_SHIFT,
+    exc_stack_shift = const EXC_STACK_SHIFT,
 );
 
 /// The RMM's load and entry address.
