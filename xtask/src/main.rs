@@ -124,7 +124,9 @@ fn main() -> Result<()> {
                 setup::step(
                     "host-side unit tests (cargo test: ABI, RMM core, EL3 core, host core, xtask)",
                 );
-                cargo(&root, &["test"])?;
+                cargo(&root, &["test", "--", "--skip", RANDOMIZED])?;
+                setup::step("randomized RMI streams against the independent model (rmm-core)");
+                cargo(&root, &["test", "-p", "rmm-core", RANDOMIZED, "--", "--nocapture"])?;
             }
             if !t.host_only {
                 let tc = setup::ensure_all()?;
@@ -140,6 +142,9 @@ fn main() -> Result<()> {
     }
     Ok(())
 }
+
+/// The randomized model test, run on its own so that its call count is shown.
+const RANDOMIZED: &str = "randomized_call_streams_match_the_model";
 
 fn cargo(root: &std::path::Path, args: &[&str]) -> Result<()> {
     cargo_env(root, args, &[])
