@@ -126,7 +126,10 @@ fn main() -> Result<()> {
                 );
                 cargo(&root, &["test", "--", "--skip", RANDOMIZED])?;
                 setup::step("randomized RMI streams against the independent model (rmm-core)");
-                cargo(&root, &["test", "-p", "rmm-core", RANDOMIZED, "--", "--nocapture"])?;
+                cargo(
+                    &root,
+                    &["test", "-p", "rmm-core", RANDOMIZED, "--", "--nocapture"],
+                )?;
             }
             if !t.host_only {
                 let tc = setup::ensure_all()?;

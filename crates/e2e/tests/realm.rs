@@ -6,7 +6,12 @@ use e2e::{shared_boot, world_lines};
 fn realm_lifecycle_passes_on_qemu() {
     let out = shared_boot();
     let host = world_lines(out, "HOST");
-    for section in ["-- realm creation", "-- stage 2 tables", "-- RECs through stateful operations", "-- teardown"] {
+    for section in [
+        "-- realm creation",
+        "-- stage 2 tables",
+        "-- RECs through stateful operations",
+        "-- teardown",
+    ] {
         assert!(host.contains(&section), "missing `{section}`");
     }
     assert!(host.contains(&"  ok: 32 auxiliary granules reclaimed and undelegated (32)"));
@@ -45,7 +50,9 @@ fn host_mistakes_are_rejected_with_reasons_in_the_rmm_log() {
         "REALM_DESTROY(",
     ] {
         assert!(
-            rmm.iter().any(|l| l.starts_with("DEBUG ") && l.contains(needle) && l.contains(" -> RMI_ERROR")),
+            rmm.iter().any(|l| l.starts_with("DEBUG ")
+                && l.contains(needle)
+                && l.contains(" -> RMI_ERROR")),
             "no rejection of {needle} in the RMM log"
         );
     }

@@ -620,6 +620,15 @@ pub(crate) fn new_vmid_bitmap() -> [AtomicU64; VMID_WORDS] {
     [const { AtomicU64::new(0) }; VMID_WORDS]
 }
 
+/// Formats bytes as lowercase hex.
+struct Hex<'a>(&'a [u8]);
+
+impl core::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -671,14 +680,5 @@ mod tests {
         assert_eq!((v >> 6) & 3, 1);
         assert_eq!((v >> 16) & 7, 5);
         assert_eq!(s2.vttbr(), 0x8000_4000 | (7 << 48));
-    }
-}
-
-/// Formats bytes as lowercase hex.
-struct Hex<'a>(&'a [u8]);
-
-impl core::fmt::Display for Hex<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
