@@ -51,6 +51,7 @@ pub mod platform;
 pub mod realm;
 pub mod rec;
 pub mod rmm;
+pub mod run;
 pub mod rtt;
 pub mod rtt_map;
 pub mod s2tt;

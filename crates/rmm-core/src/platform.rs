@@ -30,6 +30,7 @@ use cca_abi::el3::El3Error;
 
 use crate::features::CpuFeatures;
 use crate::pa::Pa;
+use crate::run::{RealmContext, RealmExit};
 
 /// An NS access faulted: the granule is not in the NS PAS (a Granule Protection Fault).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +87,20 @@ pub trait Platform: PhysMem + El3 {
     /// Invalidates every stage 1 and stage 2 TLB entry of `vmid` (`TLBI VMALLS12E1IS` with
     /// `VTTBR_EL2.VMID = vmid`, between `DSB ISH`s), before the VMID is given to another realm.
     fn tlbi_vmid(&self, vmid: u16);
+
+    /// Gives a REC that has never run its architectural reset state in `ctx.arch` (EL1
+    /// system registers with the MMU off, timers disabled, FP/SIMD zero). Called at
+    /// `REC_CREATE` and when `PSCI_COMPLETE` resets a REC for `CPU_ON`.
+    fn reset_arch_state(&self, ctx: &mut RealmContext);
+
+    /// Checks the GIC virtual CPU interface state the host programmed before `REC_ENTER`:
+    /// every list register that is not invalid must have HW = 0, and no two may hold the same
+    /// vINTID. Returns false if the host's state must be refused (`RMI_ERROR_REC`).
+    fn gic_host_state_valid(&self) -> bool;
+
+    /// Enters Realm EL1 with `ctx` on this CPU and runs until the realm takes an exception to
+    /// EL2; saves the realm's state back into `ctx` and reports the exit.
+    fn run_realm(&self, ctx: &mut RealmContext) -> RealmExit;
 }
 
 impl<T: PhysMem + ?Sized> PhysMem for &T {
@@ -127,5 +142,14 @@ impl<T: Platform + ?Sized> Platform for &T {
     }
     fn tlbi_vmid(&self, vmid: u16) {
         (**self).tlbi_vmid(vmid)
+    }
+    fn reset_arch_state(&self, ctx: &mut RealmContext) {
+        (**self).reset_arch_state(ctx)
+    }
+    fn gic_host_state_valid(&self) -> bool {
+        (**self).gic_host_state_valid()
+    }
+    fn run_realm(&self, ctx: &mut RealmContext) -> RealmExit {
+        (**self).run_realm(ctx)
     }
 }

@@ -118,7 +118,13 @@ pub struct SimPlatform {
     delegate_calls: AtomicUsize,
     undelegate_calls: AtomicUsize,
     tlbis: Mutex<Vec<Tlbi>>,
+    realm_script: Mutex<std::collections::VecDeque<RealmStep>>,
+    gic_valid: std::sync::atomic::AtomicBool,
 }
+
+/// One scripted run of a realm: it receives the context the RMM enters with, may change it
+/// (as the realm's instructions would) and returns how the realm exits to EL2.
+pub type RealmStep = Box<dyn FnMut(&mut crate::run::RealmContext) -> crate::run::RealmExit + Send>;
 
 impl core::fmt::Debug for SimPlatform {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -176,6 +182,8 @@ impl SimPlatform {
             delegate_calls: AtomicUsize::new(0),
             undelegate_calls: AtomicUsize::new(0),
             tlbis: Mutex::new(Vec::new()),
+            realm_script: Mutex::new(std::collections::VecDeque::new()),
+            gic_valid: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -407,6 +415,23 @@ impl El3 for SimPlatform {
     }
 }
 
+impl SimPlatform {
+    /// Queues what the realm does the next time the RMM runs it.
+    pub fn push_realm_step(&self, step: RealmStep) {
+        lock(&self.realm_script).push_back(step);
+    }
+
+    /// Number of queued realm steps not run yet.
+    pub fn pending_realm_steps(&self) -> usize {
+        lock(&self.realm_script).len()
+    }
+
+    /// Makes [`Platform::gic_host_state_valid`] report `valid`.
+    pub fn set_gic_host_state_valid(&self, valid: bool) {
+        self.gic_valid.store(valid, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 impl Platform for SimPlatform {
     fn cpu_features(&self) -> CpuFeatures {
         self.cpu
@@ -435,6 +460,24 @@ impl Platform for SimPlatform {
 
     fn tlbi_vmid(&self, vmid: u16) {
         lock(&self.tlbis).push(Tlbi::Vmid(vmid));
+    }
+
+    fn reset_arch_state(&self, ctx: &mut crate::run::RealmContext) {
+        // The simulator's "architecture" only records that a reset happened.
+        ctx.arch = [0; crate::run::ARCH_STATE_WORDS];
+        ctx.arch[0] = 1;
+    }
+
+    fn gic_host_state_valid(&self) -> bool {
+        self.gic_valid.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn run_realm(&self, ctx: &mut crate::run::RealmContext) -> crate::run::RealmExit {
+        let step = lock(&self.realm_script).pop_front();
+        let Some(mut step) = step else {
+            panic!("the RMM entered a realm at pc {:#x} but the test scripted no step", ctx.pc);
+        };
+        step(ctx)
     }
 }
 
