@@ -1,0 +1,607 @@
+//! The checks REC 0 runs, in order, each printing `ok: …` or `FAILED: …`.
+
+use crate::console::{self, UARTDR, UARTFR};
+use crate::layout::*;
+use crate::println;
+use cca_abi::psci::{self, PsciStatus};
+use cca_abi::rmi::HashAlgorithm;
+use cca_abi::rsi::{
+    self, RsiStatus, HOST_CALL_NR_GPRS, MEASUREMENT_SIZE, RSI_VERSION_1_0, RSI_VERSION_1_1,
+};
+use cca_measure::Measurement;
+use cca_rsi::{
+    hash_algorithm, AffinityState, Conduit, Error, Granule, PsciError, Ripas, Rsi, RsiHostCall,
+    RsiRealmConfig, RsiResponse, SetRipas, Smc, VersionError,
+};
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use fw_support::read_sysreg;
+
+static PASSED: AtomicU64 = AtomicU64::new(0);
+static FAILED: AtomicU64 = AtomicU64::new(0);
+
+/// Checks passed so far.
+pub fn passed() -> u64 {
+    PASSED.load(Ordering::Relaxed)
+}
+
+/// Checks failed so far.
+pub fn failed() -> u64 {
+    FAILED.load(Ordering::Relaxed)
+}
+
+/// Records and prints one check.
+pub fn check(ok: bool, what: fmt::Arguments) {
+    if ok {
+        PASSED.fetch_add(1, Ordering::Relaxed);
+        println!("  ok: {what}");
+    } else {
+        FAILED.fetch_add(1, Ordering::Relaxed);
+        println!("  FAILED: {what}");
+    }
+}
+
+/// Prints a section heading.
+pub fn section(name: &str) {
+    println!("-- {name}");
+}
+
+/// `major.minor` of an interface version.
+struct V(u64);
+
+impl fmt::Display for V {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (major, minor) = cca_abi::version_parts(self.0);
+        write!(f, "{major}.{minor}")
+    }
+}
+
+/// Bytes as hex.
+struct Hex<'a>(&'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// x0 of a raw call, decoded for printing.
+struct Status(u64);
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match RsiStatus::from_reg(self.0) {
+            Some(s) => f.write_str(s.name()),
+            None if self.0 == u64::MAX => f.write_str("SMC_UNKNOWN"),
+            None => write!(f, "{:#x}", self.0),
+        }
+    }
+}
+
+/// What REC 1 reports to REC 0 (written by REC 1 before `CPU_OFF`).
+static REC1_RAN: AtomicBool = AtomicBool::new(false);
+static REC1_SEEN_CONTEXT: AtomicU64 = AtomicU64::new(0);
+static REC1_SEEN_MPIDR: AtomicU64 = AtomicU64::new(u64::MAX);
+static REC1_VERSION_X0: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Buffer for an attestation token, if the RMM provides one.
+static TOKEN: spin::Mutex<[Granule; 4]> = spin::Mutex::new([Granule::ZEROED; 4]);
+
+/// The affinity fields of an MPIDR (Aff3, Aff2, Aff1, Aff0).
+fn affinity(mpidr: u64) -> u64 {
+    mpidr & 0xff_00ff_ffff
+}
+
+/// Runs every check on REC 0. `x0` is x0 at the realm's entry.
+pub fn run(x0: u64) {
+    let mut rsi = Rsi::new(Smc);
+    section("entry state");
+    let mpidr = read_sysreg!(mpidr_el1);
+    check(
+        x0 == 0 && affinity(mpidr) == REC0_MPIDR,
+        format_args!("REC 0 entered at IPA 0 with x0 = {x0:#x}, MPIDR_EL1 = {mpidr:#x}"),
+    );
+    version_and_features(&mut rsi);
+    let algo = realm_config(&mut rsi);
+    measurements(&mut rsi, algo);
+    ripas(&mut rsi);
+    host_call(&mut rsi);
+    attestation(&mut rsi);
+    psci_checks(&mut rsi);
+    crate::gic::timer_check();
+    mmio();
+}
+
+fn version_and_features(rsi: &mut Rsi<Smc>) {
+    section("RSI version and features");
+    match rsi.version(RSI_VERSION_1_1) {
+        Ok(r) => check(
+            r.lower == RSI_VERSION_1_1 && r.higher == RSI_VERSION_1_1,
+            format_args!(
+                "RSI_VERSION(1.1) -> SUCCESS, x1 = {}, x2 = {}",
+                V(r.lower),
+                V(r.higher)
+            ),
+        ),
+        Err(e) => check(false, format_args!("RSI_VERSION(1.1) -> {e}")),
+    }
+    match rsi.version(cca_abi::version(2, 0)) {
+        Err(VersionError::Unsupported(r)) => check(
+            r.lower == RSI_VERSION_1_1 && r.higher == RSI_VERSION_1_1,
+            format_args!(
+                "RSI_VERSION(2.0) -> ERROR_INPUT, x1 = {}, x2 = {} (the highest)",
+                V(r.lower),
+                V(r.higher)
+            ),
+        ),
+        Ok(r) => check(
+            false,
+            format_args!(
+                "RSI_VERSION(2.0) -> SUCCESS ({}, {})",
+                V(r.lower),
+                V(r.higher)
+            ),
+        ),
+        Err(e) => check(false, format_args!("RSI_VERSION(2.0) -> {e}")),
+    }
+    match rsi.version(RSI_VERSION_1_0) {
+        Ok(r) => check(
+            r.lower == RSI_VERSION_1_0 && r.higher == RSI_VERSION_1_1,
+            format_args!(
+                "RSI_VERSION(1.0) -> SUCCESS, x1 = {}, x2 = {}",
+                V(r.lower),
+                V(r.higher)
+            ),
+        ),
+        Err(e) => check(false, format_args!("RSI_VERSION(1.0) -> {e}")),
+    }
+    let f0 = rsi.features(rsi::FEATURE_REGISTER_0);
+    check(
+        f0 == Ok(0),
+        format_args!("RSI_FEATURES(0) -> {f0:x?} (no DA, MRO or ATS in this realm)"),
+    );
+    let f1 = rsi.features(1);
+    let fx = rsi.features(0xffff);
+    check(
+        f1 == Ok(0) && fx == Ok(0),
+        format_args!("RSI_FEATURES(1) -> {f1:x?}, RSI_FEATURES(0xffff) -> {fx:x?} (undefined: 0)"),
+    );
+}
+
+/// Returns the realm's hash algorithm (SHA-256 if `REALM_CONFIG` failed).
+fn realm_config(rsi: &mut Rsi<Smc>) -> HashAlgorithm {
+    section("RSI_REALM_CONFIG");
+    let mut cfg = RsiRealmConfig::ZEROED;
+    // Fields the RMM must write start as values it never writes.
+    cfg.ipa_width = u64::MAX;
+    cfg.hash_algo = 0xff;
+    let mut algo = HashAlgorithm::Sha256;
+    match rsi.realm_config(&mut cfg) {
+        Ok(()) => {
+            let a = hash_algorithm(cfg.hash_algo);
+            check(
+                cfg.ipa_width == IPA_WIDTH && a == Some(HashAlgorithm::Sha256),
+                format_args!(
+                    "REALM_CONFIG -> SUCCESS: ipa_width = {}, hash_algo = {} ({a:?})",
+                    cfg.ipa_width, cfg.hash_algo
+                ),
+            );
+            algo = a.unwrap_or(algo);
+            println!(
+                "     num_aux_planes = {}, gicv3_vtr = {:#x}, ats_plane = {}, rpv = {}",
+                cfg.num_aux_planes,
+                cfg.gicv3_vtr,
+                cfg.ats_plane,
+                Hex(&cfg.rpv[..16])
+            );
+        }
+        Err(e) => check(false, format_args!("REALM_CONFIG(aligned) -> {e}")),
+    }
+    let ipa = rsi.conduit().ipa_of(core::ptr::from_mut(&mut cfg) as usize);
+    let x0 = rsi.call(rsi::REALM_CONFIG, &[ipa + 8])[0];
+    check(
+        x0 == RsiStatus::ErrorInput.to_reg(),
+        format_args!(
+            "REALM_CONFIG(unaligned IPA {:#x}) -> {}",
+            ipa + 8,
+            Status(x0)
+        ),
+    );
+    let x0 = rsi.call(rsi::REALM_CONFIG, &[UNPROTECTED])[0];
+    check(
+        x0 == RsiStatus::ErrorInput.to_reg(),
+        format_args!(
+            "REALM_CONFIG(IPA {UNPROTECTED:#x}, outside the protected range) -> {}",
+            Status(x0)
+        ),
+    );
+    algo
+}
+
+fn measurements(rsi: &mut Rsi<Smc>, algo: HashAlgorithm) {
+    section("measurements");
+    let len = cca_measure::hash_len(algo);
+    match rsi.measurement_read(rsi::RIM_INDEX) {
+        Ok(rim) => check(
+            rim[..len].iter().any(|&b| b != 0) && rim[len..].iter().all(|&b| b == 0),
+            format_args!(
+                "MEASUREMENT_READ(0) -> RIM {} (zeros after the hash)",
+                Hex(&rim[..len])
+            ),
+        ),
+        Err(e) => check(false, format_args!("MEASUREMENT_READ(0) -> {e}")),
+    }
+    let r = rsi.measurement_read(5);
+    check(
+        r == Err(Error::Status(RsiStatus::ErrorInput)),
+        format_args!("MEASUREMENT_READ(5) -> {}", Res(r.map(|_| ()))),
+    );
+
+    let value: [u8; 32] = *b"cca realm payload: REM[1] value!";
+    let before = match rsi.measurement_read(1) {
+        Ok(m) => m,
+        Err(e) => {
+            check(false, format_args!("MEASUREMENT_READ(1) -> {e}"));
+            return;
+        }
+    };
+    let mut expected = Measurement { algo, slot: before };
+    expected.extend_rem(&value);
+    let r = rsi.measurement_extend(1, &value);
+    let after = rsi.measurement_read(1);
+    check(
+        r.is_ok() && after == Ok(expected.slot),
+        format_args!(
+            "MEASUREMENT_EXTEND(1, 32 bytes) -> {}, then REM[1] = H(REM[1] || value) = {}",
+            Res(r),
+            match &after {
+                Ok(m) => Hex(&m[..len]),
+                Err(_) => Hex(&[]),
+            }
+        ),
+    );
+    let r = rsi.measurement_extend(0, &value);
+    check(
+        r == Err(Error::Status(RsiStatus::ErrorInput)),
+        format_args!("MEASUREMENT_EXTEND(0 = the RIM) -> {}", Res(r)),
+    );
+    let mut args = [0u64; 10];
+    args[0] = 1;
+    args[1] = MEASUREMENT_SIZE as u64 + 1;
+    let x0 = rsi.call(rsi::MEASUREMENT_EXTEND, &args)[0];
+    check(
+        x0 == RsiStatus::ErrorInput.to_reg(),
+        format_args!("MEASUREMENT_EXTEND(1, size 65) -> {}", Status(x0)),
+    );
+    let again = rsi.measurement_read(1);
+    check(
+        again == Ok(expected.slot),
+        format_args!("REM[1] unchanged by the rejected extends"),
+    );
+}
+
+/// A unit result, printed as `SUCCESS` or the error.
+struct Res(cca_rsi::Result<()>);
+
+impl fmt::Display for Res {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Ok(()) => f.write_str("RSI_SUCCESS"),
+            Err(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The RIPAS of `[base, top)` if it is uniform (`None` if it is mixed), with as many
+/// `IPA_STATE_GET` calls as the RMM needs.
+fn uniform_ripas(rsi: &mut Rsi<Smc>, base: u64, top: u64) -> cca_rsi::Result<Option<Ripas>> {
+    let mut at = base;
+    let mut ripas = None;
+    while at < top {
+        let region = rsi.ipa_state_get(at, top)?;
+        match ripas {
+            None => ripas = Some(region.ripas),
+            Some(r) if r != region.ripas => return Ok(None),
+            Some(_) => {}
+        }
+        at = region.top;
+    }
+    Ok(ripas)
+}
+
+fn ripas_check(rsi: &mut Rsi<Smc>, (base, top): (u64, u64), want: Ripas, why: &str) -> bool {
+    let r = uniform_ripas(rsi, base, top);
+    let ok = r == Ok(Some(want));
+    check(
+        ok,
+        format_args!("IPA_STATE_GET [{base:#x}, {top:#x}) -> {r:?} ({why})"),
+    );
+    ok
+}
+
+fn ripas(rsi: &mut Rsi<Smc>) {
+    section("RIPAS");
+    ripas_check(rsi, PROTECTED_RAM, Ripas::Ram, "the image's RAM");
+    ripas_check(rsi, EMPTY_RAM, Ripas::Empty, "nothing there yet");
+
+    let (base, top) = NEW_RAM;
+    let r = rsi.set_ripas(base, top, Ripas::Ram, false);
+    check(
+        r == Ok(SetRipas::Done),
+        format_args!("IPA_STATE_SET [{base:#x}, {top:#x}) to RAM -> {r:?} (the host accepts)"),
+    );
+    if ripas_check(rsi, NEW_RAM, Ripas::Ram, "after the change") {
+        new_ram_check();
+    } else {
+        check(
+            false,
+            format_args!("new RAM not accessed: its RIPAS is not RAM"),
+        );
+    }
+
+    let (base, top) = REJECTED_RAM;
+    let r = rsi.ipa_state_set(base, top, Ripas::Ram, false);
+    check(
+        matches!(r, Ok(c) if c.response == RsiResponse::Reject && c.next == base),
+        format_args!("IPA_STATE_SET [{base:#x}, {top:#x}) to RAM -> {r:?} (the host rejects)"),
+    );
+    ripas_check(
+        rsi,
+        REJECTED_RAM,
+        Ripas::Empty,
+        "unchanged by the rejected request",
+    );
+
+    let r = rsi.ipa_state_set(NEW_RAM.1, NEW_RAM.0, Ripas::Ram, false);
+    check(
+        r == Err(Error::Status(RsiStatus::ErrorInput)),
+        format_args!(
+            "IPA_STATE_SET with base {:#x} > top {:#x} -> {r:?}",
+            NEW_RAM.1, NEW_RAM.0
+        ),
+    );
+}
+
+/// Reads the memory that just became RAM (zeros), writes a pattern and reads it back.
+fn new_ram_check() {
+    let (base, top) = NEW_RAM;
+    let words = ((top - base) / 8) as usize;
+    let pattern = |i: usize| (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xCCA0;
+    let p = base as *mut u64;
+    let mut zero = true;
+    let mut same = true;
+    for i in 0..words {
+        // SAFETY: [2 MiB, 2 MiB + 64 KiB) is mapped read-write in stage 1, its RIPAS is RAM
+        // (checked by the caller) and no Rust object lives there.
+        unsafe {
+            zero &= p.add(i).read_volatile() == 0;
+            p.add(i).write_volatile(pattern(i));
+        }
+    }
+    for i in 0..words {
+        // SAFETY: as above.
+        same &= unsafe { p.add(i).read_volatile() } == pattern(i);
+    }
+    check(
+        zero && same,
+        format_args!(
+            "new RAM [{base:#x}, {top:#x}): read as zeros ({zero}), holds a written pattern ({same})"
+        ),
+    );
+}
+
+fn host_call(rsi: &mut Rsi<Smc>) {
+    section("RSI_HOST_CALL");
+    let mut gprs = [0u64; HOST_CALL_NR_GPRS];
+    for (i, g) in gprs.iter_mut().enumerate() {
+        *g = 0xCCA1_0000_0000_0000 | ((i as u64) << 8);
+    }
+    gprs[HOST_CALL_NR_GPRS - 1] = u64::MAX;
+    let mut call = RsiHostCall::new(HOST_CALL_ECHO, gprs);
+    let r = rsi.host_call(&mut call);
+    let echoed = call
+        .gprs
+        .iter()
+        .zip(gprs)
+        .all(|(&got, sent)| got == sent.wrapping_add(1));
+    check(
+        r.is_ok() && echoed && call.imm == HOST_CALL_ECHO,
+        format_args!(
+            "HOST_CALL(imm {HOST_CALL_ECHO:#x}, 31 gprs) -> {}, host answered each gpr + 1 \
+             (gprs[0] = {:#x}, gprs[30] = {:#x})",
+            Res(r),
+            call.gprs[0],
+            call.gprs[30]
+        ),
+    );
+}
+
+fn attestation(rsi: &mut Rsi<Smc>) {
+    section("attestation");
+    let challenge: [u8; 64] = core::array::from_fn(|i| 0xA0 ^ i as u8);
+    match rsi.attestation_token_init(&challenge) {
+        Err(e) => check(
+            true,
+            format_args!(
+                "ATTESTATION_TOKEN_INIT -> {e} (no attestation yet: any error is accepted)"
+            ),
+        ),
+        Ok(bound) => {
+            let mut buf = TOKEN.lock();
+            let r = rsi.attestation_token(&challenge, &mut buf[..]);
+            check(
+                matches!(r, Ok(n) if n > 0 && n as u64 <= bound),
+                format_args!("ATTESTATION_TOKEN_INIT -> SUCCESS (bound {bound}), token -> {r:?}"),
+            );
+        }
+    }
+}
+
+/// A PSCI result printed as its name.
+fn psci_name(r: Result<(), PsciError>) -> &'static str {
+    match r {
+        Ok(()) => "SUCCESS",
+        Err(PsciError::Status(PsciStatus::NotSupported)) => "NOT_SUPPORTED",
+        Err(PsciError::Status(PsciStatus::InvalidParameters)) => "INVALID_PARAMETERS",
+        Err(PsciError::Status(PsciStatus::Denied)) => "DENIED",
+        Err(PsciError::Status(PsciStatus::AlreadyOn)) => "ALREADY_ON",
+        Err(PsciError::Status(PsciStatus::InvalidAddress)) => "INVALID_ADDRESS",
+        Err(PsciError::Status(_)) => "another PSCI error",
+        Err(PsciError::Unknown(_)) => "an undefined value",
+    }
+}
+
+fn psci_checks(rsi: &mut Rsi<Smc>) {
+    section("PSCI");
+    let v = rsi.smccc_version();
+    check(
+        matches!(v, Ok(v) if v >= cca_abi::version(1, 2)),
+        format_args!(
+            "SMCCC_VERSION -> {} (1.2 or later: x0-x17 carry arguments and results)",
+            V(v.unwrap_or(0))
+        ),
+    );
+    let v = rsi.psci_version();
+    check(
+        v == Ok(psci::PSCI_VERSION_1_1),
+        format_args!("PSCI_VERSION -> {}", V(v.unwrap_or(0))),
+    );
+    let supported = [
+        psci::CPU_ON_64,
+        psci::CPU_OFF,
+        psci::AFFINITY_INFO_64,
+        psci::SYSTEM_OFF,
+        psci::SYSTEM_RESET,
+        psci::FEATURES,
+    ];
+    let all = supported.iter().all(|&f| rsi.psci_features(f).is_ok());
+    check(
+        all,
+        format_args!(
+            "PSCI_FEATURES -> SUCCESS for CPU_ON, CPU_OFF, AFFINITY_INFO, SYSTEM_OFF, \
+             SYSTEM_RESET, PSCI_FEATURES"
+        ),
+    );
+    let r = rsi.psci_features(psci::MIGRATE_INFO_TYPE).map(|_| ());
+    check(
+        r == Err(PsciError::Status(PsciStatus::NotSupported)),
+        format_args!("PSCI_FEATURES(MIGRATE_INFO_TYPE) -> {}", psci_name(r)),
+    );
+
+    let a = rsi.affinity_info(REC0_MPIDR, 0);
+    check(
+        a == Ok(AffinityState::On),
+        format_args!("AFFINITY_INFO(REC 0 = itself) -> {a:?}"),
+    );
+    let a = rsi.affinity_info(REC1_MPIDR, 0);
+    check(
+        a == Ok(AffinityState::Off),
+        format_args!("AFFINITY_INFO(REC 1) before CPU_ON -> {a:?}"),
+    );
+    let entry = crate::entry::secondary_entry();
+    let r = rsi.cpu_on(NO_REC_MPIDR, entry, REC1_CONTEXT);
+    check(
+        r == Err(PsciError::Status(PsciStatus::InvalidParameters)),
+        format_args!(
+            "CPU_ON(MPIDR {NO_REC_MPIDR}, no such REC) -> {}",
+            psci_name(r)
+        ),
+    );
+    let r = rsi.cpu_on(REC1_MPIDR, UNPROTECTED, REC1_CONTEXT);
+    check(
+        r == Err(PsciError::Status(PsciStatus::InvalidAddress)),
+        format_args!(
+            "CPU_ON(REC 1, entry {UNPROTECTED:#x} outside the protected range) -> {}",
+            psci_name(r)
+        ),
+    );
+    let r = rsi.cpu_on(REC0_MPIDR, entry, REC1_CONTEXT);
+    check(
+        r == Err(PsciError::Status(PsciStatus::AlreadyOn)),
+        format_args!("CPU_ON(REC 0 = itself) -> {}", psci_name(r)),
+    );
+
+    let r = rsi.cpu_on(REC1_MPIDR, entry, REC1_CONTEXT);
+    check(
+        r.is_ok(),
+        format_args!(
+            "CPU_ON(REC 1, entry {entry:#x}, context {REC1_CONTEXT:#x}) -> {}",
+            psci_name(r)
+        ),
+    );
+    if r.is_err() {
+        return;
+    }
+    // REC 1 prints while REC 0 polls silently: REC 0 never holds the console lock here.
+    let freq = read_sysreg!(cntfrq_el0).max(1);
+    let deadline = crate::gic::counter().saturating_add(freq * 10);
+    let mut polls = 0u64;
+    let state = loop {
+        polls += 1;
+        match rsi.affinity_info(REC1_MPIDR, 0) {
+            Ok(AffinityState::Off) => break Ok(AffinityState::Off),
+            Ok(_) if crate::gic::counter() < deadline => core::hint::spin_loop(),
+            other => break other,
+        }
+    };
+    check(
+        state == Ok(AffinityState::Off),
+        format_args!("AFFINITY_INFO(REC 1) polled until OFF: {state:?} after {polls} calls"),
+    );
+    let ran = REC1_RAN.load(Ordering::Acquire);
+    let ctx = REC1_SEEN_CONTEXT.load(Ordering::Relaxed);
+    let mpidr = REC1_SEEN_MPIDR.load(Ordering::Relaxed);
+    let x0 = REC1_VERSION_X0.load(Ordering::Relaxed);
+    check(
+        ran && ctx == REC1_CONTEXT
+            && affinity(mpidr) == REC1_MPIDR
+            && x0 == RsiStatus::Success.to_reg(),
+        format_args!(
+            "REC 1 ran (context {ctx:#x}, MPIDR_EL1 {mpidr:#x}, RSI_VERSION(1.1) -> {}) and \
+             powered itself off",
+            Status(x0)
+        ),
+    );
+}
+
+fn mmio() {
+    section("MMIO (emulated by the host)");
+    let fr = console::read(UARTFR);
+    let dr = console::read(UARTDR);
+    check(
+        fr & (1 << 5) == 0,
+        format_args!(
+            "UART reads: UARTFR = {fr:#x} (TXFF clear), UARTDR = {dr:#x}; every line here is \
+             UARTDR writes"
+        ),
+    );
+}
+
+/// What REC 1 does after `CPU_ON`: report, `RSI_VERSION`, `CPU_OFF`.
+pub fn secondary(context: u64) -> ! {
+    let mut rsi = Rsi::new(Smc);
+    let mpidr = read_sysreg!(mpidr_el1);
+    REC1_SEEN_CONTEXT.store(context, Ordering::Relaxed);
+    REC1_SEEN_MPIDR.store(mpidr, Ordering::Relaxed);
+    println!("REC 1 up at EL1: MPIDR_EL1 = {mpidr:#x}, context id = {context:#x}");
+    let x0 = rsi.call(rsi::VERSION, &[RSI_VERSION_1_1])[0];
+    REC1_VERSION_X0.store(x0, Ordering::Relaxed);
+    println!(
+        "REC 1: RSI_VERSION(1.1) -> {}; calling PSCI CPU_OFF",
+        Status(x0)
+    );
+    REC1_RAN.store(true, Ordering::Release);
+    let r = rsi.cpu_off();
+    crate::fatal::report(format_args!("CPU_OFF returned on REC 1 ({r:?})"))
+}
+
+/// Prints the verdict, tells the host and powers the realm off.
+pub fn finish() -> ! {
+    let (p, f) = (passed(), failed());
+    if f == 0 {
+        println!("REALM RESULT: PASS ({p} checks)");
+    } else {
+        println!("REALM RESULT: FAIL ({f} of {} checks failed)", p + f);
+    }
+    crate::fatal::end(p, f)
+}
