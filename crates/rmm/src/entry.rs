@@ -111,6 +111,13 @@ rmm_ns_access_end:
     b       rmm_fatal_exception
 .endm
 
+.macro realm_entry kind
+    .balign 0x80
+    stp     x0, x1, [sp, #-16]!
+    mov     x0, #\kind
+    b       rmm_realm_exit
+.endm
+
 .section .text.vectors, "ax"
 .balign 2048
 .global rmm_vectors
@@ -140,10 +147,11 @@ rmm_vectors:
     fatal_entry 1
     fatal_entry 2
     fatal_entry 3
-    fatal_entry 4
-    fatal_entry 4
-    fatal_entry 4
-    fatal_entry 4
+    /* Lower EL, AArch64: the realm trapped to EL2; back to rmm_realm_enter's caller. */
+    realm_entry 0
+    realm_entry 1
+    realm_entry 2
+    realm_entry 3
     fatal_entry 5
     fatal_entry 5
     fatal_entry 5

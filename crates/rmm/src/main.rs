@@ -10,6 +10,7 @@
 mod boot;
 mod entry;
 mod platform;
+mod realm;
 
 use cca_abi::el3::{BootError, RMM_BOOT_COMPLETE, RMM_RMI_REQ_COMPLETE};
 use rmm_core::{Regs, Rmm};

@@ -3,6 +3,7 @@
 
 use crate::smc;
 use cca_abi::el3::{El3Error, RMM_GTSI_DELEGATE, RMM_GTSI_UNDELEGATE};
+use rmm_core::run::{RealmContext, RealmExit};
 use rmm_core::{CpuFeatures, El3, NsFault, Pa, PhysMem, Platform};
 
 /// DRAM is mapped twice in the RMM's stage 1: at `REALM_ALIAS + PA` in the Realm PAS (for
@@ -162,6 +163,18 @@ impl Platform for FwPlatform {
 
     fn tlbi_vmid(&self, vmid: u16) {
         tlbi_vmid(vmid);
+    }
+
+    fn reset_arch_state(&self, ctx: &mut RealmContext) {
+        crate::realm::reset(ctx);
+    }
+
+    fn gic_host_state_valid(&self) -> bool {
+        crate::realm::gic_lrs_valid()
+    }
+
+    fn run_realm(&self, ctx: &mut RealmContext) -> RealmExit {
+        crate::realm::run(ctx)
     }
 }
 

@@ -1,0 +1,403 @@
+//! Running a REC: the world switch between the RMM (Realm EL2) and a realm (Realm EL1).
+//!
+//! On entry the RMM saves the Normal world's EL1 and FP/SIMD state (the RMM owns EL1 state in
+//! the Realm world, and the host's must survive untouched and unseen), loads the REC's state
+//! from `RealmContext.arch`, configures stage 2 and the traps, and ERETs. Any exception from
+//! the realm comes back through the lower-EL vectors into `realm_enter`'s caller; the RMM then
+//! saves the realm's state and restores the host's.
+
+use crate::entry::MAX_CPUS;
+use core::arch::global_asm;
+use fw_support::{read_sysreg, write_sysreg};
+use rmm_core::run::{ExitKind, RealmContext, RealmExit, TimerState, ARCH_STATE_WORDS};
+use spin::Mutex;
+
+/// Indices of the EL1 state in `RealmContext.arch`.
+mod idx {
+    pub const SCTLR: usize = 0;
+    pub const ACTLR: usize = 1;
+    pub const CPACR: usize = 2;
+    pub const TTBR0: usize = 3;
+    pub const TTBR1: usize = 4;
+    pub const TCR: usize = 5;
+    pub const ESR: usize = 6;
+    pub const AFSR0: usize = 7;
+    pub const AFSR1: usize = 8;
+    pub const FAR: usize = 9;
+    pub const MAIR: usize = 10;
+    pub const AMAIR: usize = 11;
+    pub const VBAR: usize = 12;
+    pub const CONTEXTIDR: usize = 13;
+    pub const TPIDR_EL1: usize = 14;
+    pub const TPIDRRO_EL0: usize = 15;
+    pub const TPIDR_EL0: usize = 16;
+    pub const SP_EL0: usize = 17;
+    pub const SP_EL1: usize = 18;
+    pub const ELR: usize = 19;
+    pub const SPSR: usize = 20;
+    pub const PAR: usize = 21;
+    pub const CNTKCTL: usize = 22;
+    pub const CSSELR: usize = 23;
+    pub const MDSCR: usize = 24;
+    pub const CNTV_CTL: usize = 25;
+    pub const CNTV_CVAL: usize = 26;
+    pub const CNTP_CTL: usize = 27;
+    pub const CNTP_CVAL: usize = 28;
+    /// Ten pointer authentication key halves.
+    pub const APKEYS: usize = 29;
+    /// Q0..Q31 (two words each), FPSR, FPCR.
+    pub const FP: usize = 40;
+    pub const FP_WORDS: usize = 66;
+    pub const END: usize = FP + FP_WORDS;
+}
+const _: () = assert!(idx::END <= ARCH_STATE_WORDS);
+
+/// SCTLR_EL1 reset value: RES1 bits, MMU and caches off, little-endian.
+const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
+
+/// HCR_EL2 while a realm runs: VM, SWIO, FMO, IMO, AMO, FB, BSU inner shareable, TSC (SMC
+/// traps to EL2), RW (EL1 is AArch64), APK/API (pointer authentication not trapped), FWB
+/// (stage 2 memory attributes as the RTTs encode them).
+const HCR_REALM: u64 = (1 << 0)
+    | (1 << 1)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 9)
+    | (1 << 10)
+    | (1 << 19)
+    | (1 << 31)
+    | (1 << 40)
+    | (1 << 41)
+    | (1 << 46);
+
+/// CPTR_EL2 (non-VHE layout) while a realm runs: RES1 bits, SVE and SME trapped, FP/SIMD not.
+const CPTR_REALM: u64 = 0x33FF;
+/// MDCR_EL2 while a realm runs: PMU accesses trapped (TPM, TPMCR).
+const MDCR_REALM: u64 = (1 << 6) | (1 << 5);
+/// CNTHCTL_EL2 (E2H = 0): EL1 may read the physical counter and use the physical timer.
+const CNTHCTL_REALM: u64 = 0b11;
+
+/// The Normal world's EL1 state, saved per CPU while a realm runs.
+static NS_STATE: [Mutex<[u64; ARCH_STATE_WORDS]>; MAX_CPUS] =
+    [const { Mutex::new([0; ARCH_STATE_WORDS]) }; MAX_CPUS];
+
+global_asm!(
+    r#"
+.arch_extension fp
+.arch_extension simd
+/* fp_save(x0 = 66-word buffer), fp_restore(x0): Q0-Q31, FPSR, FPCR. */
+.section .text.fp_switch, "ax"
+.global rmm_fp_save
+rmm_fp_save:
+    stp     q0, q1, [x0, #0]
+    stp     q2, q3, [x0, #32]
+    stp     q4, q5, [x0, #64]
+    stp     q6, q7, [x0, #96]
+    stp     q8, q9, [x0, #128]
+    stp     q10, q11, [x0, #160]
+    stp     q12, q13, [x0, #192]
+    stp     q14, q15, [x0, #224]
+    stp     q16, q17, [x0, #256]
+    stp     q18, q19, [x0, #288]
+    stp     q20, q21, [x0, #320]
+    stp     q22, q23, [x0, #352]
+    stp     q24, q25, [x0, #384]
+    stp     q26, q27, [x0, #416]
+    stp     q28, q29, [x0, #448]
+    stp     q30, q31, [x0, #480]
+    mrs     x1, fpsr
+    mrs     x2, fpcr
+    add     x0, x0, #512
+    stp     x1, x2, [x0]
+    ret
+.global rmm_fp_restore
+rmm_fp_restore:
+    ldp     q0, q1, [x0, #0]
+    ldp     q2, q3, [x0, #32]
+    ldp     q4, q5, [x0, #64]
+    ldp     q6, q7, [x0, #96]
+    ldp     q8, q9, [x0, #128]
+    ldp     q10, q11, [x0, #160]
+    ldp     q12, q13, [x0, #192]
+    ldp     q14, q15, [x0, #224]
+    ldp     q16, q17, [x0, #256]
+    ldp     q18, q19, [x0, #288]
+    ldp     q20, q21, [x0, #320]
+    ldp     q22, q23, [x0, #352]
+    ldp     q24, q25, [x0, #384]
+    ldp     q26, q27, [x0, #416]
+    ldp     q28, q29, [x0, #448]
+    ldp     q30, q31, [x0, #480]
+    add     x0, x0, #512
+    ldp     x1, x2, [x0]
+    msr     fpsr, x1
+    msr     fpcr, x2
+    ret
+
+/* realm_enter(x0 = 31 GPRs): ERET to the realm with ELR/SPSR_EL2 already set; returns the
+ * vector kind (0 sync, 1 IRQ, 2 FIQ, 3 SError) when the realm traps to EL2. */
+.section .text.realm_enter, "ax"
+.global rmm_realm_enter
+rmm_realm_enter:
+    stp     x29, x30, [sp, #-96]!
+    stp     x19, x20, [sp, #16]
+    stp     x21, x22, [sp, #32]
+    stp     x23, x24, [sp, #48]
+    stp     x25, x26, [sp, #64]
+    stp     x27, x28, [sp, #80]
+    msr     tpidr_el2, x0
+    ldp     x2, x3, [x0, #16]
+    ldp     x4, x5, [x0, #32]
+    ldp     x6, x7, [x0, #48]
+    ldp     x8, x9, [x0, #64]
+    ldp     x10, x11, [x0, #80]
+    ldp     x12, x13, [x0, #96]
+    ldp     x14, x15, [x0, #112]
+    ldp     x16, x17, [x0, #128]
+    ldp     x18, x19, [x0, #144]
+    ldp     x20, x21, [x0, #160]
+    ldp     x22, x23, [x0, #176]
+    ldp     x24, x25, [x0, #192]
+    ldp     x26, x27, [x0, #208]
+    ldp     x28, x29, [x0, #224]
+    ldr     x30, [x0, #240]
+    ldp     x0, x1, [x0]
+    eret
+    dsb     nsh
+    isb
+
+.global rmm_realm_exit
+rmm_realm_exit:
+    mrs     x1, tpidr_el2
+    stp     x2, x3, [x1, #16]
+    stp     x4, x5, [x1, #32]
+    stp     x6, x7, [x1, #48]
+    stp     x8, x9, [x1, #64]
+    stp     x10, x11, [x1, #80]
+    stp     x12, x13, [x1, #96]
+    stp     x14, x15, [x1, #112]
+    stp     x16, x17, [x1, #128]
+    stp     x18, x19, [x1, #144]
+    stp     x20, x21, [x1, #160]
+    stp     x22, x23, [x1, #176]
+    stp     x24, x25, [x1, #192]
+    stp     x26, x27, [x1, #208]
+    stp     x28, x29, [x1, #224]
+    str     x30, [x1, #240]
+    ldp     x2, x3, [sp], #16
+    stp     x2, x3, [x1]
+    ldp     x19, x20, [sp, #16]
+    ldp     x21, x22, [sp, #32]
+    ldp     x23, x24, [sp, #48]
+    ldp     x25, x26, [sp, #64]
+    ldp     x27, x28, [sp, #80]
+    ldp     x29, x30, [sp], #96
+    ret
+"#
+);
+
+unsafe extern "C" {
+    fn rmm_fp_save(buf: *mut u64);
+    fn rmm_fp_restore(buf: *const u64);
+    fn rmm_realm_enter(gprs: *mut u64) -> u64;
+}
+
+macro_rules! save_el1 {
+    ($a:expr, $($i:ident => $reg:tt),* $(,)?) => {
+        $( $a[idx::$i] = read_sysreg!($reg); )*
+    };
+}
+
+macro_rules! restore_el1 {
+    ($a:expr, $($i:ident => $reg:tt),* $(,)?) => {
+        // SAFETY: EL1 registers do not affect the RMM at EL2 (HCR_EL2.E2H = 0); they take
+        // effect for the realm (or the host's EL1) on the next ERET to EL1.
+        unsafe { $( write_sysreg!($reg, $a[idx::$i]); )* }
+    };
+}
+
+fn save_state(a: &mut [u64; ARCH_STATE_WORDS]) {
+    save_el1!(a,
+        SCTLR => sctlr_el1, ACTLR => actlr_el1, CPACR => cpacr_el1, TTBR0 => ttbr0_el1,
+        TTBR1 => ttbr1_el1, TCR => tcr_el1, ESR => esr_el1, AFSR0 => afsr0_el1,
+        AFSR1 => afsr1_el1, FAR => far_el1, MAIR => mair_el1, AMAIR => amair_el1,
+        VBAR => vbar_el1, CONTEXTIDR => contextidr_el1, TPIDR_EL1 => tpidr_el1,
+        TPIDRRO_EL0 => tpidrro_el0, TPIDR_EL0 => tpidr_el0, SP_EL0 => sp_el0, SP_EL1 => sp_el1,
+        ELR => elr_el1, SPSR => spsr_el1, PAR => par_el1, CNTKCTL => cntkctl_el1,
+        CSSELR => csselr_el1, MDSCR => mdscr_el1, CNTV_CTL => cntv_ctl_el0,
+        CNTV_CVAL => cntv_cval_el0, CNTP_CTL => cntp_ctl_el0, CNTP_CVAL => cntp_cval_el0,
+    );
+    a[idx::APKEYS] = read_sysreg!(s3_0_c2_c1_0);
+    a[idx::APKEYS + 1] = read_sysreg!(s3_0_c2_c1_1);
+    a[idx::APKEYS + 2] = read_sysreg!(s3_0_c2_c1_2);
+    a[idx::APKEYS + 3] = read_sysreg!(s3_0_c2_c1_3);
+    a[idx::APKEYS + 4] = read_sysreg!(s3_0_c2_c2_0);
+    a[idx::APKEYS + 5] = read_sysreg!(s3_0_c2_c2_1);
+    a[idx::APKEYS + 6] = read_sysreg!(s3_0_c2_c2_2);
+    a[idx::APKEYS + 7] = read_sysreg!(s3_0_c2_c2_3);
+    a[idx::APKEYS + 8] = read_sysreg!(s3_0_c2_c3_0);
+    a[idx::APKEYS + 9] = read_sysreg!(s3_0_c2_c3_1);
+    // SAFETY: the FP area is 66 words inside `a`; the routine only stores to it.
+    unsafe { rmm_fp_save(a[idx::FP..].as_mut_ptr()) };
+}
+
+fn restore_state(a: &[u64; ARCH_STATE_WORDS]) {
+    // The timer control registers go first and disabled, so that a realm's expired timer does
+    // not fire in the host's context (or the reverse) while the rest is switched.
+    // SAFETY: see `restore_el1!`.
+    unsafe {
+        write_sysreg!(cntv_ctl_el0, 0u64);
+        write_sysreg!(cntp_ctl_el0, 0u64);
+    }
+    restore_el1!(a,
+        SCTLR => sctlr_el1, ACTLR => actlr_el1, CPACR => cpacr_el1, TTBR0 => ttbr0_el1,
+        TTBR1 => ttbr1_el1, TCR => tcr_el1, ESR => esr_el1, AFSR0 => afsr0_el1,
+        AFSR1 => afsr1_el1, FAR => far_el1, MAIR => mair_el1, AMAIR => amair_el1,
+        VBAR => vbar_el1, CONTEXTIDR => contextidr_el1, TPIDR_EL1 => tpidr_el1,
+        TPIDRRO_EL0 => tpidrro_el0, TPIDR_EL0 => tpidr_el0, SP_EL0 => sp_el0, SP_EL1 => sp_el1,
+        ELR => elr_el1, SPSR => spsr_el1, PAR => par_el1, CNTKCTL => cntkctl_el1,
+        CSSELR => csselr_el1, MDSCR => mdscr_el1, CNTV_CVAL => cntv_cval_el0,
+        CNTP_CVAL => cntp_cval_el0, CNTV_CTL => cntv_ctl_el0, CNTP_CTL => cntp_ctl_el0,
+    );
+    let k = &a[idx::APKEYS..idx::APKEYS + 10];
+    // SAFETY: the keys only affect pointer authentication at EL1/EL0.
+    unsafe {
+        write_sysreg!(s3_0_c2_c1_0, k[0]);
+        write_sysreg!(s3_0_c2_c1_1, k[1]);
+        write_sysreg!(s3_0_c2_c1_2, k[2]);
+        write_sysreg!(s3_0_c2_c1_3, k[3]);
+        write_sysreg!(s3_0_c2_c2_0, k[4]);
+        write_sysreg!(s3_0_c2_c2_1, k[5]);
+        write_sysreg!(s3_0_c2_c2_2, k[6]);
+        write_sysreg!(s3_0_c2_c2_3, k[7]);
+        write_sysreg!(s3_0_c2_c3_0, k[8]);
+        write_sysreg!(s3_0_c2_c3_1, k[9]);
+    }
+    // SAFETY: the FP area is 66 words inside `a`; the routine only loads from it.
+    unsafe { rmm_fp_restore(a[idx::FP..].as_ptr()) };
+}
+
+/// Architectural reset state of a REC: EL1 MMU off, everything else zero.
+pub fn reset(ctx: &mut RealmContext) {
+    ctx.arch = [0; ARCH_STATE_WORDS];
+    ctx.arch[idx::SCTLR] = SCTLR_EL1_RESET;
+}
+
+/// Checks the GIC list registers the host programmed: HW = 0 in every valid LR and no
+/// duplicate vINTID.
+pub fn gic_lrs_valid() -> bool {
+    let n = (read_sysreg!(s3_4_c12_c11_1) & 0x1f) as usize + 1;
+    let mut lrs = [0u64; 16];
+    for (i, lr) in lrs.iter_mut().enumerate().take(n.min(16)) {
+        *lr = read_lr(i);
+    }
+    let live = |v: u64| v >> 62 != 0;
+    for i in 0..n.min(16) {
+        if !live(lrs[i]) {
+            continue;
+        }
+        if lrs[i] & (1 << 61) != 0 {
+            return false;
+        }
+        let vintid = lrs[i] & 0xffff_ffff;
+        if lrs[i + 1..n.min(16)]
+            .iter()
+            .any(|&o| live(o) && o & 0xffff_ffff == vintid)
+        {
+            return false;
+        }
+    }
+    true
+}
+
+fn read_lr(i: usize) -> u64 {
+    match i {
+        0 => read_sysreg!(s3_4_c12_c12_0),
+        1 => read_sysreg!(s3_4_c12_c12_1),
+        2 => read_sysreg!(s3_4_c12_c12_2),
+        3 => read_sysreg!(s3_4_c12_c12_3),
+        4 => read_sysreg!(s3_4_c12_c12_4),
+        5 => read_sysreg!(s3_4_c12_c12_5),
+        6 => read_sysreg!(s3_4_c12_c12_6),
+        7 => read_sysreg!(s3_4_c12_c12_7),
+        8 => read_sysreg!(s3_4_c12_c13_0),
+        9 => read_sysreg!(s3_4_c12_c13_1),
+        10 => read_sysreg!(s3_4_c12_c13_2),
+        11 => read_sysreg!(s3_4_c12_c13_3),
+        12 => read_sysreg!(s3_4_c12_c13_4),
+        13 => read_sysreg!(s3_4_c12_c13_5),
+        14 => read_sysreg!(s3_4_c12_c13_6),
+        _ => read_sysreg!(s3_4_c12_c13_7),
+    }
+}
+
+/// Runs the REC described by `ctx` until it traps to EL2.
+pub fn run(ctx: &mut RealmContext) -> RealmExit {
+    let cpu = fw_support::cpu_index();
+    let mut ns = NS_STATE[cpu].lock();
+    save_state(&mut ns);
+    let rmm_sp_el0 = read_sysreg!(sp_el0);
+    restore_state(&ctx.arch);
+    // SAFETY: these EL2 registers configure the realm's translation and traps; the RMM's own
+    // execution at EL2 does not depend on them (HCR_EL2.E2H = 0, TGE = 0), and they are put
+    // back to the RMM's values below before any other RMM code runs.
+    unsafe {
+        write_sysreg!(vttbr_el2, ctx.vttbr);
+        write_sysreg!(vtcr_el2, ctx.vtcr);
+        write_sysreg!(vmpidr_el2, ctx.vmpidr);
+        write_sysreg!(vpidr_el2, read_sysreg!(midr_el1));
+        write_sysreg!(cptr_el2, CPTR_REALM);
+        write_sysreg!(mdcr_el2, MDCR_REALM);
+        write_sysreg!(cnthctl_el2, CNTHCTL_REALM);
+        write_sysreg!(cntvoff_el2, 0u64);
+        write_sysreg!(hcr_el2, HCR_REALM | ctx.traps);
+        write_sysreg!(elr_el2, ctx.pc);
+        write_sysreg!(spsr_el2, ctx.pstate);
+        core::arch::asm!("isb", options(nostack));
+    }
+    // SAFETY: the context's GPRs are a 31-word array; ELR/SPSR/HCR/stage 2 describe the
+    // realm, and the lower-EL vectors return here through `rmm_realm_exit`.
+    let kind = unsafe { rmm_realm_enter(ctx.gprs.as_mut_ptr()) };
+    let exit_esr = read_sysreg!(esr_el2);
+    let exit_far = read_sysreg!(far_el2);
+    let exit_hpfar = read_sysreg!(hpfar_el2);
+    ctx.pc = read_sysreg!(elr_el2);
+    ctx.pstate = read_sysreg!(spsr_el2);
+    // SAFETY: back to the RMM's own configuration: no stage 2, nothing trapped for EL1 since
+    // no EL1 code runs until the next entry.
+    unsafe {
+        write_sysreg!(hcr_el2, 0u64);
+        core::arch::asm!("isb", options(nostack));
+    }
+    save_state(&mut ctx.arch);
+    restore_state(&ns);
+    drop(ns);
+    // SAFETY: restores the RMM's exception stack pointer, and clears ICH_HCR_EL2.En so the
+    // realm's virtual interrupts stop being delivered while the host runs.
+    unsafe {
+        write_sysreg!(sp_el0, rmm_sp_el0);
+        let ich_hcr = read_sysreg!(s3_4_c12_c11_0);
+        write_sysreg!(s3_4_c12_c11_0, ich_hcr & !1);
+        core::arch::asm!("isb", options(nostack));
+    }
+    let timers = TimerState {
+        cntv_ctl: ctx.arch[idx::CNTV_CTL],
+        cntv_cval: ctx.arch[idx::CNTV_CVAL],
+        cntp_ctl: ctx.arch[idx::CNTP_CTL],
+        cntp_cval: ctx.arch[idx::CNTP_CVAL],
+    };
+    let kind = match kind {
+        0 => ExitKind::Sync,
+        1 => ExitKind::Irq,
+        2 => ExitKind::Fiq,
+        _ => ExitKind::SError,
+    };
+    RealmExit {
+        kind,
+        esr: exit_esr,
+        far: exit_far,
+        hpfar: exit_hpfar,
+        timers,
+    }
+}
