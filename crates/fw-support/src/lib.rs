@@ -10,6 +10,7 @@ pub mod console;
 pub mod exception;
 pub mod mmu;
 pub mod once;
+pub mod switch;
 pub mod sysreg;
 
 /// Stops this CPU for good: a fatal error was reported and nothing may continue.

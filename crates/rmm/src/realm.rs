@@ -135,67 +135,10 @@ rmm_fp_restore:
     msr     fpcr, x2
     ret
 
-/* realm_enter(x0 = 31 GPRs): ERET to the realm with ELR/SPSR_EL2 already set; returns the
- * vector kind (0 sync, 1 IRQ, 2 FIQ, 3 SError) when the realm traps to EL2. */
-.section .text.realm_enter, "ax"
-.global rmm_realm_enter
-rmm_realm_enter:
-    stp     x29, x30, [sp, #-96]!
-    stp     x19, x20, [sp, #16]
-    stp     x21, x22, [sp, #32]
-    stp     x23, x24, [sp, #48]
-    stp     x25, x26, [sp, #64]
-    stp     x27, x28, [sp, #80]
-    msr     tpidr_el2, x0
-    ldp     x2, x3, [x0, #16]
-    ldp     x4, x5, [x0, #32]
-    ldp     x6, x7, [x0, #48]
-    ldp     x8, x9, [x0, #64]
-    ldp     x10, x11, [x0, #80]
-    ldp     x12, x13, [x0, #96]
-    ldp     x14, x15, [x0, #112]
-    ldp     x16, x17, [x0, #128]
-    ldp     x18, x19, [x0, #144]
-    ldp     x20, x21, [x0, #160]
-    ldp     x22, x23, [x0, #176]
-    ldp     x24, x25, [x0, #192]
-    ldp     x26, x27, [x0, #208]
-    ldp     x28, x29, [x0, #224]
-    ldr     x30, [x0, #240]
-    ldp     x0, x1, [x0]
-    eret
-    dsb     nsh
-    isb
-
-.global rmm_realm_exit
-rmm_realm_exit:
-    mrs     x1, tpidr_el2
-    stp     x2, x3, [x1, #16]
-    stp     x4, x5, [x1, #32]
-    stp     x6, x7, [x1, #48]
-    stp     x8, x9, [x1, #64]
-    stp     x10, x11, [x1, #80]
-    stp     x12, x13, [x1, #96]
-    stp     x14, x15, [x1, #112]
-    stp     x16, x17, [x1, #128]
-    stp     x18, x19, [x1, #144]
-    stp     x20, x21, [x1, #160]
-    stp     x22, x23, [x1, #176]
-    stp     x24, x25, [x1, #192]
-    stp     x26, x27, [x1, #208]
-    stp     x28, x29, [x1, #224]
-    str     x30, [x1, #240]
-    ldp     x2, x3, [sp], #16
-    stp     x2, x3, [x1]
-    ldp     x19, x20, [sp, #16]
-    ldp     x21, x22, [sp, #32]
-    ldp     x23, x24, [sp, #48]
-    ldp     x25, x26, [sp, #64]
-    ldp     x27, x28, [sp, #80]
-    ldp     x29, x30, [sp], #96
-    ret
 "#
 );
+
+fw_support::lower_el_switch!("rmm_realm_enter", "rmm_realm_exit", "tpidr_el2");
 
 unsafe extern "C" {
     fn rmm_fp_save(buf: *mut u64);
