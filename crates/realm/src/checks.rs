@@ -84,6 +84,9 @@ static REC1_SEEN_CONTEXT: AtomicU64 = AtomicU64::new(0);
 static REC1_SEEN_MPIDR: AtomicU64 = AtomicU64::new(u64::MAX);
 static REC1_VERSION_X0: AtomicU64 = AtomicU64::new(u64::MAX);
 
+/// The granule `RSI_REALM_CONFIG` fills.
+static CONFIG: spin::Mutex<RsiRealmConfig> = spin::Mutex::new(RsiRealmConfig::ZEROED);
+
 /// Buffer for an attestation token, if the RMM provides one.
 static TOKEN: spin::Mutex<[Granule; 4]> = spin::Mutex::new([Granule::ZEROED; 4]);
 
@@ -112,6 +115,7 @@ pub fn run(x0: u64) {
     mmio();
 }
 
+#[inline(never)]
 fn version_and_features(rsi: &mut Rsi<Smc>) {
     section("RSI version and features");
     match rsi.version(RSI_VERSION_1_1) {
@@ -169,9 +173,10 @@ fn version_and_features(rsi: &mut Rsi<Smc>) {
 }
 
 /// Returns the realm's hash algorithm (SHA-256 if `REALM_CONFIG` failed).
+#[inline(never)]
 fn realm_config(rsi: &mut Rsi<Smc>) -> HashAlgorithm {
     section("RSI_REALM_CONFIG");
-    let mut cfg = RsiRealmConfig::ZEROED;
+    let mut cfg = CONFIG.lock();
     // Fields the RMM must write start as values it never writes.
     cfg.ipa_width = u64::MAX;
     cfg.hash_algo = 0xff;
@@ -218,6 +223,7 @@ fn realm_config(rsi: &mut Rsi<Smc>) -> HashAlgorithm {
     algo
 }
 
+#[inline(never)]
 fn measurements(rsi: &mut Rsi<Smc>, algo: HashAlgorithm) {
     section("measurements");
     let len = cca_measure::hash_len(algo);
@@ -319,6 +325,7 @@ fn ripas_check(rsi: &mut Rsi<Smc>, (base, top): (u64, u64), want: Ripas, why: &s
     ok
 }
 
+#[inline(never)]
 fn ripas(rsi: &mut Rsi<Smc>) {
     section("RIPAS");
     ripas_check(rsi, PROTECTED_RAM, Ripas::Ram, "the image's RAM");
@@ -363,6 +370,7 @@ fn ripas(rsi: &mut Rsi<Smc>) {
 }
 
 /// Reads the memory that just became RAM (zeros), writes a pattern and reads it back.
+#[inline(never)]
 fn new_ram_check() {
     let (base, top) = NEW_RAM;
     let words = ((top - base) / 8) as usize;
@@ -390,6 +398,7 @@ fn new_ram_check() {
     );
 }
 
+#[inline(never)]
 fn host_call(rsi: &mut Rsi<Smc>) {
     section("RSI_HOST_CALL");
     let mut gprs = [0u64; HOST_CALL_NR_GPRS];
@@ -416,6 +425,7 @@ fn host_call(rsi: &mut Rsi<Smc>) {
     );
 }
 
+#[inline(never)]
 fn attestation(rsi: &mut Rsi<Smc>) {
     section("attestation");
     let challenge: [u8; 64] = core::array::from_fn(|i| 0xA0 ^ i as u8);
@@ -451,6 +461,7 @@ fn psci_name(r: Result<(), PsciError>) -> &'static str {
     }
 }
 
+#[inline(never)]
 fn psci_checks(rsi: &mut Rsi<Smc>) {
     section("PSCI");
     let v = rsi.smccc_version();
@@ -564,6 +575,7 @@ fn psci_checks(rsi: &mut Rsi<Smc>) {
     );
 }
 
+#[inline(never)]
 fn mmio() {
     section("MMIO (emulated by the host)");
     let fr = console::read(UARTFR);

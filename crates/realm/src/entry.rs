@@ -16,8 +16,11 @@ use core::arch::global_asm;
 
 /// RECs this image has stacks for (REC 0, REC 1, and a spare for a bad context id).
 pub const MAX_RECS: usize = 4;
-/// Stack size of each REC (`link.ld` reserves `MAX_RECS * STACK_SIZE`).
-pub const STACK_SIZE: usize = 0x4000;
+/// Each REC's stack slot (`link.ld` reserves `MAX_RECS * STACK_SLOT`): a guard page, which
+/// stage 1 leaves unmapped so that an overflow faults, then the stack.
+pub const STACK_SLOT: usize = 0x10000;
+/// The unmapped guard page at the bottom of each stack slot.
+pub const STACK_GUARD: usize = 0x1000;
 
 global_asm!(
     r#"
@@ -139,12 +142,12 @@ realm_secondary_entry:
 7:  wfe
     b       7b
 
-/* x0 = REC index: sp = TPIDR_EL1 = top of that REC's stack. Uses x0-x2. */
+/* x0 = REC index: sp = TPIDR_EL1 = top of that REC's stack slot. Uses x0-x2. */
 realm_set_stack:
     adrp    x1, __stacks_start
     add     x1, x1, :lo12:__stacks_start
     add     x0, x0, #1
-    mov     x2, #{stack_size}
+    mov     x2, #{stack_slot}
     madd    x1, x0, x2, x1
     mov     sp, x1
     msr     tpidr_el1, x1
@@ -221,7 +224,7 @@ realm_vectors:
     fatal_entry 15
 "#,
     max_recs = const MAX_RECS,
-    stack_size = const STACK_SIZE,
+    stack_slot = const STACK_SLOT,
     boot_block = const crate::mmu::BOOT_BLOCK,
     mair = const crate::mmu::MAIR,
     tcr = const crate::mmu::TCR,

@@ -28,7 +28,7 @@ extern "C" fn realm_main(x0: u64) -> ! {
         l.image_end, l.realm_end
     );
     assert!(
-        l.stacks_end - l.stacks_start >= (entry::MAX_RECS * entry::STACK_SIZE) as u64,
+        l.stacks_end - l.stacks_start >= (entry::MAX_RECS * entry::STACK_SLOT) as u64,
         "link.ld reserves too little stack"
     );
     checks::run(x0);

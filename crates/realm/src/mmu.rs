@@ -5,13 +5,16 @@
 //! |---|---|---|
 //! | `0 .. __text_end` | code | normal, read-only, executable |
 //! | `__text_end .. __rodata_end` | read-only data | normal, read-only |
-//! | `__rodata_end .. __realm_end` | data, `.bss`, page tables, stacks | normal, read-write |
+//! | `__rodata_end .. __stacks_start` | data, `.bss`, page tables | normal, read-write |
+//! | each 64 KiB stack slot but its lowest page | a REC's stack | normal, read-write |
 //! | `[2 MiB, 2 MiB + 64 KiB)` | memory the payload turns RIPAS RAM | normal, read-write |
 //! | `2^39 + 0x0900_0000` (4 KiB) | the PL011 the host emulates (unprotected) | device nGnRE |
 //!
-//! Nothing else is mapped, so a stray access faults at stage 1 with a clear report instead
-//! of reaching protected memory that is RIPAS EMPTY (which the RMM answers with an SEA).
+//! Nothing else is mapped, so a stray access or a stack overflow (into the unmapped guard
+//! page under each stack) faults at stage 1 with a clear report instead of corrupting data
+//! or reaching protected memory that is RIPAS EMPTY (which the RMM answers with an SEA).
 
+use crate::entry::{MAX_RECS, STACK_GUARD, STACK_SLOT};
 use crate::layout::{NEW_RAM, UART_BASE};
 use aarch64_paging::descriptor::{El1Attributes, PhysicalAddress};
 use aarch64_paging::paging::{Constraints, El1And0, MemoryRegion, PageTable, Translation, VaRange};
@@ -124,14 +127,18 @@ pub fn init() {
         used: 0,
     };
     let mut map = Mapping::with_asid_and_va_range(pool, 0, 0, El1And0, VaRange::Lower);
+    let stacks = (0..MAX_RECS as u64).map(|i| {
+        let slot = l.stacks_start + i * STACK_SLOT as u64;
+        (slot + STACK_GUARD as u64, slot + STACK_SLOT as u64, RW_DATA)
+    });
     let regions = [
         (0, l.text_end, RX_CODE),
         (l.text_end, l.rodata_end, RO_DATA),
-        (l.rodata_end, l.realm_end, RW_DATA),
+        (l.rodata_end, l.stacks_start, RW_DATA),
         (NEW_RAM.0, NEW_RAM.1, RW_DATA),
         (UART_BASE, UART_BASE + 0x1000, DEVICE),
     ];
-    for (start, end, attrs) in regions {
+    for (start, end, attrs) in regions.into_iter().chain(stacks) {
         let range = MemoryRegion::new(start as usize, end as usize);
         if let Err(e) = map.map_range(
             &range,

@@ -1,4 +1,4 @@
-//! How calls reach the RMM: the [`Conduit`] trait and, on `aarch64`, the [`Smc`] conduit.
+//! How calls reach the RMM: the [`Conduit`] trait and, on `aarch64`, the `Smc` conduit.
 
 /// Registers of an SMC Calling Convention 1.2 call: x0..x17.
 pub const NUM_REGS: usize = 18;

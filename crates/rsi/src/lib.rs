@@ -1,7 +1,7 @@
 //! A typed client of the Realm Services Interface (RSI 1.x) and of PSCI, for software running
 //! at Realm EL1 (plane 0).
 //!
-//! Every call goes through a [`Conduit`]: on `aarch64` [`Smc`] issues `SMC #0` with the SMC
+//! Every call goes through a [`Conduit`]: on `aarch64` `Smc` issues `SMC #0` with the SMC
 //! Calling Convention 1.2 register file (x0..x17 in and out); tests and simulations supply
 //! their own. [`Rsi`] encodes the arguments of each command into registers, decodes the
 //! results into types, and follows TF-RMM main's ABI (`lib/smc/include/smc-rsi.h`):
