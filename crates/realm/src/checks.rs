@@ -13,7 +13,7 @@ use cca_rsi::{
     hash_algorithm, AffinityState, Conduit, Error, Granule, PsciError, Ripas, Rsi, RsiHostCall,
     RsiRealmConfig, RsiResponse, SetRipas, Smc, VersionError,
 };
-use core::fmt;
+use core::fmt::{self, Display as _};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use fw_support::read_sysreg;
 
@@ -76,6 +76,51 @@ impl fmt::Display for Status {
             None => write!(f, "{:#x}", self.0),
         }
     }
+}
+
+/// Formats with a closure.
+struct Fmt<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result>(F);
+
+impl<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result> fmt::Display for Fmt<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (self.0)(f)
+    }
+}
+
+/// A value result as `0x…` or the error.
+fn hex_or_error(r: cca_rsi::Result<u64>) -> impl fmt::Display {
+    Fmt(move |f| match r {
+        Ok(v) => write!(f, "{v:#x}"),
+        Err(e) => e.fmt(f),
+    })
+}
+
+fn ripas_name(r: Ripas) -> &'static str {
+    match r {
+        Ripas::Empty => "EMPTY",
+        Ripas::Ram => "RAM",
+        Ripas::Destroyed => "DESTROYED",
+        Ripas::Dev => "DEV",
+    }
+}
+
+/// The RIPAS of a range as `uniform_ripas` found it.
+fn uniform_name(r: cca_rsi::Result<Option<Ripas>>) -> impl fmt::Display {
+    Fmt(move |f| match r {
+        Ok(Some(r)) => f.write_str(ripas_name(r)),
+        Ok(None) => f.write_str("mixed RIPAS"),
+        Err(e) => e.fmt(f),
+    })
+}
+
+/// `AFFINITY_INFO` results by name.
+fn affinity_name(r: Result<AffinityState, PsciError>) -> impl fmt::Display {
+    Fmt(move |f| match r {
+        Ok(AffinityState::On) => f.write_str("ON"),
+        Ok(AffinityState::Off) => f.write_str("OFF"),
+        Ok(AffinityState::OnPending) => f.write_str("ON_PENDING"),
+        Err(e) => f.write_str(psci_name(Err(e))),
+    })
 }
 
 /// What REC 1 reports to REC 0 (written by REC 1 before `CPU_OFF`).
@@ -162,13 +207,20 @@ fn version_and_features(rsi: &mut Rsi<Smc>) {
     let f0 = rsi.features(rsi::FEATURE_REGISTER_0);
     check(
         f0 == Ok(0),
-        format_args!("RSI_FEATURES(0) -> {f0:x?} (no DA, MRO or ATS in this realm)"),
+        format_args!(
+            "RSI_FEATURES(0) -> {} (no DA, MRO or ATS in this realm)",
+            hex_or_error(f0)
+        ),
     );
     let f1 = rsi.features(1);
     let fx = rsi.features(0xffff);
     check(
         f1 == Ok(0) && fx == Ok(0),
-        format_args!("RSI_FEATURES(1) -> {f1:x?}, RSI_FEATURES(0xffff) -> {fx:x?} (undefined: 0)"),
+        format_args!(
+            "RSI_FEATURES(1) -> {}, RSI_FEATURES(0xffff) -> {} (undefined: 0)",
+            hex_or_error(f1),
+            hex_or_error(fx)
+        ),
     );
 }
 
@@ -187,8 +239,15 @@ fn realm_config(rsi: &mut Rsi<Smc>) -> HashAlgorithm {
             check(
                 cfg.ipa_width == IPA_WIDTH && a == Some(HashAlgorithm::Sha256),
                 format_args!(
-                    "REALM_CONFIG -> SUCCESS: ipa_width = {}, hash_algo = {} ({a:?})",
-                    cfg.ipa_width, cfg.hash_algo
+                    "REALM_CONFIG -> SUCCESS: ipa_width = {}, hash_algo = {} ({})",
+                    cfg.ipa_width,
+                    cfg.hash_algo,
+                    match a {
+                        Some(HashAlgorithm::Sha256) => "SHA-256",
+                        Some(HashAlgorithm::Sha384) => "SHA-384",
+                        Some(HashAlgorithm::Sha512) => "SHA-512",
+                        None => "undefined",
+                    }
                 ),
             );
             algo = a.unwrap_or(algo);
@@ -320,7 +379,10 @@ fn ripas_check(rsi: &mut Rsi<Smc>, (base, top): (u64, u64), want: Ripas, why: &s
     let ok = r == Ok(Some(want));
     check(
         ok,
-        format_args!("IPA_STATE_GET [{base:#x}, {top:#x}) -> {r:?} ({why})"),
+        format_args!(
+            "IPA_STATE_GET [{base:#x}, {top:#x}) -> {} ({why})",
+            uniform_name(r)
+        ),
     );
     ok
 }
@@ -335,7 +397,14 @@ fn ripas(rsi: &mut Rsi<Smc>) {
     let r = rsi.set_ripas(base, top, Ripas::Ram, false);
     check(
         r == Ok(SetRipas::Done),
-        format_args!("IPA_STATE_SET [{base:#x}, {top:#x}) to RAM -> {r:?} (the host accepts)"),
+        format_args!(
+            "IPA_STATE_SET [{base:#x}, {top:#x}) to RAM -> {} (the host accepts)",
+            Fmt(|f| match r {
+                Ok(SetRipas::Done) => f.write_str("ACCEPT, whole range changed"),
+                Ok(SetRipas::Rejected { at }) => write!(f, "REJECT at {at:#x}"),
+                Err(e) => e.fmt(f),
+            })
+        ),
     );
     if ripas_check(rsi, NEW_RAM, Ripas::Ram, "after the change") {
         new_ram_check();
@@ -350,7 +419,21 @@ fn ripas(rsi: &mut Rsi<Smc>) {
     let r = rsi.ipa_state_set(base, top, Ripas::Ram, false);
     check(
         matches!(r, Ok(c) if c.response == RsiResponse::Reject && c.next == base),
-        format_args!("IPA_STATE_SET [{base:#x}, {top:#x}) to RAM -> {r:?} (the host rejects)"),
+        format_args!(
+            "IPA_STATE_SET [{base:#x}, {top:#x}) to RAM -> {} (the host rejects)",
+            Fmt(|f| match r {
+                Ok(c) => write!(
+                    f,
+                    "x1 = {:#x}, x2 = {}",
+                    c.next,
+                    match c.response {
+                        RsiResponse::Accept => "ACCEPT",
+                        RsiResponse::Reject => "REJECT",
+                    }
+                ),
+                Err(e) => e.fmt(f),
+            })
+        ),
     );
     ripas_check(
         rsi,
@@ -363,8 +446,10 @@ fn ripas(rsi: &mut Rsi<Smc>) {
     check(
         r == Err(Error::Status(RsiStatus::ErrorInput)),
         format_args!(
-            "IPA_STATE_SET with base {:#x} > top {:#x} -> {r:?}",
-            NEW_RAM.1, NEW_RAM.0
+            "IPA_STATE_SET with base {:#x} > top {:#x} -> {}",
+            NEW_RAM.1,
+            NEW_RAM.0,
+            Res(r.map(|_| ()))
         ),
     );
 }
@@ -441,7 +526,13 @@ fn attestation(rsi: &mut Rsi<Smc>) {
             let r = rsi.attestation_token(&challenge, &mut buf[..]);
             check(
                 matches!(r, Ok(n) if n > 0 && n as u64 <= bound),
-                format_args!("ATTESTATION_TOKEN_INIT -> SUCCESS (bound {bound}), token -> {r:?}"),
+                format_args!(
+                    "ATTESTATION_TOKEN_INIT -> SUCCESS (at most {bound} bytes), token -> {}",
+                    Fmt(|f| match r {
+                        Ok(n) => write!(f, "{n} bytes"),
+                        Err(e) => e.fmt(f),
+                    })
+                ),
             );
         }
     }
@@ -502,12 +593,12 @@ fn psci_checks(rsi: &mut Rsi<Smc>) {
     let a = rsi.affinity_info(REC0_MPIDR, 0);
     check(
         a == Ok(AffinityState::On),
-        format_args!("AFFINITY_INFO(REC 0 = itself) -> {a:?}"),
+        format_args!("AFFINITY_INFO(REC 0 = itself) -> {}", affinity_name(a)),
     );
     let a = rsi.affinity_info(REC1_MPIDR, 0);
     check(
         a == Ok(AffinityState::Off),
-        format_args!("AFFINITY_INFO(REC 1) before CPU_ON -> {a:?}"),
+        format_args!("AFFINITY_INFO(REC 1) before CPU_ON -> {}", affinity_name(a)),
     );
     let entry = crate::entry::secondary_entry();
     let r = rsi.cpu_on(NO_REC_MPIDR, entry, REC1_CONTEXT);
@@ -551,13 +642,22 @@ fn psci_checks(rsi: &mut Rsi<Smc>) {
         polls += 1;
         match rsi.affinity_info(REC1_MPIDR, 0) {
             Ok(AffinityState::Off) => break Ok(AffinityState::Off),
-            Ok(_) if crate::gic::counter() < deadline => core::hint::spin_loop(),
+            Ok(_) if crate::gic::counter() < deadline => {
+                // About 100 us between polls: each one is an exit to the host.
+                let until = crate::gic::counter() + freq / 10_000;
+                while crate::gic::counter() < until {
+                    core::hint::spin_loop();
+                }
+            }
             other => break other,
         }
     };
     check(
         state == Ok(AffinityState::Off),
-        format_args!("AFFINITY_INFO(REC 1) polled until OFF: {state:?} after {polls} calls"),
+        format_args!(
+            "AFFINITY_INFO(REC 1) polled until OFF: {} after {polls} calls",
+            affinity_name(state)
+        ),
     );
     let ran = REC1_RAN.load(Ordering::Acquire);
     let ctx = REC1_SEEN_CONTEXT.load(Ordering::Relaxed);
