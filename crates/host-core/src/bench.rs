@@ -122,7 +122,7 @@ pub fn realm_ops<C: Conduit, K: Clock, M: crate::HostMem>(
     plan: &crate::realm::RealmPlan,
 ) -> crate::boot::Tally {
     use crate::realm::{delegate, drive_sro, undelegate, Pool};
-    use cca_abi::rmi::{AddrRangeDesc, BlockSize, RealmParams, RecParams};
+    use cca_abi::rmi::{AddrRangeDesc, BlockSize, RecParams};
     use zerocopy::{FromZeros, IntoBytes};
     const G: u64 = cca_abi::GRANULE_SIZE;
     const N: u64 = 16;
@@ -143,13 +143,7 @@ pub fn realm_ops<C: Conduit, K: Clock, M: crate::HostMem>(
     let root = pool.take(2, 2 * G);
     delegate(&mut c, rd, 1);
     delegate(&mut c, root, 2);
-    let mut p = RealmParams::new_zeroed();
-    p.s2sz = crate::realm::S2SZ;
-    p.num_bps = (feat0 >> 14) & 0x3f;
-    p.num_wps = (feat0 >> 20) & 0x3f;
-    p.rtt_base = root;
-    p.rtt_level_start = 1;
-    p.rtt_num_start = 2;
+    let p = crate::realm::realm_params(feat0, root);
     mem.write(params_page, p.as_bytes());
 
     let mut t_create = 0;

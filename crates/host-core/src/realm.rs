@@ -129,6 +129,121 @@ pub(crate) fn drive_sro<C: Conduit, M: HostMem>(
     r
 }
 
+/// The parameters of a realm with this crate's layout: `S2SZ`-bit IPAs, the RMM's
+/// breakpoint and watchpoint counts from feature register 0, SHA-256, and two concatenated
+/// level 1 starting tables at `root`.
+pub(crate) fn realm_params(feat0: u64, root: u64) -> RealmParams {
+    let mut p = RealmParams::new_zeroed();
+    p.s2sz = S2SZ;
+    p.num_bps = (feat0 >> 14) & 0x3f;
+    p.num_wps = (feat0 >> 20) & 0x3f;
+    p.hash_algo = 0;
+    p.rpv[..8].copy_from_slice(b"cca-demo");
+    p.rtt_base = root;
+    p.rtt_level_start = 1;
+    p.rtt_num_start = 2;
+    p
+}
+
+/// Delegates a granule from `pool` and makes it the RTT at `level` covering `ipa`.
+/// Returns its address, or `None` (with the granule undelegated again) if `RTT_CREATE`
+/// did not succeed.
+pub(crate) fn create_rtt<C: Conduit>(
+    c: &mut Checker<'_, '_, C>,
+    pool: &mut Pool,
+    rd: u64,
+    ipa: u64,
+    level: u64,
+) -> Option<u64> {
+    let t = pool.take(1, G);
+    delegate(c, t, 1);
+    let r = c.expect(RmiFid::RTT_CREATE, &[rd, t, ipa, level], RmiStatus::Success);
+    if r.status() == Some(RmiStatus::Success) {
+        Some(t)
+    } else {
+        undelegate(c, t, 1);
+        None
+    }
+}
+
+/// Sets the RIPAS of `[base, top)` to RAM with `RTT_INIT_RIPAS`, calling again from where
+/// each call stopped. Returns true when the whole range was covered.
+pub(crate) fn init_ripas<C: Conduit>(
+    c: &mut Checker<'_, '_, C>,
+    rd: u64,
+    base: u64,
+    top: u64,
+) -> bool {
+    let mut next = base;
+    for _ in 0..8 {
+        let r = c.expect(RmiFid::RTT_INIT_RIPAS, &[rd, next, top], RmiStatus::Success);
+        if r.status() != Some(RmiStatus::Success) || r.regs[1] <= next {
+            break;
+        }
+        next = r.regs[1];
+        if next >= top {
+            break;
+        }
+    }
+    c.check(
+        next == top,
+        format_args!("RIPAS of [{base:#x}, {top:#x}) initialised to RAM"),
+    )
+}
+
+/// Creates REC `index` of `rd` in the delegated granule `rec` from `params` through the
+/// `REC_CREATE` stateful operation, donating the auxiliary granules `aux` hands out.
+/// `scratch` and `list_page` are Non-secure pages for the parameters and address lists.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn create_rec<C: Conduit, M: HostMem>(
+    c: &mut Checker<'_, '_, C>,
+    mem: &mut M,
+    rd: u64,
+    rec: u64,
+    params: &RecParams,
+    index: usize,
+    pages: (u64, u64),
+    aux: &mut impl FnMut(&mut Checker<'_, '_, C>, u64) -> u64,
+) -> bool {
+    let (scratch, list_page) = pages;
+    mem.write(scratch, params.as_bytes());
+    let first = c.rmi.call(RmiFid::REC_CREATE, &[rd, rec, scratch]);
+    c.check(
+        first.status() == Some(RmiStatus::Incomplete)
+            && (first.regs[0] >> 8) & 3 == u64::from(mem_req::DONATE),
+        format_args!("REC_CREATE starts an SRO asking for memory"),
+    );
+    let mut reclaimed = 0;
+    let done = drive_sro(c, mem, first, list_page, aux, &mut reclaimed);
+    let runnable = params.flags & cca_abi::rmi::REC_PARAMS_FLAG_RUNNABLE != 0;
+    c.check(
+        done.status() == Some(RmiStatus::Success),
+        format_args!(
+            "REC {index} created (mpidr {}, runnable {runnable})",
+            params.mpidr
+        ),
+    )
+}
+
+/// Destroys the REC at `rec` through the `REC_DESTROY` stateful operation, undelegating the
+/// auxiliary granules it reclaims (counted in `reclaimed`), then undelegates the REC granule.
+pub(crate) fn destroy_rec<C: Conduit, M: HostMem>(
+    c: &mut Checker<'_, '_, C>,
+    mem: &mut M,
+    rec: u64,
+    list_page: u64,
+    reclaimed: &mut u64,
+) -> bool {
+    let mut nothing = |_: &mut Checker<'_, '_, C>, _: u64| 0u64;
+    let first = c.rmi.call(RmiFid::REC_DESTROY, &[rec]);
+    let done = drive_sro(c, mem, first, list_page, &mut nothing, reclaimed);
+    let ok = c.check(
+        done.status() == Some(RmiStatus::Success),
+        format_args!("REC at {rec:#x} destroyed"),
+    );
+    ok && undelegate(c, rec, 1)
+}
+
 /// Builds, runs the checks on, and tears down a realm. Returns the tally.
 pub fn run<C: Conduit, M: HostMem>(rmi: &mut Rmi<'_, C>, mem: &mut M, plan: &RealmPlan) -> Tally {
     let mut c = Checker::new(rmi);
@@ -145,14 +260,7 @@ pub fn run<C: Conduit, M: HostMem>(rmi: &mut Rmi<'_, C>, mem: &mut M, plan: &Rea
     let root = pool.take(2, 2 * G);
     delegate(&mut c, rd, 1);
     delegate(&mut c, root, 2);
-    let mut p = RealmParams::new_zeroed();
-    p.s2sz = S2SZ;
-    p.num_bps = (feat0 >> 14) & 0x3f;
-    p.num_wps = (feat0 >> 20) & 0x3f;
-    p.hash_algo = 0;
-    p.rpv[..8].copy_from_slice(b"cca-demo");
-    p.rtt_base = root;
-    p.rtt_level_start = 1;
+    let mut p = realm_params(feat0, root);
     p.rtt_num_start = 1;
     mem.write(scratch, p.as_bytes());
     c.expect(RmiFid::REALM_CREATE, &[rd, scratch], RmiStatus::ErrorInput);
@@ -179,13 +287,7 @@ pub fn run<C: Conduit, M: HostMem>(rmi: &mut Rmi<'_, C>, mem: &mut M, plan: &Rea
     c.say(format_args!("-- stage 2 tables"));
     let tables = [(0u64, 2u64), (0, 3), (UNPROTECTED, 2), (UNPROTECTED, 3)];
     for (i, (ipa, level)) in tables.iter().enumerate() {
-        let t = pool.take(1, G);
-        delegate(&mut c, t, 1);
-        c.expect(
-            RmiFid::RTT_CREATE,
-            &[rd, t, *ipa, *level],
-            RmiStatus::Success,
-        );
+        let t = create_rtt(&mut c, &mut pool, rd, *ipa, *level).unwrap_or(0);
         realm.rtts[i] = (t, *ipa, *level);
     }
     let t = pool.take(1, G);
@@ -208,22 +310,7 @@ pub fn run<C: Conduit, M: HostMem>(rmi: &mut Rmi<'_, C>, mem: &mut M, plan: &Rea
     );
 
     c.say(format_args!("-- initial RIPAS and measured data"));
-    let mut next = 0;
-    for _ in 0..8 {
-        let r = c.expect(
-            RmiFid::RTT_INIT_RIPAS,
-            &[rd, next, 0x20_0000],
-            RmiStatus::Success,
-        );
-        next = r.regs[1];
-        if next >= 0x20_0000 {
-            break;
-        }
-    }
-    c.check(
-        next == 0x20_0000,
-        format_args!("RIPAS of [0, 2 MiB) initialised to RAM"),
-    );
+    init_ripas(&mut c, rd, 0, 0x20_0000);
     let data = pool.take(3, G);
     delegate(&mut c, data, 3);
     let src = pool.take(1, G);
@@ -371,7 +458,6 @@ pub fn run<C: Conduit, M: HostMem>(rmi: &mut Rmi<'_, C>, mem: &mut M, plan: &Rea
         delegate(c, base, n);
         base
     };
-    let mut reclaimed = 0;
     for (i, rec) in recs.iter().enumerate() {
         delegate(&mut c, *rec, 1);
         let mut rp = RecParams::new_zeroed();
@@ -379,24 +465,15 @@ pub fn run<C: Conduit, M: HostMem>(rmi: &mut Rmi<'_, C>, mem: &mut M, plan: &Rea
         rp.mpidr = i as u64;
         rp.pc = 0;
         rp.gprs[0] = 0x1000;
-        mem.write(scratch, rp.as_bytes());
-        let first = c.rmi.call(RmiFid::REC_CREATE, &[rd, *rec, scratch]);
-        c.check(
-            first.status() == Some(RmiStatus::Incomplete)
-                && (first.regs[0] >> 8) & 3 == u64::from(mem_req::DONATE),
-            format_args!("REC_CREATE starts an SRO asking for memory"),
-        );
-        let done = drive_sro(
+        create_rec(
             &mut c,
             mem,
-            first,
-            list_page,
+            rd,
+            *rec,
+            &rp,
+            i,
+            (scratch, list_page),
             &mut aux_alloc,
-            &mut reclaimed,
-        );
-        c.check(
-            done.status() == Some(RmiStatus::Success),
-            format_args!("REC {i} created (mpidr {i}, runnable {})", i == 0),
         );
         realm.rim.extend_rec(&rp);
     }
@@ -412,15 +489,9 @@ pub fn run<C: Conduit, M: HostMem>(rmi: &mut Rmi<'_, C>, mem: &mut M, plan: &Rea
     c.say(format_args!("-- teardown"));
     c.expect(RmiFid::REALM_DESTROY, &[rd], RmiStatus::ErrorRealm);
     c.expect(RmiFid::REALM_TERMINATE, &[rd], RmiStatus::Success);
-    let mut nothing = |_: &mut Checker<'_, '_, C>, _: u64| 0u64;
+    let mut reclaimed = 0;
     for rec in recs {
-        let first = c.rmi.call(RmiFid::REC_DESTROY, &[rec]);
-        let done = drive_sro(&mut c, mem, first, list_page, &mut nothing, &mut reclaimed);
-        c.check(
-            done.status() == Some(RmiStatus::Success),
-            format_args!("REC at {rec:#x} destroyed"),
-        );
-        undelegate(&mut c, rec, 1);
+        destroy_rec(&mut c, mem, rec, list_page, &mut reclaimed);
     }
     c.check(
         reclaimed == 32,
