@@ -11,5 +11,6 @@ pub mod bench;
 pub mod boot;
 pub mod realm;
 pub mod rmi;
+pub mod run;
 
 pub use rmi::{Conduit, HostMem, Rmi};
