@@ -19,8 +19,21 @@ pub struct Images {
     pub host: PathBuf,
 }
 
-/// The firmware crates, each built into an image of the same name.
-const FIRMWARE: [&str; 3] = ["el3", "rmm", "host"];
+impl Images {
+    /// The realm payload, loaded at [`crate::qemu::PAYLOAD_ADDR`] for the host to run in a
+    /// realm (`realm.bin` next to the other images).
+    pub fn realm(&self) -> PathBuf {
+        self.dir.join("realm.bin")
+    }
+}
+
+/// The firmware images: `(package, binary)`; each binary becomes `<binary>.bin`.
+const FIRMWARE: [(&str, &str); 4] = [
+    ("el3", "el3"),
+    ("rmm", "rmm"),
+    ("host", "host"),
+    ("realm-payload", "realm"),
+];
 
 /// Builds every firmware image (release profile) and writes `target/images/*.bin`.
 pub fn build_all(root: &Path, tc: &Toolchain) -> Result<Images> {
@@ -39,8 +52,8 @@ pub fn build_all(root: &Path, tc: &Toolchain) -> Result<Images> {
         "--target-dir",
         "target/fw",
     ]);
-    for p in FIRMWARE {
-        cmd.args(["-p", p]);
+    for (package, _) in FIRMWARE {
+        cmd.args(["-p", package]);
     }
     if let Toolchain::BuildStd { rustc } = tc {
         cmd.env("RUSTC", rustc).env("RUSTC_BOOTSTRAP", "1");
@@ -59,10 +72,10 @@ pub fn build_all(root: &Path, tc: &Toolchain) -> Result<Images> {
     let dir = root.join("target/images");
     std::fs::create_dir_all(&dir)?;
     let mut out = Vec::new();
-    for p in FIRMWARE {
-        let bin = dir.join(format!("{p}.bin"));
-        let size = elf_to_raw(&elf_dir.join(p), &bin)?;
-        eprintln!("    {p:<5} {:>8} bytes  {}", size, bin.display());
+    for (_, name) in FIRMWARE {
+        let bin = dir.join(format!("{name}.bin"));
+        let size = elf_to_raw(&elf_dir.join(name), &bin)?;
+        eprintln!("    {name:<5} {:>8} bytes  {}", size, bin.display());
         out.push(bin);
     }
     Ok(Images {

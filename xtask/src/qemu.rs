@@ -14,6 +14,13 @@ use std::time::{Duration, Instant};
 pub const HOST_ADDR: u64 = 0x6000_0000;
 /// Where the RMM image is loaded (TF-A's RMM_BASE on QEMU).
 pub const RMM_ADDR: u64 = 0x4010_0000;
+/// Where the realm payload image is loaded, in the host's Non-secure DRAM; the host loads it
+/// into a realm as measured data at IPA 0.
+pub const PAYLOAD_ADDR: u64 = 0x8A00_0000;
+/// Where its size in bytes is written, as a 64-bit little-endian word. The host reads 0 (the
+/// memory QEMU gives it is zeroed) when there is no payload, and then skips the realm run
+/// with a failure.
+pub const PAYLOAD_SIZE_ADDR: u64 = 0x89FF_F000;
 
 /// How a run ended.
 pub struct Outcome {
@@ -54,8 +61,10 @@ fn raw_image(path: &Path, dir: &Path, name: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The QEMU command line for a run.
-pub fn command(el3: &Path, rmm: &Path, host: &Path, icount: bool) -> Command {
+/// The QEMU command line for a run. `realm`, the payload the host runs in a realm, is loaded
+/// at [`PAYLOAD_ADDR`] with its size at [`PAYLOAD_SIZE_ADDR`]; without it (or if the file
+/// cannot be read) neither is loaded.
+pub fn command(el3: &Path, rmm: &Path, host: &Path, realm: Option<&Path>, icount: bool) -> Command {
     let mut cmd = Command::new("qemu-system-aarch64");
     cmd.args([
         "-M",
@@ -80,6 +89,20 @@ pub fn command(el3: &Path, rmm: &Path, host: &Path, icount: bool) -> Command {
         "loader,file={},addr={HOST_ADDR:#x}",
         host.display()
     ));
+    if let Some(realm) = realm {
+        if let Ok(meta) = std::fs::metadata(realm) {
+            cmd.arg("-device")
+                .arg(format!(
+                    "loader,file={},addr={PAYLOAD_ADDR:#x}",
+                    realm.display()
+                ))
+                .arg("-device")
+                .arg(format!(
+                    "loader,addr={PAYLOAD_SIZE_ADDR:#x},data={:#x},data-len=8",
+                    meta.len()
+                ));
+        }
+    }
     if icount {
         cmd.args(["-icount", "shift=0"]);
     }
@@ -96,7 +119,8 @@ pub fn run(_root: &Path, imgs: &Images, args: &RunArgs) -> Result<Outcome> {
         Some(p) => raw_image(p, &imgs.dir, "custom-host.bin")?,
         None => imgs.host.clone(),
     };
-    let mut cmd = command(&imgs.el3, &rmm, &host, args.icount);
+    let realm = imgs.realm();
+    let mut cmd = command(&imgs.el3, &rmm, &host, Some(&realm), args.icount);
     step(&format!("booting on QEMU: {cmd:?}").replace('"', ""));
     run_command(&mut cmd, Duration::from_secs(args.timeout), true)
 }
@@ -169,7 +193,8 @@ const BENCH_FLAG: &str = "loader,addr=0x5ffff000,data=0x48434e42,data-len=4";
 /// Boots under `-icount shift=0` with the benchmark request and returns
 /// `(operation, ops, instructions per op)` rows from the host's `BENCH` lines.
 pub fn bench(imgs: &Images) -> Result<Vec<(String, u64, u64)>> {
-    let mut cmd = command(&imgs.el3, &imgs.rmm, &imgs.host, true);
+    let realm = imgs.realm();
+    let mut cmd = command(&imgs.el3, &imgs.rmm, &imgs.host, Some(&realm), true);
     cmd.arg("-device").arg(BENCH_FLAG);
     step("benchmarking on QEMU with -icount shift=0");
     let out = run_command(&mut cmd, Duration::from_secs(600), false)?;

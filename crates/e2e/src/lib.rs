@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 pub use xtask::qemu::Outcome;
 
-/// The directory holding `el3.bin`, `rmm.bin` and `host.bin`.
+/// The directory holding `el3.bin`, `rmm.bin`, `host.bin` and `realm.bin`.
 pub fn images_dir() -> PathBuf {
     match std::env::var_os("CCA_IMAGES") {
         Some(d) => PathBuf::from(d),
@@ -16,13 +16,15 @@ pub fn images_dir() -> PathBuf {
     }
 }
 
-/// Boots the stack with our three images and returns how the run ended.
+/// Boots the stack with our images (and the realm payload the host runs) and returns how the
+/// run ended.
 pub fn boot(icount: bool) -> Outcome {
     let dir = images_dir();
     let mut cmd = xtask::qemu::command(
         &dir.join("el3.bin"),
         &dir.join("rmm.bin"),
         &dir.join("host.bin"),
+        Some(&dir.join("realm.bin")),
         icount,
     );
     let out =

@@ -287,6 +287,29 @@ pub fn realm_ops<C: Conduit, K: Clock, M: crate::HostMem>(
     tally
 }
 
+/// Reports the `REC_ENTER` round trips of a realm run (`crate::run`), one line per exit class
+/// that occurred: `BENCH rec_enter_<class> <exits> <instructions per round trip>`.
+///
+/// What is measured: the counter just before the host's `REC_ENTER` SMC and just after it
+/// returned, for every entry, summed by the class of the exit that ended it. A round trip
+/// covers the SMC to EL3, the world switch to the RMM, the RMM's entry checks and its entry
+/// into the realm, **the realm's own execution until its next exit**, the exit's processing
+/// in the RMM, and the way back to the host. The payload is not told to loop: these are its
+/// own exits (UART accesses for `mmio`, its two `RSI_HOST_CALL`s for `host_call`, ...), so
+/// the realm's work between two exits is part of the figure (small for `mmio`: one character
+/// of formatting; larger for the first exits of other classes). The host's handling of an
+/// exit (emulation, RMI calls such as `RTT_DATA_MAP` or `PSCI_COMPLETE`) is outside the
+/// timed window. RSI calls the RMM answers without an exit never reach the host and are not
+/// measured here.
+pub fn rec_exits(out: &mut dyn Write, clock: &dyn Clock, stats: &crate::run::ExitStats) {
+    for class in crate::run::ExitClass::ALL {
+        let (exits, ticks) = stats.get(class);
+        if let Some(per) = instructions(clock, ticks).checked_div(exits) {
+            let _ = writeln!(out, "BENCH rec_enter_{} {exits} {per}", class.name());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,6 +353,21 @@ mod tests {
             out.lines().filter(|l| l.starts_with("BENCH ")).count(),
             10,
             "{out}"
+        );
+    }
+
+    #[test]
+    fn rec_exit_round_trips_are_reported_per_class_that_occurred() {
+        let mut stats = crate::run::ExitStats::default();
+        stats.count[crate::run::ExitClass::Mmio as usize] = 4;
+        stats.ticks[crate::run::ExitClass::Mmio as usize] = 400;
+        stats.count[crate::run::ExitClass::HostCall as usize] = 2;
+        stats.ticks[crate::run::ExitClass::HostCall as usize] = 1000;
+        let mut out = String::new();
+        rec_exits(&mut out, &Steps(0), &stats);
+        assert_eq!(
+            out,
+            "BENCH rec_enter_mmio 4 100\nBENCH rec_enter_host_call 2 500\n"
         );
     }
 }

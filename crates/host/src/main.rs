@@ -6,6 +6,7 @@
 #![no_main]
 
 mod entry;
+mod gic;
 mod mmu;
 
 use cca_abi::{el3::sip, psci, rmi::RmiFid, rmi::RMI_VERSION_2_0};
@@ -22,6 +23,12 @@ const SECONDARY_GRANULE: u64 = 0x8200_0000;
 const RMM_CARVEOUT: u64 = 0x4010_0000;
 /// Granules the realm demonstration builds its realm from.
 const REALM_POOL: (u64, u64) = (0x8800_0000, 0x0200_0000);
+/// Where `cargo xtask` loads the realm payload image (`target/images/realm.bin`).
+const PAYLOAD_IMAGE: u64 = 0x8A00_0000;
+/// Where it writes the image's size, a 64-bit word (0 or absent: no payload).
+const PAYLOAD_SIZE: u64 = 0x89FF_F000;
+/// Granules and RAM of the realm that runs the payload.
+const RUN_POOL: (u64, u64) = (0x8C00_0000, 0x0100_0000);
 const MMIO_PA: u64 = 0x0900_0000;
 
 /// Where `cargo xtask bench` leaves [`BENCH_MAGIC`] to ask for the benchmarks.
@@ -86,6 +93,66 @@ impl HostMem for Dram {
         // SAFETY: DRAM is mapped; a granule protection fault is recovered.
         unsafe { entry::probe_read(pa) }
     }
+}
+
+/// The realm's console lines, printed with the `REALM` label.
+struct RealmLines;
+
+impl host_core::run::RealmConsole for RealmLines {
+    fn line(&mut self, text: &str) {
+        // Only the boot CPU prints while a realm runs, and every host line is complete, so
+        // switching the console's label around the line cannot split another line.
+        // SAFETY: UART0 is the console the host initialised at boot; `init` replaces the
+        // console (and its label) in place.
+        unsafe { fw_support::console::init(0x0900_0000, "REALM") };
+        println!("{text}");
+        // SAFETY: as above.
+        unsafe { fw_support::console::init(0x0900_0000, "HOST") };
+    }
+}
+
+/// Runs the realm payload (if xtask loaded one) and returns what happened.
+fn run_payload(rmi: &mut Rmi<'_, Smc>, image_size: u64) -> host_core::run::RunReport {
+    let (sre, vtr) = gic::init();
+    let sre_now = gic::sre();
+    println!("GIC: ICC_SRE_EL2 = {sre:#x} (now {sre_now:#x}), ICH_VTR_EL2 = {vtr:#x}");
+    let plan = host_core::run::RunPlan::new(RUN_POOL.0, RUN_POOL.1, PAYLOAD_IMAGE, image_size);
+    let mut report =
+        host_core::run::run(rmi, &mut Dram, &mut gic::VirtualCpu, &mut RealmLines, &plan);
+    let ok = sre_now & 0b1001 == 0b1001;
+    report.tally.passed += u32::from(ok);
+    report.tally.failed += u32::from(!ok);
+    println!(
+        "  {}: ICC_SRE_EL2 has SRE and Enable set (the realm uses the GIC system registers)",
+        if ok { "ok" } else { "FAILED" }
+    );
+    report
+}
+
+/// The realm's part of the RESULT line.
+fn realm_verdict(r: &host_core::run::RunReport) -> (bool, impl core::fmt::Display) {
+    struct V(Option<host_core::run::Verdict>, bool);
+    impl core::fmt::Display for V {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.0 {
+                None if !self.1 => f.write_str("realm: not run"),
+                None => f.write_str("realm: no verdict"),
+                Some(v) if v.failed == u64::MAX => write!(
+                    f,
+                    "realm: FAIL, fatal error after {} checks passed",
+                    v.passed
+                ),
+                Some(v) if v.pass() => write!(f, "realm: PASS, {} checks", v.passed),
+                Some(v) => write!(
+                    f,
+                    "realm: FAIL, {} of {} checks failed",
+                    v.failed,
+                    v.passed.saturating_add(v.failed)
+                ),
+            }
+        }
+    }
+    (r.realm_passed(), V(r.verdict, r.entered))
 }
 
 /// Results the secondary CPU leaves for the boot CPU.
@@ -184,6 +251,10 @@ extern "C" fn host_main(dtb: u64) -> ! {
     );
     let v = smc(psci::VERSION, &[]);
     println!("PSCI_VERSION -> {}.{}", v >> 16, v & 0xffff);
+    // SAFETY: the word is in the host's identity-mapped DRAM; xtask's loader wrote it (or
+    // it is still zero). Read before anything else uses the memory around it.
+    let payload_size = unsafe { (PAYLOAD_SIZE as *const u64).read_volatile() };
+    println!("realm payload: {payload_size} bytes at {PAYLOAD_IMAGE:#x} (size word at {PAYLOAD_SIZE:#x})");
 
     let mut out = fw_support::console::Writer;
     let mut rmi = Rmi::new(Smc, &mut out);
@@ -203,8 +274,11 @@ extern "C" fn host_main(dtb: u64) -> ! {
     let t = host_core::realm::run(&mut rmi, &mut Dram, &realm_plan);
     tally.passed += t.passed;
     tally.failed += t.failed;
-    let calls = rmi.calls;
     secondary_cpu_check(&mut tally);
+    let run = run_payload(&mut rmi, payload_size);
+    tally.passed += run.tally.passed;
+    tally.failed += run.tally.failed;
+    let calls = rmi.calls;
     // SAFETY: the flag word is in the host's identity-mapped DRAM.
     let bench = unsafe { (BENCH_FLAG as *const u32).read_volatile() } == BENCH_MAGIC;
     if bench {
@@ -220,17 +294,19 @@ extern "C" fn host_main(dtb: u64) -> ! {
         let t = host_core::bench::realm_ops(&mut rmi, &mut Timer, &mut Dram, &plan);
         tally.passed += t.passed;
         tally.failed += t.failed;
+        host_core::bench::rec_exits(rmi.out(), &Timer, &run.stats);
     }
     println!(
         "{} RMI calls; {} checks passed, {} failed",
         calls, tally.passed, tally.failed
     );
-    if tally.failed == 0 {
-        println!("RESULT: PASS");
+    let (realm_passed, realm) = realm_verdict(&run);
+    if tally.failed == 0 && realm_passed {
+        println!("RESULT: PASS ({realm})");
         println!("powering off with PSCI SYSTEM_OFF");
         smc(psci::SYSTEM_OFF, &[]);
     } else {
-        println!("RESULT: FAIL");
+        println!("RESULT: FAIL ({realm})");
         smc(sip::EXIT, &[1]);
     }
     fw_support::exit_emulator(0xE1)

@@ -1,0 +1,155 @@
+//! The GICv3 virtual CPU interface the host programs before every `REC_ENTER` (RMI 2.0: the
+//! host writes the real `ICH_*_EL2` registers, the RMM checks them and clears
+//! `ICH_HCR_EL2.En` on exit), and the physical counter the realm's timers compare against.
+//!
+//! | register | encoding |
+//! |---|---|
+//! | `ICH_AP0R<n>_EL2` | `S3_4_C12_C8_<n>` |
+//! | `ICH_AP1R<n>_EL2` | `S3_4_C12_C9_<n>` |
+//! | `ICC_SRE_EL2` | `S3_4_C12_C9_5` |
+//! | `ICH_HCR_EL2` | `S3_4_C12_C11_0` |
+//! | `ICH_VTR_EL2` | `S3_4_C12_C11_1` |
+//! | `ICH_MISR_EL2` | `S3_4_C12_C11_2` |
+//! | `ICH_VMCR_EL2` | `S3_4_C12_C11_7` |
+//! | `ICH_LR<n>_EL2` | `S3_4_C12_C12_<n>` (n < 8), `S3_4_C12_C13_<n - 8>` |
+
+use fw_support::{read_sysreg, write_sysreg};
+use host_core::run::VirtualCpuInterface;
+
+/// `ICC_SRE_EL2.SRE`: the system register interface at EL2.
+const SRE: u64 = 1 << 0;
+/// `ICC_SRE_EL2.Enable`: EL1 may use `ICC_SRE_EL1` (the realm's accesses do not trap).
+const SRE_ENABLE: u64 = 1 << 3;
+
+/// Makes sure `ICC_SRE_EL2` lets EL1 use the GIC system registers (SRE, DFB, DIB, Enable:
+/// EL3 already sets 0xF) and returns `(ICC_SRE_EL2 as found, ICH_VTR_EL2)`.
+pub fn init() -> (u64, u64) {
+    let sre = read_sysreg!(s3_4_c12_c9_5);
+    if sre & (SRE | SRE_ENABLE) != SRE | SRE_ENABLE {
+        // SAFETY: setting SRE, DFB, DIB and Enable only selects the system register
+        // interface for EL2 and lets EL1 use it; the host has no GIC memory-mapped CPU
+        // interface state to lose.
+        unsafe {
+            write_sysreg!(s3_4_c12_c9_5, 0xfu64);
+            core::arch::asm!("isb", options(nostack));
+        }
+    }
+    (sre, read_sysreg!(s3_4_c12_c11_1))
+}
+
+/// Reads `ICC_SRE_EL2`.
+pub fn sre() -> u64 {
+    read_sysreg!(s3_4_c12_c9_5)
+}
+
+/// The host's `ICH_*_EL2` registers and `CNTPCT_EL0`.
+pub struct VirtualCpu;
+
+macro_rules! lr_read {
+    ($n:expr, $($i:literal => $reg:tt),*) => {
+        match $n {
+            $($i => read_sysreg!($reg),)*
+            _ => 0,
+        }
+    };
+}
+
+macro_rules! lr_write {
+    ($n:expr, $v:expr, $($i:literal => $reg:tt),*) => {
+        match $n {
+            // SAFETY: the list registers only hold virtual interrupt state for the realm the
+            // host enters next; the interface is disabled (ICH_HCR_EL2.En = 0) while the
+            // host itself runs, and EL2 is not affected by it.
+            $($i => unsafe { write_sysreg!($reg, $v) },)*
+            _ => {}
+        }
+    };
+}
+
+impl VirtualCpuInterface for VirtualCpu {
+    fn vtr(&mut self) -> u64 {
+        read_sysreg!(s3_4_c12_c11_1)
+    }
+
+    fn read_lr(&mut self, n: usize) -> u64 {
+        lr_read!(n,
+            0 => s3_4_c12_c12_0, 1 => s3_4_c12_c12_1, 2 => s3_4_c12_c12_2,
+            3 => s3_4_c12_c12_3, 4 => s3_4_c12_c12_4, 5 => s3_4_c12_c12_5,
+            6 => s3_4_c12_c12_6, 7 => s3_4_c12_c12_7, 8 => s3_4_c12_c13_0,
+            9 => s3_4_c12_c13_1, 10 => s3_4_c12_c13_2, 11 => s3_4_c12_c13_3,
+            12 => s3_4_c12_c13_4, 13 => s3_4_c12_c13_5, 14 => s3_4_c12_c13_6,
+            15 => s3_4_c12_c13_7)
+    }
+
+    fn write_lr(&mut self, n: usize, value: u64) {
+        lr_write!(n, value,
+            0 => s3_4_c12_c12_0, 1 => s3_4_c12_c12_1, 2 => s3_4_c12_c12_2,
+            3 => s3_4_c12_c12_3, 4 => s3_4_c12_c12_4, 5 => s3_4_c12_c12_5,
+            6 => s3_4_c12_c12_6, 7 => s3_4_c12_c12_7, 8 => s3_4_c12_c13_0,
+            9 => s3_4_c12_c13_1, 10 => s3_4_c12_c13_2, 11 => s3_4_c12_c13_3,
+            12 => s3_4_c12_c13_4, 13 => s3_4_c12_c13_5, 14 => s3_4_c12_c13_6,
+            15 => s3_4_c12_c13_7);
+    }
+
+    fn read_apr(&mut self, group: usize, n: usize) -> u64 {
+        match (group, n) {
+            (0, 0) => read_sysreg!(s3_4_c12_c8_0),
+            (0, 1) => read_sysreg!(s3_4_c12_c8_1),
+            (0, 2) => read_sysreg!(s3_4_c12_c8_2),
+            (0, 3) => read_sysreg!(s3_4_c12_c8_3),
+            (1, 0) => read_sysreg!(s3_4_c12_c9_0),
+            (1, 1) => read_sysreg!(s3_4_c12_c9_1),
+            (1, 2) => read_sysreg!(s3_4_c12_c9_2),
+            (1, 3) => read_sysreg!(s3_4_c12_c9_3),
+            _ => 0,
+        }
+    }
+
+    fn write_apr(&mut self, group: usize, n: usize, value: u64) {
+        // SAFETY: the active priority registers only hold the virtual CPU interface's state
+        // for the realm the host enters next (see `write_lr`).
+        unsafe {
+            match (group, n) {
+                (0, 0) => write_sysreg!(s3_4_c12_c8_0, value),
+                (0, 1) => write_sysreg!(s3_4_c12_c8_1, value),
+                (0, 2) => write_sysreg!(s3_4_c12_c8_2, value),
+                (0, 3) => write_sysreg!(s3_4_c12_c8_3, value),
+                (1, 0) => write_sysreg!(s3_4_c12_c9_0, value),
+                (1, 1) => write_sysreg!(s3_4_c12_c9_1, value),
+                (1, 2) => write_sysreg!(s3_4_c12_c9_2, value),
+                (1, 3) => write_sysreg!(s3_4_c12_c9_3, value),
+                _ => {}
+            }
+        }
+    }
+
+    fn read_vmcr(&mut self) -> u64 {
+        read_sysreg!(s3_4_c12_c11_7)
+    }
+
+    fn write_vmcr(&mut self, value: u64) {
+        // SAFETY: ICH_VMCR_EL2 is the realm's view of its CPU interface (priority mask,
+        // group enables); it does not affect EL2.
+        unsafe { write_sysreg!(s3_4_c12_c11_7, value) };
+    }
+
+    fn write_hcr(&mut self, value: u64) {
+        // SAFETY: ICH_HCR_EL2 enables the virtual CPU interface for EL1; the host runs at
+        // EL2 with HCR_EL2.IMO/FMO clear, so it is not affected. The ISB makes every write
+        // before it take effect before the SMC that enters the realm.
+        unsafe {
+            write_sysreg!(s3_4_c12_c11_0, value);
+            core::arch::asm!("isb", options(nostack));
+        }
+    }
+
+    fn read_misr(&mut self) -> u64 {
+        read_sysreg!(s3_4_c12_c11_2)
+    }
+
+    fn counter(&mut self) -> u64 {
+        // SAFETY: ISB orders the counter read after earlier instructions; no memory effects.
+        unsafe { core::arch::asm!("isb", options(nostack)) };
+        read_sysreg!(cntpct_el0)
+    }
+}
