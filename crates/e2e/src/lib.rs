@@ -19,12 +19,18 @@ pub fn images_dir() -> PathBuf {
 /// Boots the stack with our images (and the realm payload the host runs) and returns how the
 /// run ended.
 pub fn boot(icount: bool) -> Outcome {
+    boot_images(icount, true)
+}
+
+/// Boots the stack, with or without the realm payload, and returns how the run ended.
+pub fn boot_images(icount: bool, payload: bool) -> Outcome {
     let dir = images_dir();
+    let realm = dir.join("realm.bin");
     let mut cmd = xtask::qemu::command(
         &dir.join("el3.bin"),
         &dir.join("rmm.bin"),
         &dir.join("host.bin"),
-        Some(&dir.join("realm.bin")),
+        payload.then_some(realm.as_path()),
         icount,
     );
     let out =
