@@ -37,6 +37,31 @@ pub fn init() -> (u64, u64) {
     (sre, read_sysreg!(s3_4_c12_c11_1))
 }
 
+/// Writes a distinct pending interrupt into every implemented list register and reads it
+/// back, then clears them all: proves the register encodings before a realm depends on them.
+pub fn list_registers_read_back(vtr: u64) -> bool {
+    use host_core::run::ich;
+    let mut v = VirtualCpu;
+    let n = ich::list_registers(vtr);
+    let mut ok = true;
+    for i in 0..n {
+        let lr = ich::LR_PENDING
+            | ich::LR_GROUP1
+            | (ich::TIMER_PRIORITY << ich::LR_PRIORITY_SHIFT)
+            | (100 + i as u64);
+        v.write_lr(i, lr);
+    }
+    for i in 0..n {
+        let want = ich::LR_PENDING
+            | ich::LR_GROUP1
+            | (ich::TIMER_PRIORITY << ich::LR_PRIORITY_SHIFT)
+            | (100 + i as u64);
+        ok &= v.read_lr(i) == want;
+        v.write_lr(i, 0);
+    }
+    ok
+}
+
 /// Reads `ICC_SRE_EL2`.
 pub fn sre() -> u64 {
     read_sysreg!(s3_4_c12_c9_5)

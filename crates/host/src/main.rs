@@ -115,17 +115,24 @@ impl host_core::run::RealmConsole for RealmLines {
 fn run_payload(rmi: &mut Rmi<'_, Smc>, image_size: u64) -> host_core::run::RunReport {
     let (sre, vtr) = gic::init();
     let sre_now = gic::sre();
-    println!("GIC: ICC_SRE_EL2 = {sre:#x} (now {sre_now:#x}), ICH_VTR_EL2 = {vtr:#x}");
-    let plan = host_core::run::RunPlan::new(RUN_POOL.0, RUN_POOL.1, PAYLOAD_IMAGE, image_size);
-    let mut report =
-        host_core::run::run(rmi, &mut Dram, &mut gic::VirtualCpu, &mut RealmLines, &plan);
+    println!("-- GIC virtual CPU interface");
+    println!("   ICC_SRE_EL2 = {sre:#x} (now {sre_now:#x}), ICH_VTR_EL2 = {vtr:#x}");
     let ok = sre_now & 0b1001 == 0b1001;
-    report.tally.passed += u32::from(ok);
-    report.tally.failed += u32::from(!ok);
     println!(
         "  {}: ICC_SRE_EL2 has SRE and Enable set (the realm uses the GIC system registers)",
         if ok { "ok" } else { "FAILED" }
     );
+    let lrs = gic::list_registers_read_back(vtr);
+    println!(
+        "  {}: ICH_LR<n>_EL2 read back what the host wrote ({} list registers)",
+        if lrs { "ok" } else { "FAILED" },
+        host_core::run::ich::list_registers(vtr)
+    );
+    let plan = host_core::run::RunPlan::new(RUN_POOL.0, RUN_POOL.1, PAYLOAD_IMAGE, image_size);
+    let mut report =
+        host_core::run::run(rmi, &mut Dram, &mut gic::VirtualCpu, &mut RealmLines, &plan);
+    report.tally.passed += u32::from(ok) + u32::from(lrs);
+    report.tally.failed += u32::from(!ok) + u32::from(!lrs);
     report
 }
 
