@@ -48,7 +48,7 @@ fn the_host_answers_every_kind_of_exit_the_payload_makes() {
         "REC 0: RIPAS of [0x200000, 0x210000) to RAM: accepted, RTT_SET_RIPAS reached 0x210000",
         "REC 0: RIPAS of [0x300000, 0x301000) to RAM: rejected",
         "REC 0: host call 0xcca1 answered with every gpr + 1",
-        "REC 0: PSCI CPU_ON(REC 1, entry ",
+        "REC 0: PSCI CPU_ON(MPIDR 0x1 = REC 1): the host answers Success",
         "REC 1: PSCI CPU_OFF",
         "REC 0: PSCI SYSTEM_OFF: the realm is done",
         "  ok: the realm ran and powered itself off (PSCI SYSTEM_OFF)",

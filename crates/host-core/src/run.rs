@@ -1307,10 +1307,11 @@ fn psci_exit<C: Conduit>(
             } else {
                 PsciStatus::Denied
             };
+            // The RMM forwards the function and the target only; it keeps the entry point
+            // and context and applies them at PSCI_COMPLETE.
             c.say(format_args!(
-                "REC {cur}: PSCI CPU_ON(REC {t}, entry {:#x}, context {:#x}): the host answers \
-                 {status:?}",
-                exit.gprs[2], exit.gprs[3]
+                "REC {cur}: PSCI CPU_ON(MPIDR {:#x} = REC {t}): the host answers {status:?}",
+                exit.gprs[1]
             ));
             if !complete(c, t, realm, status) {
                 return (ExitClass::Psci, Next::Stop);
