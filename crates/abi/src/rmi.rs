@@ -934,6 +934,37 @@ pub mod rec_mpidr {
     }
 }
 
+/// `RmiRecEnterFlags`: the bits of `RmiRecEnter.flags`. Each one answers the exit just
+/// reported and is consumed by the next `REC_ENTER`.
+pub mod rec_enter_flags {
+    /// Complete the emulated MMIO access of the last exit (a data abort at an unprotected IPA
+    /// with ISV set): for a read, `enter.gprs[0]` goes to the target register; the PC moves
+    /// past the access.
+    pub const EMUL_MMIO: u64 = 1 << 0;
+    /// Inject a synchronous external abort for the last exit (a data abort at an unprotected
+    /// IPA). Takes precedence over `EMUL_MMIO`.
+    pub const INJECT_SEA: u64 = 1 << 1;
+    /// Trap WFI while the REC runs.
+    pub const TRAP_WFI: u64 = 1 << 2;
+    /// Trap WFE while the REC runs.
+    pub const TRAP_WFE: u64 = 1 << 3;
+    /// Answer to a RIPAS change request: 0 accept, 1 reject.
+    pub const RIPAS_RESPONSE: u64 = 1 << 4;
+    /// Answer to an S2AP change request (planes; ignored by this RMM).
+    pub const S2AP_RESPONSE: u64 = 1 << 5;
+    /// Answer to a device memory mapping request (device assignment; ignored by this RMM).
+    pub const DEV_MEM_RESPONSE: u64 = 1 << 6;
+    /// Return to plane 0 (planes; ignored by this RMM).
+    pub const FORCE_P0: u64 = 1 << 7;
+}
+
+/// Bytes of `RmiRecRun` the RMM reads at `REC_ENTER`: TF-RMM's `struct rmi_rec_enter`
+/// (`flags` at 0x0, `gprs` at 0x200..0x2F8).
+pub const REC_ENTER_READ_SIZE: usize = 0x300;
+
+/// `RmiRecExitFlags` bit 0 (`RIPAS_DEV_SHARED`): defined, never set by TF-RMM main.
+pub const REC_EXIT_FLAG_RIPAS_DEV_SHARED: u64 = 1 << 0;
+
 /// REC exit reasons.
 pub mod exit_reason {
     /// Synchronous exception.
@@ -950,6 +981,14 @@ pub mod exit_reason {
     pub const HOST_CALL: u64 = 5;
     /// SError.
     pub const SERROR: u64 = 6;
+    /// S2AP change request (planes).
+    pub const S2AP_CHANGE: u64 = 7;
+    /// VDEV request (device assignment).
+    pub const VDEV_REQUEST: u64 = 8;
+    /// Device memory mapping request (device assignment).
+    pub const DEV_MEM_MAP: u64 = 9;
+    /// VDEV peer-to-peer binding request (device assignment).
+    pub const VDEV_P2P_BINDING: u64 = 10;
 }
 
 #[cfg(test)]
@@ -1030,6 +1069,41 @@ mod tests {
         assert_eq!(map_flags::with_list(2, 5), 2 | (5 << 2));
         assert_eq!(RealmState::from_u64(3), Some(RealmState::Zombie));
         assert_eq!(RealmState::from_u64(4), None);
+    }
+
+    #[test]
+    fn rec_run_flags_and_reasons() {
+        use rec_enter_flags::*;
+        let all = [
+            EMUL_MMIO,
+            INJECT_SEA,
+            TRAP_WFI,
+            TRAP_WFE,
+            RIPAS_RESPONSE,
+            S2AP_RESPONSE,
+            DEV_MEM_RESPONSE,
+            FORCE_P0,
+        ];
+        for (i, f) in all.iter().enumerate() {
+            assert_eq!(*f, 1 << i);
+        }
+        assert_eq!(REC_ENTER_READ_SIZE, offset_of!(RecEnter, gprs) + 31 * 8 + 8);
+        assert_eq!(
+            [
+                exit_reason::SYNC,
+                exit_reason::IRQ,
+                exit_reason::FIQ,
+                exit_reason::PSCI,
+                exit_reason::RIPAS_CHANGE,
+                exit_reason::HOST_CALL,
+                exit_reason::SERROR,
+                exit_reason::S2AP_CHANGE,
+                exit_reason::VDEV_REQUEST,
+                exit_reason::DEV_MEM_MAP,
+                exit_reason::VDEV_P2P_BINDING
+            ],
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+        );
     }
 
     #[test]

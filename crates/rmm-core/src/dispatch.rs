@@ -70,6 +70,8 @@ fn handler_for<'a, P: Platform>(fid: RmiFid) -> Option<Handler<'a, P>> {
         RmiFid::RTT_UNPROT_UNMAP => Rmm::cmd_unprot_unmap,
         RmiFid::REC_CREATE => Rmm::cmd_rec_create,
         RmiFid::REC_DESTROY => Rmm::cmd_rec_destroy,
+        RmiFid::REC_ENTER => Rmm::cmd_rec_enter,
+        RmiFid::PSCI_COMPLETE => Rmm::cmd_psci_complete,
         RmiFid::OP_CONTINUE => Rmm::cmd_op_continue,
         RmiFid::OP_MEM_DONATE => Rmm::cmd_op_mem_donate,
         RmiFid::OP_MEM_RECLAIM => Rmm::cmd_op_mem_reclaim,
@@ -179,11 +181,11 @@ mod tests {
     use cca_abi::smccc::SVE_HINT;
     use std::vec::Vec;
 
-    /// Whether this RMM has a handler: every core command but the two of the REC_ENTER
-    /// issue, plus the device-assignment and planes commands (ERROR_NOT_SUPPORTED).
+    /// Whether this RMM has a handler: every core command, plus the device-assignment and
+    /// planes commands (ERROR_NOT_SUPPORTED).
     fn implemented(fid: RmiFid) -> bool {
         match fid.class() {
-            RmiClass::Core => !matches!(fid, RmiFid::REC_ENTER | RmiFid::PSCI_COMPLETE),
+            RmiClass::Core => true,
             RmiClass::DeviceAssignment | RmiClass::Planes => true,
             RmiClass::Unimplemented => false,
         }
@@ -226,7 +228,7 @@ mod tests {
             .copied()
             .filter(|&f| !implemented(f))
             .collect();
-        assert!(others.contains(&RmiFid::REC_ENTER));
+        assert!(!others.contains(&RmiFid::REC_ENTER) && !others.contains(&RmiFid::PSCI_COMPLETE));
         assert!(others.contains(&RmiFid::VSMMU_CREATE));
         for &fid in &others {
             // Before activation the identifier check comes first: SMC_UNKNOWN, not ERROR_GLOBAL.
@@ -471,10 +473,15 @@ mod tests {
             take_debug_logs(),
             ["RMI 0xc4000151 -> SMC_UNKNOWN: no such RMI command"]
         );
+        call(&rmm, RmiFid::VSMMU_CREATE, &[B0, B0 + G]);
+        assert_eq!(
+            take_debug_logs(),
+            ["VSMMU_CREATE -> SMC_UNKNOWN: command not implemented by this RMM"]
+        );
         call(&rmm, RmiFid::REC_ENTER, &[B0, B0 + G]);
         assert_eq!(
             take_debug_logs(),
-            ["REC_ENTER -> SMC_UNKNOWN: command not implemented by this RMM"]
+            ["REC_ENTER(0x80000000, 0x80001000) -> RMI_ERROR_INPUT: granule 0x80000000 is DELEGATED, expected REC"]
         );
         call(&rmm, RmiFid::RTT_DATA_MAP_INIT, &[B0, B0, 0, 0, 7]);
         assert_eq!(

@@ -34,6 +34,9 @@
 //! * [`realm`], [`rtt`], [`rtt_map`], [`rec`], [`sro`]: realms, their translation tables,
 //!   memory, RECs and the stateful operations; [`s2tt`] and [`addr_list`]: the stage 2
 //!   descriptor format and address range lists;
+//! * [`run`], [`rec_enter`], [`rsi`], [`psci`], [`esr`]: running RECs (`REC_ENTER`, the
+//!   exits, the RSI and PSCI calls realms make, `PSCI_COMPLETE`) behind
+//!   [`Platform::run_realm`];
 //! * `sim` (cargo feature `sim`): a simulated machine for tests.
 
 #![no_std]
@@ -44,16 +47,20 @@ pub mod config;
 pub mod delegate;
 pub mod dispatch;
 pub mod error;
+pub mod esr;
 pub mod features;
 pub mod granule;
 pub mod pa;
 pub mod platform;
+pub mod psci;
 pub mod realm;
 pub mod rec;
+pub mod rec_enter;
 pub mod rmm;
-pub mod run;
+pub mod rsi;
 pub mod rtt;
 pub mod rtt_map;
+pub mod run;
 pub mod s2tt;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
@@ -67,6 +74,8 @@ mod map_tests;
 mod realm_tests;
 #[cfg(test)]
 mod rtt_tests;
+#[cfg(test)]
+mod run_tests;
 #[cfg(test)]
 mod sro_tests;
 #[cfg(test)]

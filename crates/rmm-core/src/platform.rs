@@ -100,7 +100,30 @@ pub trait Platform: PhysMem + El3 {
 
     /// Enters Realm EL1 with `ctx` on this CPU and runs until the realm takes an exception to
     /// EL2; saves the realm's state back into `ctx` and reports the exit.
+    ///
+    /// See [`crate::run`] for the conventions: `ctx.pc` is `ELR_EL2` as the hardware set it
+    /// (for a trapped SMC, WFI/WFE or MSR/MRS that is the trapping instruction itself: the
+    /// core advances it), `ctx.pstate` is `SPSR_EL2`, `ctx.traps` holds the HCR_EL2 bits of
+    /// [`crate::run::trap`] to add for this entry.
     fn run_realm(&self, ctx: &mut RealmContext) -> RealmExit;
+
+    /// Makes the realm take a synchronous exception to EL1 at its next entry, as the
+    /// architecture's `TakeException` would, with syndrome `esr` and fault address `far`.
+    ///
+    /// The core computes `esr` (an SEA after an abort: the abort's syndrome with EC, FSC, EA
+    /// adjusted; an UNDEF: `IL | EC 0`). The firmware, in `ctx.arch`, sets `ESR_EL1 = esr`,
+    /// `FAR_EL1 = far`, `ELR_EL1 = ctx.pc`, `SPSR_EL1 = ctx.pstate`; then sets `ctx.pc` to
+    /// the vector: `VBAR_EL1` + 0x200 if `ctx.pstate` is EL1h, + 0x0 if EL1t, + 0x400 if EL0
+    /// AArch64, + 0x600 if EL0 AArch32, plus 0x180 more when `SCTLR2_EL1.EASE` is set and
+    /// `esr` is a synchronous external abort (EC 0x20, 0x21, 0x24 or 0x25 with EA set); and
+    /// `ctx.pstate` to the PSTATE of the handler: EL1h, D, A, I, F set, PAN set unless
+    /// `SCTLR_EL1.SPAN`, SSBS from `SCTLR_EL1.DSSBS` with FEAT_SSBS, TCO with FEAT_MTE2,
+    /// NZCV and DIT kept, IL, SS, BTYPE and UAO cleared (TF-RMM's `calc_spsr`).
+    fn inject_sync_exception(&self, ctx: &mut RealmContext, esr: u64, far: u64);
+
+    /// `ICH_VTR_EL2` of this machine's GIC CPU interface, as `RSI_REALM_CONFIG` reports it
+    /// (`gicv3_vtr`, the low 32 bits).
+    fn gic_vtr(&self) -> u64;
 }
 
 impl<T: PhysMem + ?Sized> PhysMem for &T {
@@ -151,5 +174,11 @@ impl<T: Platform + ?Sized> Platform for &T {
     }
     fn run_realm(&self, ctx: &mut RealmContext) -> RealmExit {
         (**self).run_realm(ctx)
+    }
+    fn inject_sync_exception(&self, ctx: &mut RealmContext, esr: u64, far: u64) {
+        (**self).inject_sync_exception(ctx, esr, far)
+    }
+    fn gic_vtr(&self) -> u64 {
+        (**self).gic_vtr()
     }
 }

@@ -10,14 +10,15 @@
 //! RD reference and asks the host to reclaim the auxiliary granules; the final
 //! `OP_CONTINUE` returns the REC granule to DELEGATED.
 //!
-//! The REC object ([`Rec`]) lives at the start of the REC granule. Its auxiliary granules are
-//! zeroed and reserved for the state the REC_ENTER issue adds (system registers, SIMD, PMU,
-//! attestation).
+//! The REC object ([`Rec`]) lives at the start of the REC granule, with the REC's whole
+//! [`RealmContext`] (the firmware's architectural state included, which
+//! [`Platform::reset_arch_state`] initialises at creation). Its auxiliary granules are zeroed
+//! and reserved for state this RMM does not keep yet (SVE, PMU, attestation).
 
 use cca_abi::rmi::{
     mem_req, rec_mpidr, RealmState, RecParams, RmiFid, REC_AUX_GRANULES, REC_PARAMS_FLAG_RUNNABLE,
 };
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use crate::addr_list::InList;
 use crate::dispatch::Regs;
@@ -25,20 +26,33 @@ use crate::error::RmiError;
 use crate::granule::{GranuleState, LockedGranule, REFCOUNT_MAX};
 use crate::pa::Pa;
 use crate::platform::Platform;
+use crate::realm::S2Ctx;
 use crate::rmm::Rmm;
+use crate::run::RealmContext;
 use crate::sro::{incomplete, SroCtx, Stage};
 
 /// No request pending.
 pub const PENDING_NONE: u64 = 0;
-/// The realm asked for a RIPAS change (`RSI_IPA_STATE_SET`); `RTT_SET_RIPAS` answers it.
+/// The realm asked for a RIPAS change (`RSI_IPA_STATE_SET`); `RTT_SET_RIPAS` works on it and
+/// the next `REC_ENTER` reports the result to the realm. Does not block `REC_ENTER`.
 pub const PENDING_RIPAS: u64 = 1;
-/// The realm made a PSCI request that needs `PSCI_COMPLETE`.
+/// The realm made a PSCI request (`CPU_ON`, `AFFINITY_INFO`) that needs `PSCI_COMPLETE`;
+/// `REC_ENTER` fails with `RMI_ERROR_REC` until then.
 pub const PENDING_PSCI: u64 = 2;
+/// The realm made a host call (`RSI_HOST_CALL`); the next `REC_ENTER` copies the host's
+/// results into the realm's `RsiHostCall` structure.
+pub const PENDING_HOST_CALL: u64 = 3;
 
-/// `SPSR_EL2` of a new REC: EL1h, AArch64, D, A, I, F masked.
-pub const PSTATE_INIT: u64 = 0x5 | (0xF << 6);
+/// `SPSR_EL2` of a new REC, and of a REC `PSCI_COMPLETE` turns on: EL1h, AArch64, D, A, I,
+/// F masked.
+pub const PSTATE_INIT: u64 = crate::esr::SPSR_MODE_EL1H | crate::esr::SPSR_DAIF;
 
 /// The REC object, at the start of the REC granule.
+///
+/// While a REC runs (its granule's reference count is 1), the CPU running it owns this
+/// object: it read it under the REC lock at `REC_ENTER` and writes it back under the lock
+/// before dropping the reference. Every other command that reads or writes a REC does so
+/// under the REC lock and only when the reference count is 0.
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 pub struct Rec {
@@ -48,26 +62,27 @@ pub struct Rec {
     pub rec_idx: u64,
     /// `RmiRecMpidr` given at creation.
     pub mpidr: u64,
-    /// `VMPIDR_EL2` for the REC (MPIDR_EL1 layout, bit 31 RES1).
-    pub vmpidr: u64,
     /// 1 when the REC may be entered.
     pub runnable: u64,
-    /// Program counter.
-    pub pc: u64,
-    /// `SPSR_EL2` to return with.
-    pub pstate: u64,
-    /// x0..x30.
-    pub gprs: [u64; 31],
     /// Number of auxiliary granules.
     pub num_aux: u64,
     /// The auxiliary granules.
     pub aux: [u64; REC_AUX_GRANULES],
-    /// `VTCR_EL2` of the realm.
-    pub vtcr: u64,
-    /// `VTTBR_EL2` of the realm (root RTT and VMID).
-    pub vttbr: u64,
     /// The realm's `RmiHashAlgorithm`.
     pub hash_algo: u64,
+    /// The realm's first starting-level RTT (stage 2 parameters are copied from the RD at
+    /// creation, so RSI calls walk the RTTs without the RD lock).
+    pub rtt_base: u64,
+    /// The realm's IPA width.
+    pub ipa_bits: u64,
+    /// The realm's starting level.
+    pub start_level: i64,
+    /// The realm's number of concatenated starting-level RTTs.
+    pub num_root_rtts: u64,
+    /// The realm's VMID.
+    pub vmid: u64,
+    /// 1 when the realm uses LPA2 descriptors.
+    pub lpa2: u64,
     /// What the REC waits for from the host ([`PENDING_NONE`], [`PENDING_RIPAS`], ...).
     pub pending: u64,
     /// RIPAS change request: next address to change.
@@ -80,14 +95,68 @@ pub struct Rec {
     pub ripas_change_destroyed: u64,
     /// PSCI request: the function identifier waiting for `PSCI_COMPLETE`.
     pub psci_fid: u64,
-    /// PSCI request: the target MPIDR.
+    /// PSCI request: the target MPIDR (`MPIDR_EL1` layout, as the realm passed it).
     pub psci_target: u64,
-    /// Reserved for the REC_ENTER issue (exit state, flags); zero.
+    /// PSCI `CPU_ON` request: the entry point.
+    pub psci_entry: u64,
+    /// PSCI `CPU_ON` request: the context identifier.
+    pub psci_context: u64,
+    /// Host call request: the IPA of the realm's `RsiHostCall`.
+    pub host_call_ipa: u64,
+    /// `ESR_EL2` of the last exit to the host (ISV cleared when the host was not shown an
+    /// emulatable abort; 0 after an IRQ/FIQ exit or once `REC_ENTER` consumed it).
+    pub last_esr: u64,
+    /// `FAR_EL2` of the last exit to the host.
+    pub last_far: u64,
+    /// `HPFAR_EL2` of the last exit to the host.
+    pub last_hpfar: u64,
+    /// Reserved; zero.
     pub reserved: [u64; 8],
+    /// The REC's execution context: GPRs, PC, PSTATE, stage 2, traps and the firmware's
+    /// architectural state.
+    pub ctx: RealmContext,
 }
-const _: () = assert!(core::mem::size_of::<Rec>() == 0x248);
-const _: () = assert!(core::mem::offset_of!(Rec, gprs) == 0x38);
-const _: () = assert!(core::mem::offset_of!(Rec, aux) == 0x138);
+const _: () = assert!(core::mem::size_of::<Rec>() <= cca_abi::GRANULE_SIZE as usize);
+const _: () = assert!(core::mem::offset_of!(Rec, aux) == 0x28);
+const _: () = assert!(core::mem::offset_of!(Rec, ctx) == 0x188);
+
+impl Rec {
+    /// The realm's stage 2 translation context.
+    pub fn s2(&self) -> S2Ctx {
+        S2Ctx {
+            root: Pa::new(self.rtt_base),
+            ipa_bits: self.ipa_bits as u32,
+            start_level: self.start_level as i8,
+            num_root_rtts: self.num_root_rtts as u32,
+            vmid: self.vmid as u16,
+            lpa2: self.lpa2 != 0,
+        }
+    }
+
+    /// Records a RIPAS change request (what `RSI_IPA_STATE_SET` does).
+    pub fn set_ripas_request(
+        &mut self,
+        base: u64,
+        top: u64,
+        ripas: cca_abi::rmi::Ripas,
+        change_destroyed: bool,
+    ) {
+        self.pending = PENDING_RIPAS;
+        self.ripas_addr = base;
+        self.ripas_top = top;
+        self.ripas_value = ripas as u64;
+        self.ripas_change_destroyed = change_destroyed.into();
+    }
+
+    /// Forgets a RIPAS change request.
+    pub fn clear_ripas_request(&mut self) {
+        self.pending = PENDING_NONE;
+        self.ripas_addr = 0;
+        self.ripas_top = 0;
+        self.ripas_value = 0;
+        self.ripas_change_destroyed = 0;
+    }
+}
 
 impl<'a, P: Platform> Rmm<'a, P> {
     /// Reads the REC object of a locked REC granule.
@@ -120,11 +189,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
             return false;
         };
         let mut r = self.rec_read(&g);
-        r.pending = PENDING_RIPAS;
-        r.ripas_addr = base;
-        r.ripas_top = top;
-        r.ripas_value = ripas as u64;
-        r.ripas_change_destroyed = change_destroyed.into();
+        r.set_ripas_request(base, top, ripas, change_destroyed);
         self.rec_write(&g, &r);
         true
     }
@@ -345,30 +410,28 @@ impl<'a, P: Platform> Rmm<'a, P> {
             return Err(RmiError::input("wrong number of auxiliary granules"));
         }
         let s2 = rd.s2();
-        let mut rec = Rec {
-            rd: ctx.rd_addr,
-            rec_idx: idx,
-            mpidr: params.mpidr,
-            vmpidr: rec_mpidr::to_mpidr_el1(params.mpidr) | (1 << 31),
-            runnable: u64::from(params.flags & REC_PARAMS_FLAG_RUNNABLE != 0),
-            pc: params.pc,
-            pstate: PSTATE_INIT,
-            gprs: [0; 31],
-            num_aux: ctx.transferred,
-            aux: ctx.aux,
-            vtcr: s2.vtcr(self.cpu.pa_width),
-            vttbr: s2.vttbr(),
-            hash_algo: rd.hash_algo,
-            pending: PENDING_NONE,
-            ripas_addr: 0,
-            ripas_top: 0,
-            ripas_value: 0,
-            ripas_change_destroyed: 0,
-            psci_fid: 0,
-            psci_target: 0,
-            reserved: [0; 8],
-        };
-        rec.gprs[..8].copy_from_slice(&params.gprs);
+        let mut rec = Rec::new_zeroed();
+        rec.rd = ctx.rd_addr;
+        rec.rec_idx = idx;
+        rec.mpidr = params.mpidr;
+        rec.runnable = u64::from(params.flags & REC_PARAMS_FLAG_RUNNABLE != 0);
+        rec.num_aux = ctx.transferred;
+        rec.aux = ctx.aux;
+        rec.hash_algo = rd.hash_algo;
+        rec.rtt_base = rd.rtt_base;
+        rec.ipa_bits = rd.ipa_bits;
+        rec.start_level = rd.start_level;
+        rec.num_root_rtts = rd.num_root_rtts;
+        rec.vmid = rd.vmid;
+        rec.lpa2 = rd.lpa2;
+        rec.pending = PENDING_NONE;
+        rec.ctx.pc = params.pc;
+        rec.ctx.pstate = PSTATE_INIT;
+        rec.ctx.gprs[..8].copy_from_slice(&params.gprs);
+        rec.ctx.vtcr = s2.vtcr(self.cpu.pa_width);
+        rec.ctx.vttbr = s2.vttbr();
+        rec.ctx.vmpidr = rec_mpidr::to_mpidr_el1(params.mpidr) | (1 << 31);
+        self.platform.reset_arch_state(&mut rec.ctx);
         if rec.runnable != 0 {
             let mut m = cca_measure::Measurement {
                 algo: rd.algorithm(),

@@ -120,7 +120,28 @@ pub struct SimPlatform {
     tlbis: Mutex<Vec<Tlbi>>,
     realm_script: Mutex<std::collections::VecDeque<RealmStep>>,
     gic_valid: std::sync::atomic::AtomicBool,
+    injections: Mutex<Vec<Injection>>,
 }
+
+/// A synchronous exception the RMM injected into a realm
+/// ([`Platform::inject_sync_exception`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Injection {
+    /// `ESR_EL1`.
+    pub esr: u64,
+    /// `FAR_EL1`.
+    pub far: u64,
+    /// `ELR_EL1`: the PC the realm had.
+    pub elr: u64,
+    /// `SPSR_EL1`: the PSTATE the realm had.
+    pub spsr: u64,
+}
+
+/// Index in `RealmContext.arch` of the simulated `VBAR_EL1` (a realm step may set it).
+pub const SIM_ARCH_VBAR: usize = 1;
+
+/// The `ICH_VTR_EL2` the simulator reports (4 list registers, 5 priority bits, 16-bit IDs).
+pub const SIM_ICH_VTR: u64 = 0x9040_0003;
 
 /// One scripted run of a realm: it receives the context the RMM enters with, may change it
 /// (as the realm's instructions would) and returns how the realm exits to EL2.
@@ -184,6 +205,7 @@ impl SimPlatform {
             tlbis: Mutex::new(Vec::new()),
             realm_script: Mutex::new(std::collections::VecDeque::new()),
             gic_valid: std::sync::atomic::AtomicBool::new(true),
+            injections: Mutex::new(Vec::new()),
         }
     }
 
@@ -426,9 +448,21 @@ impl SimPlatform {
         lock(&self.realm_script).len()
     }
 
+    /// Forgets the queued realm steps (for example after a `REC_ENTER` that failed before
+    /// running the realm).
+    pub fn clear_realm_steps(&self) {
+        lock(&self.realm_script).clear();
+    }
+
+    /// Returns and forgets the exceptions the RMM injected into realms so far.
+    pub fn take_injections(&self) -> Vec<Injection> {
+        core::mem::take(&mut *lock(&self.injections))
+    }
+
     /// Makes [`Platform::gic_host_state_valid`] report `valid`.
     pub fn set_gic_host_state_valid(&self, valid: bool) {
-        self.gic_valid.store(valid, std::sync::atomic::Ordering::SeqCst);
+        self.gic_valid
+            .store(valid, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -475,9 +509,33 @@ impl Platform for SimPlatform {
     fn run_realm(&self, ctx: &mut crate::run::RealmContext) -> crate::run::RealmExit {
         let step = lock(&self.realm_script).pop_front();
         let Some(mut step) = step else {
-            panic!("the RMM entered a realm at pc {:#x} but the test scripted no step", ctx.pc);
+            panic!(
+                "the RMM entered a realm at pc {:#x} but the test scripted no step",
+                ctx.pc
+            );
         };
         step(ctx)
+    }
+
+    fn inject_sync_exception(&self, ctx: &mut crate::run::RealmContext, esr: u64, far: u64) {
+        lock(&self.injections).push(Injection {
+            esr,
+            far,
+            elr: ctx.pc,
+            spsr: ctx.pstate,
+        });
+        let offset = match ctx.pstate & 0x1F {
+            0x5 => 0x200,
+            0x4 => 0x0,
+            0x0 => 0x400,
+            _ => 0x600,
+        };
+        ctx.pc = ctx.arch[SIM_ARCH_VBAR].wrapping_add(offset);
+        ctx.pstate = crate::rec::PSTATE_INIT;
+    }
+
+    fn gic_vtr(&self) -> u64 {
+        SIM_ICH_VTR
     }
 }
 

@@ -97,11 +97,16 @@ fn rec_create_builds_a_rec() {
     assert_eq!(gstate(&rmm, rec(0)), GranuleState::Rec);
     assert_eq!(grefs(&rmm, RD), 1);
     let r = rec_obj(&rmm, rec(0));
-    assert_eq!((r.rd, r.rec_idx, r.pc, r.runnable), (RD, 0, 0x8000, 0));
-    assert_eq!(r.gprs[..4], [1, 2, 3, 0]);
-    assert_eq!(r.vmpidr, 1 << 31);
+    assert_eq!((r.rd, r.rec_idx, r.ctx.pc, r.runnable), (RD, 0, 0x8000, 0));
+    assert_eq!(r.ctx.gprs[..4], [1, 2, 3, 0]);
+    assert_eq!(r.ctx.vmpidr, 1 << 31);
     assert_eq!(r.aux[0], aux_base(0));
-    assert_eq!(r.vttbr, ROOT);
+    assert_eq!(r.ctx.vttbr, ROOT);
+    assert_eq!(r.ctx.pstate, 0x3C5);
+    assert_eq!(
+        r.ctx.arch[0], 1,
+        "the firmware reset the architectural state"
+    );
     let g = rmm.granules().lock(pa(RD), GranuleState::Rd).unwrap();
     let rd = rmm.rd_read(&g);
     assert_eq!(rd.rec_count, 1);
@@ -255,7 +260,7 @@ fn rec_create_reads_the_params_at_continue_time() {
     let h = start_rec(&f, &rmm, rec(0), 5, 1, 0, &[]);
     write_rec_params(&f, NS2, 1, 0, 0x1234, &[]);
     assert_eq!(call(&rmm, RmiFid::OP_CONTINUE, &[h, 0])[0], 0);
-    assert_eq!(rec_obj(&rmm, rec(0)).pc, 0x1234);
+    assert_eq!(rec_obj(&rmm, rec(0)).ctx.pc, 0x1234);
 }
 
 // -------------------------------------------------------------------------- OP_MEM_DONATE

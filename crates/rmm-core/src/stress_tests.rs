@@ -289,6 +289,160 @@ enum RealmOp {
         rd: u64,
         with_data: bool,
     },
+    /// (Maybe a REC at `rec` with the next index and REALM_ACTIVATE of the stream's realm,
+    /// then) REC_ENTER of `rec` with entry `flags`; the realm does `script` and then takes an
+    /// IRQ. If it exits with a PSCI request, maybe PSCI_COMPLETE with `status`.
+    Enter {
+        rec: u64,
+        flags: u64,
+        enter0: u64,
+        script: Vec<Act>,
+        setup: bool,
+        complete: Option<u64>,
+    },
+    /// PSCI_COMPLETE.
+    PsciComplete {
+        calling: u64,
+        target: u64,
+        status: u64,
+    },
+}
+
+/// What a scripted realm does in one run (see [`Act::step`]).
+#[derive(Clone, Debug)]
+enum Act {
+    Irq,
+    Wfx(bool),
+    Hvc,
+    /// An SMC with x0..x4.
+    Smc([u64; 5]),
+    Dabt {
+        ipa: u64,
+        isv: bool,
+        write: bool,
+        rt: u64,
+    },
+    Iabt {
+        ipa: u64,
+    },
+    /// A trapped MSR/MRS with this ISS.
+    Sysreg(u64),
+}
+
+impl Act {
+    fn step(&self) -> crate::sim::RealmStep {
+        use crate::run::ExitKind::Sync;
+        let il = 1u64 << 25;
+        let fault = move |ec: u64, iss: u64, ipa: u64| {
+            realm_exit(Sync, (ec << 26) | il | iss, ipa, (ipa >> 12) << 4)
+        };
+        match *self {
+            Act::Irq => irq_step(),
+            Act::Wfx(wfe) => std::boxed::Box::new(move |_: &mut crate::run::RealmContext| {
+                realm_exit(Sync, (1 << 26) | il | u64::from(wfe), 0, 0)
+            }),
+            Act::Hvc => std::boxed::Box::new(move |_: &mut crate::run::RealmContext| {
+                realm_exit(Sync, (0x16 << 26) | il, 0, 0)
+            }),
+            Act::Smc(x) => smc_step(x.to_vec()),
+            Act::Dabt {
+                ipa,
+                isv,
+                write,
+                rt,
+            } => {
+                let mut iss = 0x07;
+                if isv {
+                    iss |= (1 << 24) | (3 << 22) | (1 << 15) | (rt << 16);
+                }
+                if write {
+                    iss |= 1 << 6;
+                }
+                std::boxed::Box::new(move |_: &mut crate::run::RealmContext| fault(0x24, iss, ipa))
+            }
+            Act::Iabt { ipa } => {
+                std::boxed::Box::new(move |_: &mut crate::run::RealmContext| fault(0x20, 0x07, ipa))
+            }
+            Act::Sysreg(iss) => std::boxed::Box::new(move |_: &mut crate::run::RealmContext| {
+                realm_exit(Sync, (0x18 << 26) | il | iss, 0, 0)
+            }),
+        }
+    }
+}
+
+/// The REC count of the realm at `rd`, if it is a realm.
+fn rec_count(rmm: &Rmm<'_, &SimPlatform>, sim: &SimPlatform, rd: u64) -> Option<u64> {
+    use zerocopy::FromBytes;
+    if rmm.granules().granule(pa(rd))?.state_unlocked() != GranuleState::Rd {
+        return None;
+    }
+    let page = sim.peek(pa(rd));
+    let rd = crate::Rd::read_from_bytes(&page[..core::mem::size_of::<crate::Rd>()]).ok()?;
+    Some(rd.rec_count)
+}
+
+/// The REC a pending PSCI request of the REC at `rec` names, if there is one.
+fn psci_target(rmm: &Rmm<'_, &SimPlatform>, sim: &SimPlatform, rec: u64) -> Option<u64> {
+    use zerocopy::FromBytes;
+    let read = |a: u64| {
+        let page = sim.peek(pa(a));
+        crate::Rec::read_from_bytes(&page[..core::mem::size_of::<crate::Rec>()]).ok()
+    };
+    if rmm.granules().granule(pa(rec))?.state_unlocked() != GranuleState::Rec {
+        return None;
+    }
+    let r = read(rec)?;
+    if r.pending != crate::rec::PENDING_PSCI {
+        return None;
+    }
+    let idx = crate::rsi::mpidr_el1_to_rec_idx(r.psci_target);
+    rmm.granules()
+        .iter()
+        .filter(|g| g.state_unlocked() == GranuleState::Rec)
+        .map(|g| g.pa().get())
+        .find(|&a| read(a).is_some_and(|t| t.rd == r.rd && t.rec_idx == idx))
+}
+
+/// The `RecRun` page of the realm streams.
+const R_RUN: u64 = B0 + 12 * G;
+
+fn act() -> impl Strategy<Value = Act> {
+    use cca_abi::{psci, rsi};
+    let mpidr = || prop_oneof![6 => 0u64..2, 2 => 0u64..4, 1 => any::<u64>()];
+    let smc = prop_oneof![
+        3 => (prop::sample::select(std::vec![
+            rsi::VERSION, rsi::FEATURES, rsi::MEASUREMENT_READ, rsi::MEASUREMENT_EXTEND,
+            rsi::ATTESTATION_TOKEN_INIT, rsi::ATTESTATION_TOKEN_CONTINUE, rsi::REALM_CONFIG,
+            rsi::IPA_STATE_SET, rsi::IPA_STATE_GET, rsi::HOST_CALL, 0x8000_0000, 0xC400_01A5,
+        ]), ipa(), ipa(), 0u64..3, 0u64..3)
+            .prop_map(|(f, a, b, c, d)| [u64::from(f), a, b, c, d]),
+        4 => (prop::sample::select(std::vec![
+            psci::VERSION, psci::FEATURES, psci::CPU_ON_64, psci::CPU_ON_64, psci::AFFINITY_INFO_64,
+            psci::CPU_SUSPEND_64, psci::CPU_OFF, psci::MIGRATE_INFO_TYPE,
+        ]), mpidr(), ipa(), any::<u64>(), 0u64..2)
+            .prop_map(|(f, a, b, c, d)| [u64::from(f), a, b, c, d]),
+        1 => (prop::sample::select(std::vec![psci::SYSTEM_OFF, psci::SYSTEM_RESET]), any::<u64>())
+            .prop_map(|(f, a)| [u64::from(f), a, 0, 0, 0]),
+        1 => prop::array::uniform5(any::<u64>()),
+    ];
+    prop_oneof![
+        2 => Just(Act::Irq),
+        1 => any::<bool>().prop_map(Act::Wfx),
+        1 => Just(Act::Hvc),
+        8 => smc.prop_map(Act::Smc),
+        3 => (ipa(), any::<bool>(), any::<bool>(), 0u64..32)
+            .prop_map(|(ipa, isv, write, rt)| Act::Dabt { ipa, isv, write, rt }),
+        1 => ipa().prop_map(|ipa| Act::Iabt { ipa }),
+        1 => prop::sample::select(std::vec![
+            // ICC_SGI1R_EL1 write from x3, ICC_IAR1_EL1 read to x2, ID_AA64PFR0_EL1 read,
+            // MPAM1_EL1 write, an unknown register.
+            crate::esr::sysreg(3, 0, 12, 11, 5) | (3 << 5),
+            crate::esr::sysreg(3, 0, 12, 12, 0) | (2 << 5) | 1,
+            crate::esr::sysreg(3, 0, 0, 4, 0) | (4 << 5) | 1,
+            crate::esr::sysreg(3, 0, 10, 5, 0),
+            crate::esr::sysreg(3, 1, 11, 0, 0) | 1,
+        ]).prop_map(Act::Sysreg),
+    ]
 }
 
 /// Secure granules of the randomized test's machine.
@@ -365,6 +519,16 @@ fn realm_op() -> impl Strategy<Value = RealmOp> {
             .prop_map(|(fid, rd, ipa, level)| RttOp { fid, rd, ipa, level }),
         3 => (rd(), prop_oneof![3 => (60u64..64).prop_map(b1), 1 => pool()], ipa(), 1u64..4, any::<bool>(), any::<bool>())
             .prop_map(|(rd, rec, base, n, ram, change)| SetRipas { rd, rec, base, n, ram, change }),
+        6 => (prop_oneof![6 => (60u64..62).prop_map(b1), 1 => (62u64..64).prop_map(b1), 1 => pool()],
+              prop_oneof![3 => Just(0u64), 2 => 0u64..32, 1 => any::<u64>()],
+              any::<u64>(),
+              prop::collection::vec(act(), 0..5),
+              prop::bool::weighted(0.5),
+              prop::option::weighted(0.8, prop::sample::select(std::vec![0u64, 0u64, (-3i64) as u64])))
+            .prop_map(|(rec, flags, enter0, script, setup, complete)| Enter { rec, flags, enter0, script, setup, complete }),
+        2 => ((60u64..64).prop_map(b1), prop_oneof![4 => (60u64..64).prop_map(b1), 1 => pool()],
+              prop::sample::select(std::vec![0u64, 0u64, (-3i64) as u64, 5]))
+            .prop_map(|(calling, target, status)| PsciComplete { calling, target, status }),
     ]
 }
 
@@ -404,8 +568,6 @@ fn is_realm_command(f: RmiFid) -> bool {
                 | RmiFid::GPT_L1_CREATE
                 | RmiFid::GRANULE_RANGE_DELEGATE
                 | RmiFid::GRANULE_RANGE_UNDELEGATE
-                | RmiFid::REC_ENTER
-                | RmiFid::PSCI_COMPLETE
         )
 }
 
@@ -507,9 +669,7 @@ impl Model {
             out[0] = SMC_UNKNOWN;
             return Some(out);
         };
-        if matches!(fid, RmiFid::REC_ENTER | RmiFid::PSCI_COMPLETE)
-            || fid.class() == cca_abi::rmi::RmiClass::Unimplemented
-        {
+        if fid.class() == cca_abi::rmi::RmiClass::Unimplemented {
             out[0] = SMC_UNKNOWN;
             return Some(out);
         }
@@ -755,6 +915,12 @@ fn check_realms(rmm: &Rmm<'_, &SimPlatform>, sim: &SimPlatform) -> Mappings {
             g.pa()
         );
         *recs_of.entry(rec.rd).or_default() += 1;
+        assert_eq!(
+            g.refcount_unlocked(),
+            0,
+            "REC {} still counted as running",
+            g.pa()
+        );
         assert_eq!(rec.num_aux, 16);
         for &x in &rec.aux {
             assert_eq!(
@@ -805,6 +971,7 @@ fn check_realms(rmm: &Rmm<'_, &SimPlatform>, sim: &SimPlatform) -> Mappings {
             "RD {} refcount is not its number of RECs",
             g.pa()
         );
+        assert_eq!(rd.active_recs, 0, "RD {} counts running RECs", g.pa());
         let ipa_size = 1u64 << rd.ipa_bits;
         let sl = rd.start_level as i32;
         let size_of = |level: i32| 1u64 << ((3 - level) * 9 + 12);
@@ -1130,7 +1297,24 @@ fn realm_regs(op: &RealmOp, f: &Fixture, model: &mut Model) -> Regs {
             0,
             0,
         ],
-        RealmOp::RecFull { .. } | RealmOp::RecTeardown { .. } | RealmOp::Ephemeral { .. } => {
+        RealmOp::PsciComplete {
+            calling,
+            target,
+            status,
+        } => [
+            fid(RmiFid::PSCI_COMPLETE),
+            calling,
+            target,
+            status,
+            0,
+            0,
+            0,
+            0,
+        ],
+        RealmOp::RecFull { .. }
+        | RealmOp::RecTeardown { .. }
+        | RealmOp::Ephemeral { .. }
+        | RealmOp::Enter { .. } => {
             unreachable!("composite")
         }
     }
@@ -1152,7 +1336,13 @@ fn step(
         .count();
     let expected = model.expect(regs);
     f.sim.take_tlbis();
+    let enter = RmiFid::from_fid((regs[0] as u32) & !SVE_HINT) == Some(RmiFid::REC_ENTER);
+    if enter && f.sim.pending_realm_steps() == 0 {
+        // A REC_ENTER that gets to run the realm sees it take an IRQ.
+        f.sim.push_realm_step(irq_step());
+    }
     let got = rmm.handle_rmi(regs);
+    f.sim.clear_realm_steps();
     if let Some(e) = expected {
         assert_eq!(got, e, "registers of {regs:#x?}");
     } else {
@@ -1356,6 +1546,82 @@ fn run_ops(ops: &[Op], stats: &mut Stats) {
                     maps = step(&regs, &f, &rmm, &mut model, stats, &maps);
                 }
             }
+            Op::Realm(RealmOp::Enter {
+                rec,
+                flags,
+                enter0,
+                script,
+                setup,
+                complete,
+            }) => {
+                if *setup {
+                    // Two RECs (b1(60), b1(61)) with the next indices, if the realm is NEW.
+                    for k in 0..2u64 {
+                        let Some(n) = rec_count(&rmm, &f.sim, b1(0)) else {
+                            break;
+                        };
+                        let (r, first) = (b1(60 + k), b1(300 + 16 * k));
+                        for op in [
+                            RealmOp::Delegate { first: r, n: 1 },
+                            RealmOp::Delegate { first, n: 16 },
+                            RealmOp::RecCreate {
+                                rd: b1(0),
+                                rec: r,
+                                mpidr: cca_abi::rmi::rec_mpidr::from_index(n),
+                                flags: 1,
+                            },
+                        ] {
+                            let regs = realm_regs(&op, &f, &mut model);
+                            maps = step(&regs, &f, &rmm, &mut model, stats, &maps);
+                        }
+                        if rmm.granules().granule(pa(r)).unwrap().state_unlocked()
+                            != GranuleState::Partial
+                        {
+                            continue;
+                        }
+                        let h = model.handles.len() - 1;
+                        for op in [RealmOp::Donate { h, first, n: 16 }, RealmOp::Continue { h }] {
+                            let regs = realm_regs(&op, &f, &mut model);
+                            maps = step(&regs, &f, &rmm, &mut model, stats, &maps);
+                        }
+                    }
+                    let op = RealmOp::Lifecycle {
+                        fid: RmiFid::REALM_ACTIVATE,
+                        rd: b1(0),
+                    };
+                    let regs = realm_regs(&op, &f, &mut model);
+                    maps = step(&regs, &f, &rmm, &mut model, stats, &maps);
+                }
+                let mut run = [0u8; 0x300];
+                run[..8].copy_from_slice(&flags.to_le_bytes());
+                run[0x200..0x208].copy_from_slice(&enter0.to_le_bytes());
+                host_put(&f, &mut model, R_RUN, &run);
+                for a in script {
+                    f.sim.push_realm_step(a.step());
+                }
+                f.sim.push_realm_step(irq_step());
+                let regs = [
+                    u64::from(RmiFid::REC_ENTER.fid()),
+                    *rec,
+                    R_RUN,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ];
+                maps = step(&regs, &f, &rmm, &mut model, stats, &maps);
+                // Answer a PSCI request the realm made, naming the REC it targets.
+                if let (Some(status), Some(target)) = (complete, psci_target(&rmm, &f.sim, *rec)) {
+                    let op = RealmOp::PsciComplete {
+                        calling: *rec,
+                        target,
+                        status: *status,
+                    };
+                    let regs = realm_regs(&op, &f, &mut model);
+                    maps = step(&regs, &f, &rmm, &mut model, stats, &maps);
+                }
+            }
             Op::Realm(RealmOp::RecTeardown { rec }) => {
                 let regs = realm_regs(&RealmOp::RecDestroy { rec: *rec }, &f, &mut model);
                 let n = model.handles.len();
@@ -1488,6 +1754,7 @@ fn randomized_call_streams_match_the_model() {
         "OP_MEM_DONATE",
         "OP_CONTINUE",
         "RTT_DATA_UNMAP",
+        "REC_ENTER",
     ] {
         assert!(
             stats.by_fid.get(name).is_some_and(|e| e.1 > 0),

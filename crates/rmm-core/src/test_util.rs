@@ -461,3 +461,40 @@ pub fn create_rec_ok(
     let out = call(rmm, RmiFid::OP_CONTINUE, &[h, 0]);
     assert_eq!(out[..3], [0, 0, 0], "OP_CONTINUE");
 }
+
+// ---------------------------------------------------------------------------------------
+// Scripted realm steps.
+
+/// `ESR_EL2` of a trapped `SMC #0` (EC 0x17, IL).
+pub const ESR_SMC: u64 = (0x17 << 26) | (1 << 25);
+
+/// A realm exit with no timers.
+pub fn realm_exit(
+    kind: crate::run::ExitKind,
+    esr: u64,
+    far: u64,
+    hpfar: u64,
+) -> crate::run::RealmExit {
+    crate::run::RealmExit {
+        kind,
+        esr,
+        far,
+        hpfar,
+        timers: crate::run::TimerState::default(),
+    }
+}
+
+/// A step in which the realm makes an SMC with x0.. = `regs`.
+pub fn smc_step(regs: Vec<u64>) -> crate::sim::RealmStep {
+    std::boxed::Box::new(move |ctx: &mut crate::run::RealmContext| {
+        ctx.gprs[..regs.len()].copy_from_slice(&regs);
+        realm_exit(crate::run::ExitKind::Sync, ESR_SMC, 0, 0)
+    })
+}
+
+/// A step in which a physical IRQ interrupts the realm.
+pub fn irq_step() -> crate::sim::RealmStep {
+    std::boxed::Box::new(|_: &mut crate::run::RealmContext| {
+        realm_exit(crate::run::ExitKind::Irq, 0, 0, 0)
+    })
+}
