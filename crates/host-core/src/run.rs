@@ -25,8 +25,8 @@ use crate::realm::{
 use crate::rmi::{status_name, Conduit, HostMem, Rmi};
 use cca_abi::psci::{self, PsciStatus};
 use cca_abi::rmi::{
-    exit_reason, rec_mpidr, AddrRangeDesc, BlockSize, RecExit, RecParams, RmiFid, RmiStatus,
-    REC_PARAMS_FLAG_RUNNABLE,
+    exit_reason, rec_enter_flags, rec_mpidr, AddrRangeDesc, BlockSize, RecExit, RecParams, RmiFid,
+    RmiStatus, REC_PARAMS_FLAG_RUNNABLE,
 };
 use cca_abi::GRANULE_SIZE as G;
 use cca_measure::Measurement;
@@ -58,20 +58,6 @@ pub mod uart {
     pub const DR: u64 = 0x000;
     /// UARTFR: flag register (the host always reads 0: transmit FIFO not full).
     pub const FR: u64 = 0x018;
-}
-
-/// `RmiRecEnter.flags` bits.
-pub mod enter_flags {
-    /// Complete the emulated MMIO access of the last exit.
-    pub const EMUL_MMIO: u64 = 1 << 0;
-    /// Inject a synchronous external abort for the last unprotected data abort.
-    pub const INJECT_SEA: u64 = 1 << 1;
-    /// Trap WFI.
-    pub const TRAP_WFI: u64 = 1 << 2;
-    /// Trap WFE.
-    pub const TRAP_WFE: u64 = 1 << 3;
-    /// Reject the pending RIPAS change request.
-    pub const RIPAS_REJECT: u64 = 1 << 4;
 }
 
 /// GICv3 virtual CPU interface register fields (`ICH_*_EL2`).
@@ -808,7 +794,7 @@ fn mmio<C: Conduit>(
             // does everything else.
             v.gprs[0] = 0;
         }
-        v.flags |= enter_flags::EMUL_MMIO;
+        v.flags |= rec_enter_flags::EMUL_MMIO;
         (ExitClass::Mmio, Next::Stay)
     } else {
         c.check(
@@ -819,7 +805,7 @@ fn mmio<C: Conduit>(
                 exit.esr
             ),
         );
-        v.flags |= enter_flags::INJECT_SEA;
+        v.flags |= rec_enter_flags::INJECT_SEA;
         (ExitClass::Other, Next::Stay)
     }
 }
@@ -960,7 +946,7 @@ fn run_loop<C: Conduit, M: HostMem, V: VirtualCpuInterface>(
         }
         let (nr_lrs, nr_aprs) = (realm.nr_lrs, realm.nr_aprs);
         let v = &mut realm.vcpus[cur];
-        let flags = v.flags | enter_flags::TRAP_WFI | enter_flags::TRAP_WFE;
+        let flags = v.flags | rec_enter_flags::TRAP_WFI | rec_enter_flags::TRAP_WFE;
         mem.write(v.run, &flags.to_le_bytes());
         mem.write(v.run + 0x200, v.gprs.as_bytes());
         load_gic(gic, v, nr_lrs, nr_aprs, report);
@@ -1383,7 +1369,7 @@ fn ripas_exit<C: Conduit>(
     let what = if ram { "RAM" } else { "EMPTY" };
     let in_window = (plan.ripas_reject.0..plan.ripas_reject.1).contains(&base);
     if ram && (in_window || top > RAM_TOP) {
-        realm.vcpus[cur].flags |= enter_flags::RIPAS_REJECT;
+        realm.vcpus[cur].flags |= rec_enter_flags::RIPAS_RESPONSE;
         c.say(format_args!(
             "REC {cur}: RIPAS of [{base:#x}, {top:#x}) to {what}: rejected ({})",
             if in_window {

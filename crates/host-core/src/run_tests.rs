@@ -384,7 +384,7 @@ fn finish(passed: u64, failed: u64) -> Vec<Step> {
     ]
 }
 
-const TRAPS: u64 = enter_flags::TRAP_WFI | enter_flags::TRAP_WFE;
+const TRAPS: u64 = rec_enter_flags::TRAP_WFI | rec_enter_flags::TRAP_WFE;
 
 #[test]
 fn a_payload_run_exercises_every_exit_the_payload_makes() {
@@ -460,9 +460,9 @@ fn a_payload_run_exercises_every_exit_the_payload_makes() {
         assert_eq!(e.vmcr, ich::VMCR_INITIAL);
     }
     // UART: a UARTFR read answered 0 with EMUL_MMIO, then the UARTDR write completed.
-    assert_eq!(o.entries[1].flags, TRAPS | enter_flags::EMUL_MMIO);
+    assert_eq!(o.entries[1].flags, TRAPS | rec_enter_flags::EMUL_MMIO);
     assert_eq!(o.entries[1].gprs[0], 0);
-    assert_eq!(o.entries[2].flags, TRAPS | enter_flags::EMUL_MMIO);
+    assert_eq!(o.entries[2].flags, TRAPS | rec_enter_flags::EMUL_MMIO);
     // Faults are answered by mapping, without flags.
     assert_eq!(o.entries[after_print + 1].flags, TRAPS);
     assert_eq!(o.entries[after_fault + 1].flags, TRAPS);
@@ -472,7 +472,7 @@ fn a_payload_run_exercises_every_exit_the_payload_makes() {
     );
     assert_eq!(
         o.entries[after_reject].flags,
-        TRAPS | enter_flags::RIPAS_REJECT
+        TRAPS | rec_enter_flags::RIPAS_RESPONSE
     );
     let expect: Vec<u64> = echo.iter().map(|x| x + 1).collect();
     assert_eq!(o.entries[after_echo].gprs[..], expect[..]);
@@ -572,7 +572,7 @@ fn an_access_the_host_does_not_emulate_gets_an_sea() {
     let mut steps = vec![dabt(UNPROTECTED + 0x1000, ISV | SAS_WORD)];
     steps.extend(finish(3, u64::MAX));
     let o = run_script(|_| {}, steps);
-    assert_eq!(o.entries[1].flags, TRAPS | enter_flags::INJECT_SEA);
+    assert_eq!(o.entries[1].flags, TRAPS | rec_enter_flags::INJECT_SEA);
     assert!(o
         .out
         .contains("access to unprotected IPA 0x8000001000 the host does not emulate"));
@@ -676,7 +676,7 @@ fn ripas_empty_is_accepted_and_ram_beyond_the_hosts_memory_is_rejected() {
     let o = run_script(|_| {}, steps);
     assert_eq!(o.report.tally.failed, 0, "{}", o.out);
     assert_eq!(o.entries[2].flags, TRAPS);
-    assert_eq!(o.entries[3].flags, TRAPS | enter_flags::RIPAS_REJECT);
+    assert_eq!(o.entries[3].flags, TRAPS | rec_enter_flags::RIPAS_RESPONSE);
     assert!(o.out.contains(
         "RIPAS of [0x100000, 0x102000) to EMPTY: accepted, RTT_SET_RIPAS reached 0x102000"
     ));
@@ -741,4 +741,268 @@ fn a_failing_verdict_is_not_a_pass() {
         .contains("FAILED: the realm payload passed: 10 checks passed, 2 did not"));
     let o = run_script(|_| {}, finish(0, 0));
     assert!(!o.report.realm_passed(), "nothing was checked");
+}
+
+/// The run loop against the RMM core's own `REC_ENTER`: the realm's instructions are scripted
+/// through the simulator's run seam (each step sees the REC's registers as the RMM enters it
+/// and says how the realm exits to EL2), so the RMM decodes every exit, answers RSI and PSCI
+/// itself, and completes what the host answered at the next entry.
+mod against_the_rmm_core {
+    use super::*;
+    use rmm_core::run::{ExitKind, RealmContext, RealmExit, TimerState};
+    use std::sync::{Arc, Mutex};
+
+    /// The host's GIC model, shared with the scripted realm (which takes the interrupt).
+    #[derive(Default)]
+    struct SharedGic {
+        lrs: [u64; 4],
+        vmcr: u64,
+        hcr: u64,
+        now: u64,
+    }
+
+    #[derive(Clone, Default)]
+    struct HostGic(Arc<Mutex<SharedGic>>);
+
+    impl VirtualCpuInterface for HostGic {
+        fn vtr(&mut self) -> u64 {
+            VTR
+        }
+        fn read_lr(&mut self, n: usize) -> u64 {
+            self.0.lock().unwrap().lrs[n]
+        }
+        fn write_lr(&mut self, n: usize, value: u64) {
+            self.0.lock().unwrap().lrs[n] = value;
+        }
+        fn read_apr(&mut self, _: usize, _: usize) -> u64 {
+            0
+        }
+        fn write_apr(&mut self, _: usize, _: usize, _: u64) {}
+        fn read_vmcr(&mut self) -> u64 {
+            self.0.lock().unwrap().vmcr
+        }
+        fn write_vmcr(&mut self, value: u64) {
+            self.0.lock().unwrap().vmcr = value;
+        }
+        fn write_hcr(&mut self, value: u64) {
+            self.0.lock().unwrap().hcr = value;
+        }
+        fn read_misr(&mut self) -> u64 {
+            0
+        }
+        fn counter(&mut self) -> u64 {
+            let mut g = self.0.lock().unwrap();
+            g.now += 1;
+            g.now
+        }
+    }
+
+    const SMC_EC: u64 = 0x17 << 26;
+    const RSI_IPA_STATE_SET: u64 = 0xC400_0197;
+    const RSI_HOST_CALL: u64 = 0xC400_0199;
+
+    fn exit(esr: u64, ipa: u64, timers: TimerState) -> RealmExit {
+        RealmExit {
+            kind: ExitKind::Sync,
+            esr,
+            far: ipa,
+            hpfar: (ipa >> 12) << 4,
+            timers,
+        }
+    }
+
+    fn smc(ctx: &mut RealmContext, args: &[u64]) -> RealmExit {
+        ctx.gprs[..args.len()].copy_from_slice(args);
+        exit(SMC_EC, 0, TimerState::default())
+    }
+
+    /// A word store of `x1` to the UART's UARTDR (Rt = 1).
+    fn uart_store(ctx: &mut RealmContext, b: u8) -> RealmExit {
+        ctx.gprs[1] = u64::from(b);
+        exit(
+            EC_DABT | ISV | SAS_WORD | (1 << 16) | WNR | 7,
+            UART_IPA,
+            TimerState::default(),
+        )
+    }
+
+    /// An `RsiHostCall` (imm at 0, gprs at 8) as the first bytes of a granule.
+    fn host_call_page(imm: u16, gprs: &[u64]) -> Vec<u8> {
+        let mut page = vec![0u8; G as usize];
+        page[..2].copy_from_slice(&imm.to_le_bytes());
+        for (i, g) in gprs.iter().enumerate() {
+            page[8 + 8 * i..16 + 8 * i].copy_from_slice(&g.to_le_bytes());
+        }
+        page
+    }
+
+    #[test]
+    fn a_realm_runs_under_the_rmm_cores_rec_enter() {
+        let banks = [BANK];
+        let sim = SimPlatform::new(&banks);
+        let storage = rmm_core::sim::granule_storage(&banks);
+        let sro = rmm_core::SroStorage::new();
+        let rmm = Rmm::new(&sim, GranuleTable::new(&banks, &storage).unwrap(), &sro).unwrap();
+        // The image: code (never executed here), the verdict and echo host call structures.
+        let image = [
+            vec![0u8; G as usize],
+            host_call_page(0xCCA0, &[7, 0]),
+            host_call_page(0xCCA1, &[1, 2, 3]),
+        ];
+        for (i, page) in image.iter().enumerate() {
+            sim.host_write(Pa::new(IMAGE_PA + i as u64 * G), page)
+                .unwrap();
+        }
+
+        let gic = HostGic::default();
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        type Step = Box<dyn FnMut(&mut RealmContext) -> RealmExit + Send>;
+        type Realm = Box<dyn Fn(&mut RealmContext, &mut Vec<String>) -> RealmExit + Send>;
+        let step = |f: Realm| {
+            let seen = seen.clone();
+            Box::new(move |ctx: &mut RealmContext| f(ctx, &mut seen.lock().unwrap())) as Step
+        };
+        let g = gic.0.clone();
+        let steps: Vec<Step> = vec![
+            step(Box::new(|ctx, _| uart_store(ctx, b'A'))),
+            step(Box::new(|ctx, s| {
+                s.push(format!("pc {:#x}", ctx.pc));
+                uart_store(ctx, b'B')
+            })),
+            step(Box::new(|ctx, _| uart_store(ctx, b'\n'))),
+            // A word load of UARTFR into x2.
+            step(Box::new(|ctx, _| {
+                ctx.gprs[2] = 0xdead;
+                exit(
+                    EC_DABT | ISV | SAS_WORD | (2 << 16) | 7,
+                    UART_IPA + uart::FR,
+                    TimerState::default(),
+                )
+            })),
+            // A store to its stack, not mapped yet.
+            step(Box::new(|ctx, s| {
+                s.push(format!("x2 {:#x} pc {:#x}", ctx.gprs[2], ctx.pc));
+                exit(EC_DABT | WNR | 7, 0x10_0008, TimerState::default())
+            })),
+            step(Box::new(|ctx, s| {
+                s.push(format!("pc {:#x}", ctx.pc));
+                smc(ctx, &[RSI_IPA_STATE_SET, 0x20_0000, 0x21_0000, 1, 0])
+            })),
+            step(Box::new(|ctx, s| {
+                s.push(format!("ripas {:x?}", &ctx.gprs[..3]));
+                smc(ctx, &[RSI_IPA_STATE_SET, 0x30_0000, 0x30_1000, 1, 0])
+            })),
+            step(Box::new(|ctx, s| {
+                s.push(format!("ripas {:x?}", &ctx.gprs[..3]));
+                smc(ctx, &[RSI_HOST_CALL, 0x2000])
+            })),
+            step(Box::new(|ctx, s| {
+                s.push(format!("host call {:#x}", ctx.gprs[0]));
+                smc(ctx, &[u64::from(psci::CPU_ON_64), 1, 0x3000, 0x5ec0])
+            })),
+            // REC 1.
+            step(Box::new(|ctx, s| {
+                s.push(format!(
+                    "REC 1 pc {:#x} x0 {:#x} mpidr {:#x}",
+                    ctx.pc,
+                    ctx.gprs[0],
+                    ctx.vmpidr & 0xff
+                ));
+                smc(ctx, &[u64::from(psci::CPU_OFF)])
+            })),
+            // REC 0 again.
+            step(Box::new(|ctx, s| {
+                s.push(format!("cpu_on {:#x}", ctx.gprs[0]));
+                smc(ctx, &[u64::from(psci::AFFINITY_INFO_64), 1, 0])
+            })),
+            // WFI with the virtual timer enabled and expired.
+            step(Box::new(|ctx, s| {
+                s.push(format!("affinity {:#x}", ctx.gprs[0]));
+                let timers = TimerState {
+                    cntv_ctl: 5,
+                    cntv_cval: 1,
+                    ..TimerState::default()
+                };
+                exit(0x01 << 26, 0, timers)
+            })),
+            // The realm takes the interrupt, masks the timer and ends the interrupt.
+            step(Box::new(move |_, s| {
+                let mut gic = g.lock().unwrap();
+                s.push(format!("lr0 {:#x}", gic.lrs[0]));
+                gic.lrs[0] &= !(3 << ich::LR_STATE_SHIFT);
+                RealmExit {
+                    kind: ExitKind::Irq,
+                    esr: 0,
+                    far: 0,
+                    hpfar: 0,
+                    timers: TimerState {
+                        cntv_ctl: 7,
+                        cntv_cval: 1,
+                        ..TimerState::default()
+                    },
+                }
+            })),
+            step(Box::new(|ctx, _| smc(ctx, &[RSI_HOST_CALL, 0x1000]))),
+            step(Box::new(|ctx, _| smc(ctx, &[u64::from(psci::SYSTEM_OFF)]))),
+        ];
+        for s in steps {
+            sim.push_realm_step(s);
+        }
+
+        let mut out = String::new();
+        let mut rmi = Rmi::new(crate::boot::tests::Direct(&rmm), &mut out);
+        assert_eq!(
+            rmi.call(RmiFid::RMM_ACTIVATE, &[]).status(),
+            Some(RmiStatus::Success)
+        );
+        let plan = RunPlan::new(POOL.0, POOL.1, IMAGE_PA, 3 * G);
+        let mut lines = Lines(Vec::new());
+        let report = run(
+            &mut rmi,
+            &mut Mem(&sim),
+            &mut gic.clone(),
+            &mut lines,
+            &plan,
+        );
+        println!("{out}");
+        assert_eq!(report.tally.failed, 0, "{out}");
+        assert_eq!(sim.pending_realm_steps(), 0);
+        assert!(
+            sim.take_injections().is_empty(),
+            "the RMM injected an exception"
+        );
+        assert_eq!(lines.0, ["AB"]);
+        assert_eq!(
+            report.verdict,
+            Some(Verdict {
+                passed: 7,
+                failed: 0
+            })
+        );
+        assert!(report.system_off && report.realm_passed());
+        assert_eq!((report.timer_injections, report.timer_eois), (1, 1));
+        assert_eq!(report.mapped_on_demand, 1);
+        let timer_lr = ich::LR_PENDING | ich::LR_GROUP1 | ich::LR_EOI | (0xa0 << 48) | 27;
+        let want = [
+            // EMUL_MMIO completed the store: the PC moved on.
+            "pc 0x4".to_string(),
+            // ... and the load: x2 holds the host's value.
+            "x2 0x0 pc 0x10".into(),
+            // The faulting store is re-executed after the host mapped the page.
+            "pc 0x10".into(),
+            // SUCCESS, next = top, ACCEPT.
+            "ripas [0, 210000, 0]".into(),
+            // SUCCESS, next = base, REJECT.
+            "ripas [0, 300000, 1]".into(),
+            "host call 0x0".into(),
+            "REC 1 pc 0x3000 x0 0x5ec0 mpidr 0x1".into(),
+            "cpu_on 0x0".into(),
+            // AFFINITY_INFO: OFF.
+            "affinity 0x1".into(),
+            format!("lr0 {timer_lr:#x}"),
+        ];
+        assert_eq!(*seen.lock().unwrap(), want);
+        let all_ns = (0..POOL.1 / G).all(|i| sim.pas(Pa::new(POOL.0 + i * G)) == Pas::NonSecure);
+        assert!(all_ns);
+    }
 }
