@@ -176,6 +176,14 @@ impl Platform for FwPlatform {
     fn run_realm(&self, ctx: &mut RealmContext) -> RealmExit {
         crate::realm::run(ctx)
     }
+
+    fn inject_sync_exception(&self, ctx: &mut RealmContext, esr: u64, far: u64) {
+        crate::realm::inject_sync_exception(ctx, esr, far);
+    }
+
+    fn gic_vtr(&self) -> u64 {
+        crate::realm::gic_vtr()
+    }
 }
 
 /// Runs `f` with VTTBR_EL2 naming `vmid`, so that stage 2 TLB maintenance targets that realm.

@@ -344,3 +344,38 @@ pub fn run(ctx: &mut RealmContext) -> RealmExit {
         timers,
     }
 }
+
+/// Makes the realm take a synchronous exception to EL1 at its next entry (see
+/// `Platform::inject_sync_exception`).
+pub fn inject_sync_exception(ctx: &mut RealmContext, esr: u64, far: u64) {
+    let a = &mut ctx.arch;
+    a[idx::ESR] = esr;
+    a[idx::FAR] = far;
+    a[idx::ELR] = ctx.pc;
+    a[idx::SPSR] = ctx.pstate;
+    let m = ctx.pstate & 0x1f;
+    let offset = if m & 0x10 != 0 {
+        0x600
+    } else {
+        match m & 0xf {
+            0b0101 => 0x200,
+            0b0100 => 0x0,
+            _ => 0x400,
+        }
+    };
+    ctx.pc = a[idx::VBAR].wrapping_add(offset);
+    let sctlr = a[idx::SCTLR];
+    let mut pstate = 0x3c5 | (ctx.pstate & ((0xf << 28) | (1 << 24)));
+    if sctlr & (1 << 23) == 0 {
+        pstate |= 1 << 22; // PAN
+    }
+    if sctlr & (1 << 44) != 0 {
+        pstate |= 1 << 12; // SSBS
+    }
+    ctx.pstate = pstate;
+}
+
+/// ICH_VTR_EL2.
+pub fn gic_vtr() -> u64 {
+    read_sysreg!(s3_4_c12_c11_1)
+}
