@@ -45,6 +45,9 @@ pub const UART_IPA: u64 = UNPROTECTED + 0x0900_0000;
 /// `RSI_HOST_CALL` immediate of the payload's verdict: gprs[0] = checks passed, gprs[1] =
 /// checks failed (`u64::MAX` after a fatal error).
 pub const HOST_CALL_VERDICT: u32 = 0xCCA0;
+/// `RSI_HOST_CALL` immediate of the payload's RSI timing report: gprs[0..3] = calls, counter
+/// ticks, CNTFRQ for `RSI_VERSION`; gprs[3..6] the same for `RSI_IPA_STATE_GET`.
+pub const HOST_CALL_TIMING: u32 = 0xCCA2;
 /// The EL1 virtual timer's PPI.
 pub const VTIMER_INTID: u64 = 27;
 /// The EL1 physical timer's PPI.
@@ -297,6 +300,8 @@ pub struct RunReport {
     pub system_off: bool,
     /// The payload's verdict, if it reported one.
     pub verdict: Option<Verdict>,
+    /// RSI calls the payload timed itself (host call 0xCCA2): `(name, calls, ticks, CNTFRQ)`.
+    pub rsi_timings: [Option<(&'static str, u64, u64, u64)>; 2],
     /// Exits by class, with timings.
     pub stats: ExitStats,
     /// Lines the realm printed.
@@ -1184,6 +1189,16 @@ fn handle_exit<C: Conduit, M: HostMem>(
                         verdict.passed, verdict.failed
                     ));
                 }
+            } else if imm == HOST_CALL_TIMING {
+                let g = exit.gprs;
+                report.rsi_timings = [
+                    Some(("rsi_version_in_realm", g[0], g[1], g[2])),
+                    Some(("rsi_ipa_state_get_in_realm", g[3], g[4], g[5])),
+                ];
+                realm.vcpus[cur].gprs = exit.gprs;
+                c.say(format_args!(
+                    "REC {cur}: host call {imm:#x}: the payload's RSI timings"
+                ));
             } else {
                 for (out, x) in realm.vcpus[cur].gprs.iter_mut().zip(exit.gprs) {
                     *out = x.wrapping_add(1);

@@ -302,6 +302,10 @@ extern "C" fn host_main(dtb: u64) -> ! {
         tally.passed += t.passed;
         tally.failed += t.failed;
         host_core::bench::rec_exits(rmi.out(), &Timer, &run.stats);
+        for (name, calls, ticks, freq) in run.rsi_timings.iter().flatten() {
+            let per_call = ticks.saturating_mul(1_000_000_000) / freq.max(&1) / calls.max(&1);
+            println!("BENCH {name} {calls} {per_call}");
+        }
     }
     println!(
         "{} RMI calls; {} checks passed, {} failed",

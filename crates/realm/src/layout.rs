@@ -27,6 +27,9 @@ pub const NO_REC_MPIDR: u64 = 2;
 pub const HOST_CALL_RESULT: u16 = 0xCCA0;
 /// `RSI_HOST_CALL` immediate of the echo check: the host answers every gpr plus one.
 pub const HOST_CALL_ECHO: u16 = 0xCCA1;
+/// `RSI_HOST_CALL` immediate of the RSI timing report: gprs[0..3] = calls, ticks, CNTFRQ for
+/// RSI_VERSION, gprs[3..6] the same for RSI_IPA_STATE_GET.
+pub const HOST_CALL_TIMING: u16 = 0xCCA2;
 
 /// The context id passed to REC 1 by `CPU_ON`; its low byte is REC 1's stack index.
 pub const REC1_CONTEXT: u64 = 0x5EC0_0DE0_0000_0001;

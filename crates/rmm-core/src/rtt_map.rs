@@ -318,7 +318,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
         match err {
             Some(e) if out_top == base => Err(e),
             Some(e) => {
-                log::debug!("range map stopped at {out_top:#x} after progress: {e}");
+                log::trace!("range map stopped at {out_top:#x} after progress: {e}");
                 out[1] = out_top;
                 Ok(())
             }
