@@ -121,6 +121,7 @@ pub struct SimPlatform {
     realm_script: Mutex<std::collections::VecDeque<RealmStep>>,
     gic_valid: std::sync::atomic::AtomicBool,
     injections: Mutex<Vec<Injection>>,
+    arch_resets: AtomicUsize,
 }
 
 /// A synchronous exception the RMM injected into a realm
@@ -206,6 +207,7 @@ impl SimPlatform {
             realm_script: Mutex::new(std::collections::VecDeque::new()),
             gic_valid: std::sync::atomic::AtomicBool::new(true),
             injections: Mutex::new(Vec::new()),
+            arch_resets: AtomicUsize::new(0),
         }
     }
 
@@ -454,6 +456,11 @@ impl SimPlatform {
         lock(&self.realm_script).clear();
     }
 
+    /// Number of [`Platform::reset_arch_state`] calls so far.
+    pub fn arch_resets(&self) -> usize {
+        self.arch_resets.load(Ordering::Relaxed)
+    }
+
     /// Returns and forgets the exceptions the RMM injected into realms so far.
     pub fn take_injections(&self) -> Vec<Injection> {
         core::mem::take(&mut *lock(&self.injections))
@@ -498,6 +505,7 @@ impl Platform for SimPlatform {
 
     fn reset_arch_state(&self, ctx: &mut crate::run::RealmContext) {
         // The simulator's "architecture" only records that a reset happened.
+        self.arch_resets.fetch_add(1, Ordering::Relaxed);
         ctx.arch = [0; crate::run::ARCH_STATE_WORDS];
         ctx.arch[0] = 1;
     }
