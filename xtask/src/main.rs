@@ -105,7 +105,7 @@ fn main() -> Result<()> {
                         "--target-dir",
                         "target/fw",
                     ];
-                    for p in ["fw-support", "el3", "rmm", "host"] {
+                    for p in ["fw-support", "el3", "rmm", "host", "realm-payload"] {
                         args.extend(["-p", p]);
                     }
                     args.extend(["--", "-D", "warnings"]);

@@ -126,7 +126,10 @@ fn benchmark_mode_reports_rec_enter_round_trips() {
         assert!(row.is_some_and(|r| r.1 > 0 && r.2 > 0), "{op}: {rows:?}");
     }
     let host_calls = rows.iter().find(|r| r.0 == "rec_enter_host_call").unwrap();
-    assert_eq!(host_calls.1, 3, "the payload makes three host calls (echo, timings, verdict)");
+    assert_eq!(
+        host_calls.1, 3,
+        "the payload makes three host calls (echo, timings, verdict)"
+    );
     for op in ["rsi_version_in_realm", "rsi_ipa_state_get_in_realm"] {
         let row = rows.iter().find(|r| r.0 == op);
         assert!(row.is_some_and(|r| r.1 == 64 && r.2 > 0), "{op}: {rows:?}");
