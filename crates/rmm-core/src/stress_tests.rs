@@ -1942,3 +1942,127 @@ fn concurrent_rec_operations_share_the_sro_pool() {
     assert_eq!(n, 0, "every context is free");
     check_realms(&rmm, &f.sim);
 }
+
+#[test]
+fn concurrent_rec_entries_and_rtt_commands_keep_the_invariants() {
+    use cca_abi::rmi::{map_flags, AddrRangeDesc, BlockSize};
+    use cca_abi::rsi;
+    let f = Fixture::new();
+    let rmm = setup_realm(&f);
+    const GIB: u64 = 1 << 30;
+    create_rtt(&rmm, 0, GIB, 2);
+    // Four 2 MiB entries of RIPAS RAM the threads map, unmap, unfold and fold.
+    let out = call(&rmm, RmiFid::RTT_INIT_RIPAS, &[RD, GIB, GIB + (8 << 20)]);
+    assert_eq!(out[..2], [0, GIB + (8 << 20)]);
+    let recs = [b1(100), b1(101)];
+    create_rec_ok(&f, &rmm, recs[0], 0, 1, GIB, &[]);
+    create_rec_ok(&f, &rmm, recs[1], 1, 1, GIB, &[]);
+    assert_eq!(call(&rmm, RmiFid::REALM_ACTIVATE, &[RD])[0], 0);
+    // The granules the host threads fight over: bank 1 granules 200..328.
+    delegate(&rmm, b1(200), 128);
+    let runs = [b0(12), b0(13)];
+    let calls = AtomicU64::new(0);
+    let entered = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let (rmm, f, calls, entered) = (&rmm, &f, &calls, &entered);
+            s.spawn(move || {
+                let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ ((t + 1) * 0x2545));
+                for _ in 0..300 {
+                    let leaf = GIB + rng.below(4) * (2 << 20);
+                    let page = leaf + rng.below(8) * G;
+                    let g = b1(200 + rng.below(128));
+                    if t < 2 && rng.below(10) < 7 {
+                        // This thread's REC runs: one thing the realm does, then an IRQ.
+                        let action: crate::sim::RealmStep = match rng.below(7) {
+                            0 => smc_step(std::vec![u64::from(rsi::REALM_CONFIG), page]),
+                            1 => smc_step(std::vec![
+                                u64::from(rsi::IPA_STATE_GET),
+                                leaf,
+                                leaf + (2 << 20)
+                            ]),
+                            2 => smc_step(std::vec![u64::from(rsi::HOST_CALL), page + 0x100]),
+                            3 => smc_step(std::vec![
+                                u64::from(rsi::IPA_STATE_SET),
+                                page,
+                                page + 2 * G,
+                                rng.below(2),
+                                0
+                            ]),
+                            4 => smc_step(std::vec![u64::from(rsi::MEASUREMENT_EXTEND), 1, 8, t]),
+                            5 => {
+                                let hpfar = (page >> 12) << 4;
+                                std::boxed::Box::new(move |_: &mut crate::run::RealmContext| {
+                                    realm_exit(
+                                        crate::run::ExitKind::Sync,
+                                        (0x24 << 26) | 0x07,
+                                        page,
+                                        hpfar,
+                                    )
+                                })
+                            }
+                            _ => irq_step(),
+                        };
+                        f.sim.push_realm_step(action);
+                        f.sim.push_realm_step(irq_step());
+                        // Sometimes the other thread's REC: busy or not, never both running.
+                        let r = recs[if rng.below(8) == 0 { 1 - t } else { t } as usize];
+                        let out = call(rmm, RmiFid::REC_ENTER, &[r, runs[t as usize]]);
+                        assert!(matches!(out[0], 0 | 3), "REC_ENTER: {:#x}", out[0]);
+                        if out[0] == 0 {
+                            entered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        calls.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let d = |n: u16, a: u64| {
+                        AddrRangeDesc {
+                            size: BlockSize::L3_4K,
+                            count: n,
+                            addr: a,
+                            undelegated: false,
+                        }
+                        .encode()
+                    };
+                    let (fid, args): (RmiFid, [u64; 5]) = match rng.below(9) {
+                        0 => (RmiFid::RTT_CREATE, [RD, g, leaf, 3, 0]),
+                        1 => (RmiFid::RTT_DESTROY, [RD, leaf, 3, 0, 0]),
+                        2 | 3 => (
+                            RmiFid::RTT_DATA_MAP,
+                            [RD, page, page + 2 * G, map_flags::ADDR_TYPE_SINGLE, d(2, g)],
+                        ),
+                        4 => (RmiFid::RTT_DATA_UNMAP, [RD, leaf, leaf + 8 * G, 0, 0]),
+                        5 => (RmiFid::RTT_FOLD, [RD, leaf, 3, 0, 0]),
+                        6 => (RmiFid::GRANULE_RANGE_UNDELEGATE, [g, g + G, 0, 0, 0]),
+                        7 => (RmiFid::GRANULE_RANGE_DELEGATE, [g, g + G, 0, 0, 0]),
+                        _ => {
+                            let r = recs[rng.below(2) as usize];
+                            (RmiFid::RTT_SET_RIPAS, [RD, r, page, page + 2 * G, 0])
+                        }
+                    };
+                    let out = call(rmm, fid, &args);
+                    assert!(
+                        cca_abi::rmi::RmiReturn::from_reg(out[0]).is_some(),
+                        "{}: {:#x}",
+                        fid.name(),
+                        out[0]
+                    );
+                    calls.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    take_debug_logs();
+    for g in rmm.granules().iter() {
+        assert!(!g.is_locked(), "granule {} left locked", g.pa());
+    }
+    // check_realms also checks that no REC is claimed and the RD counts no running REC.
+    check_realms(&rmm, &f.sim);
+    std::eprintln!(
+        "concurrent_rec_entries: {} calls on 4 threads, {} REC_ENTERs ran the realm; invariants hold",
+        calls.load(Ordering::Relaxed),
+        entered.load(Ordering::Relaxed)
+    );
+    assert!(entered.load(Ordering::Relaxed) > 50);
+    assert_eq!(call(&rmm, RmiFid::REALM_TERMINATE, &[RD])[0], 0);
+}
