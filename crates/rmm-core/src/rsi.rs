@@ -8,10 +8,10 @@
 //!
 //! | handler result        | registers | PC      | then            |
 //! |-----------------------|-----------|---------|-----------------|
-//! | [`RsiAction::Return`]        | written   | +4      | back to the realm |
-//! | [`RsiAction::ReturnAndExit`] | written   | +4      | exit to the host  |
-//! | [`RsiAction::Exit`]          | kept      | +4      | exit to the host (the answer comes at the next `REC_ENTER` or `PSCI_COMPLETE`) |
-//! | [`RsiAction::Stage2Abort`]   | kept      | kept    | exit to the host with a synthesised stage 2 data abort on the IPA in x1, so the SMC runs again once the host mapped it |
+//! | `Return`        | written   | +4      | back to the realm |
+//! | `ReturnAndExit` | written   | +4      | exit to the host  |
+//! | `Exit`          | kept      | +4      | exit to the host (the answer comes at the next `REC_ENTER` or `PSCI_COMPLETE`) |
+//! | `Stage2Abort`   | kept      | kept    | exit to the host with a synthesised stage 2 data abort on the IPA in x1, so the SMC runs again once the host mapped it |
 //!
 //! Arguments from the realm are never trusted: every check failure is an RSI status in x0
 //! (with a `debug` log line), never a panic. Unknown function identifiers get `SMC_UNKNOWN`.

@@ -4,7 +4,32 @@
 //! The core owns everything the RMI/RSI semantics need (GPRs, PC, PSTATE, stage 2
 //! configuration, the trap flags it chose). The firmware owns `arch`: EL1 system registers,
 //! EL1 timers, FP/SIMD state, in a layout only it interprets. The core stores the whole
-//! context with the REC and never reads `arch`, except through [`TimerState`] on exit.
+//! context in the REC granule ([`crate::Rec::ctx`]) and never reads `arch`, except through
+//! [`TimerState`] on exit; it changes `arch` only through
+//! [`crate::Platform::reset_arch_state`] and [`crate::Platform::inject_sync_exception`].
+//!
+//! # Conventions
+//!
+//! * `pstate` is `SPSR_EL2`. A new REC, and a REC that `PSCI_COMPLETE` turns on for
+//!   `CPU_ON`, start with [`crate::rec::PSTATE_INIT`] = 0x3C5 (EL1h, AArch64, D, A, I, F
+//!   masked).
+//! * `pc` is `ELR_EL2` exactly as the exception left it; the firmware never adjusts it. The
+//!   core advances it by 4 past a trapped SMC (HCR_EL2.TSC reports the SMC itself; not when
+//!   it answers with a synthesised stage 2 abort, so the SMC runs again), a trapped WFI/WFE
+//!   and a trapped MSR/MRS it emulates or forwards, and past an MMIO access when the host
+//!   completes it with `EMUL_MMIO`. An HVC already returns past itself (the core injects an
+//!   UNDEF there). Aborts leave it on the faulting instruction.
+//! * `traps` is recomputed at every `REC_ENTER`: [`trap::WFI`] if the host set
+//!   `RMI_REC_ENTER_FLAG_TRAP_WFI`, [`trap::WFE`] for `TRAP_WFE`, nothing else. The firmware
+//!   ORs it into its HCR_EL2 for every entry of that `REC_ENTER` (the core may enter the
+//!   realm several times before returning to the host).
+//! * `vttbr`, `vtcr`, `vmpidr` are set at `REC_CREATE` and never change.
+//! * [`RealmExit`]: `esr`, `far`, `hpfar` are `ESR_EL2`, `FAR_EL2`, `HPFAR_EL2` of the
+//!   exception (for IRQ/FIQ they are ignored); `timers` are the realm's EL1 timers, copied
+//!   into `RmiRecExit` on every exit to the host. The firmware owns the timer policy of
+//!   TF-RMM's `check_pending_timers` (masking an asserted timer with CNTHCTL_EL2 while the
+//!   realm runs, and returning an IRQ exit without entering when a timer's output changed
+//!   since the last exit).
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
