@@ -48,7 +48,9 @@ mod idx {
     /// Q0..Q31 (two words each), FPSR, FPCR.
     pub const FP: usize = 40;
     pub const FP_WORDS: usize = 66;
-    pub const END: usize = FP + FP_WORDS;
+    /// Which EL1 timers were asserting at the last exit (bit 0 virtual, bit 1 physical).
+    pub const TIMERS_ASSERTED: usize = FP + FP_WORDS;
+    pub const END: usize = TIMERS_ASSERTED + 1;
 }
 const _: () = assert!(idx::END <= ARCH_STATE_WORDS);
 
@@ -77,6 +79,20 @@ const CPTR_REALM: u64 = 0x33FF;
 const MDCR_REALM: u64 = (1 << 6) | (1 << 5);
 /// CNTHCTL_EL2 (E2H = 0): EL1 may read the physical counter and use the physical timer.
 const CNTHCTL_REALM: u64 = 0b11;
+/// CNTHCTL_EL2.CNTVMASK (FEAT_RME): the virtual timer's output to the interrupt controller
+/// is masked.
+const CNTHCTL_CNTVMASK: u64 = 1 << 18;
+/// CNTHCTL_EL2.CNTPMASK (FEAT_RME): the same for the physical timer.
+const CNTHCTL_CNTPMASK: u64 = 1 << 19;
+
+/// Which of the saved EL1 timers assert their interrupt now: enabled, not masked, and the
+/// counter has reached the compare value (CNTVOFF_EL2 is 0 for realms).
+fn timers_asserted(a: &[u64; ARCH_STATE_WORDS]) -> u64 {
+    let now = read_sysreg!(cntpct_el0);
+    let asserted = |ctl: u64, cval: u64| ctl & 0b11 == 0b01 && now >= cval;
+    u64::from(asserted(a[idx::CNTV_CTL], a[idx::CNTV_CVAL]))
+        | (u64::from(asserted(a[idx::CNTP_CTL], a[idx::CNTP_CVAL])) << 1)
+}
 
 /// The Normal world's EL1 state, saved per CPU while a realm runs.
 static NS_STATE: [Mutex<[u64; ARCH_STATE_WORDS]>; MAX_CPUS] =
@@ -292,7 +308,18 @@ pub fn run(ctx: &mut RealmContext) -> RealmExit {
         write_sysreg!(vpidr_el2, read_sysreg!(midr_el1));
         write_sysreg!(cptr_el2, CPTR_REALM);
         write_sysreg!(mdcr_el2, MDCR_REALM);
-        write_sysreg!(cnthctl_el2, CNTHCTL_REALM);
+        // As TF-RMM: a timer already asserting when the realm is entered is masked towards the
+        // interrupt controller, so it cannot bring the realm straight back to EL2; the host
+        // injects it as a virtual interrupt instead.
+        let asserted = timers_asserted(&ctx.arch);
+        let mut cnthctl = CNTHCTL_REALM;
+        if asserted & 1 != 0 {
+            cnthctl |= CNTHCTL_CNTVMASK;
+        }
+        if asserted & 2 != 0 {
+            cnthctl |= CNTHCTL_CNTPMASK;
+        }
+        write_sysreg!(cnthctl_el2, cnthctl);
         write_sysreg!(cntvoff_el2, 0u64);
         write_sysreg!(hcr_el2, HCR_REALM | ctx.traps);
         write_sysreg!(elr_el2, ctx.pc);
@@ -330,12 +357,25 @@ pub fn run(ctx: &mut RealmContext) -> RealmExit {
         cntp_ctl: ctx.arch[idx::CNTP_CTL],
         cntp_cval: ctx.arch[idx::CNTP_CVAL],
     };
-    let kind = match kind {
+    let mut kind = match kind {
         0 => ExitKind::Sync,
         1 => ExitKind::Irq,
         2 => ExitKind::Fiq,
         _ => ExitKind::SError,
     };
+    // As TF-RMM: when a timer's output changed while the realm ran, the host must hear about
+    // it promptly, so an exit the RMM would otherwise handle itself becomes an IRQ exit. Only
+    // SMC and WFI/WFE traps are turned, because re-executing them is harmless (the RMM then
+    // does not advance the PC).
+    let asserted = timers_asserted(&ctx.arch);
+    let ec = (exit_esr >> 26) & 0x3f;
+    if asserted != ctx.arch[idx::TIMERS_ASSERTED]
+        && kind == ExitKind::Sync
+        && (ec == 0x17 || ec == 0x01)
+    {
+        kind = ExitKind::Irq;
+    }
+    ctx.arch[idx::TIMERS_ASSERTED] = asserted;
     RealmExit {
         kind,
         esr: exit_esr,
