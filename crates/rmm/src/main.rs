@@ -37,6 +37,7 @@ fn boot_complete(status: BootError, token: u64) -> ! {
     let rmm = RMM.get().expect("RMM core initialised at cold boot");
     loop {
         let result = rmm.handle_rmi(&call);
+        realm::leave();
         call = smc(RMM_RMI_REQ_COMPLETE, &result);
     }
 }

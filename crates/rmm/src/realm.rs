@@ -94,9 +94,43 @@ fn timers_asserted(a: &[u64; ARCH_STATE_WORDS]) -> u64 {
         | (u64::from(asserted(a[idx::CNTP_CTL], a[idx::CNTP_CVAL])) << 1)
 }
 
-/// The Normal world's EL1 state, saved per CPU while a realm runs.
-static NS_STATE: [Mutex<[u64; ARCH_STATE_WORDS]>; MAX_CPUS] =
-    [const { Mutex::new([0; ARCH_STATE_WORDS]) }; MAX_CPUS];
+/// The Normal world's EL1 state on one CPU, saved at the first realm entry of an RMI call and
+/// restored by [`leave`] before the RMM answers the host: exits the RMM handles itself (RSI
+/// calls, local PSCI) re-enter the realm without switching the host's state back and forth.
+struct NsState {
+    state: [u64; ARCH_STATE_WORDS],
+    saved: bool,
+    rmm_sp_el0: u64,
+}
+
+static NS_STATE: [Mutex<NsState>; MAX_CPUS] = [const {
+    Mutex::new(NsState {
+        state: [0; ARCH_STATE_WORDS],
+        saved: false,
+        rmm_sp_el0: 0,
+    })
+}; MAX_CPUS];
+
+/// Puts the Normal world's EL1 and FP/SIMD state back if a realm ran during this RMI call, and
+/// stops the realm's virtual interrupts (ICH_HCR_EL2.En = 0). Called before every answer to
+/// the host.
+pub fn leave() {
+    let mut ns = NS_STATE[fw_support::cpu_index()].lock();
+    if !ns.saved {
+        return;
+    }
+    restore_state(&ns.state);
+    ns.saved = false;
+    // SAFETY: the RMM's exception stack pointer (which the host's state does not include
+    // meaningfully: EL3 switches SP_EL0 per world) and ICH_HCR_EL2.En, which belongs to the
+    // host again now.
+    unsafe {
+        write_sysreg!(sp_el0, ns.rmm_sp_el0);
+        let ich_hcr = read_sysreg!(s3_4_c12_c11_0);
+        write_sysreg!(s3_4_c12_c11_0, ich_hcr & !1);
+        core::arch::asm!("isb", options(nostack));
+    }
+}
 
 global_asm!(
     r#"
@@ -295,8 +329,13 @@ fn read_lr(i: usize) -> u64 {
 pub fn run(ctx: &mut RealmContext) -> RealmExit {
     let cpu = fw_support::cpu_index();
     let mut ns = NS_STATE[cpu].lock();
-    save_state(&mut ns);
-    let rmm_sp_el0 = read_sysreg!(sp_el0);
+    if !ns.saved {
+        save_state(&mut ns.state);
+        ns.rmm_sp_el0 = read_sysreg!(sp_el0);
+        ns.saved = true;
+    }
+    let rmm_sp_el0 = ns.rmm_sp_el0;
+    drop(ns);
     restore_state(&ctx.arch);
     // SAFETY: these EL2 registers configure the realm's translation and traps; the RMM's own
     // execution at EL2 does not depend on them (HCR_EL2.E2H = 0, TGE = 0), and they are put
@@ -341,14 +380,13 @@ pub fn run(ctx: &mut RealmContext) -> RealmExit {
         core::arch::asm!("isb", options(nostack));
     }
     save_state(&mut ctx.arch);
-    restore_state(&ns);
-    drop(ns);
-    // SAFETY: restores the RMM's exception stack pointer, and clears ICH_HCR_EL2.En so the
-    // realm's virtual interrupts stop being delivered while the host runs.
+    // The realm's EL1 state stays loaded (and its timers disabled, see `restore_state`'s
+    // first step on the next switch) until `leave` or the next entry.
+    // SAFETY: the RMM's own exception stack pointer, needed by its vectors.
     unsafe {
+        write_sysreg!(cntv_ctl_el0, 0u64);
+        write_sysreg!(cntp_ctl_el0, 0u64);
         write_sysreg!(sp_el0, rmm_sp_el0);
-        let ich_hcr = read_sysreg!(s3_4_c12_c11_0);
-        write_sysreg!(s3_4_c12_c11_0, ich_hcr & !1);
         core::arch::asm!("isb", options(nostack));
     }
     let timers = TimerState {
