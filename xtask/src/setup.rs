@@ -55,7 +55,13 @@ fn output(cmd: &mut Command) -> Option<String> {
 
 /// The major version of `qemu-system-aarch64`, if installed.
 pub fn qemu_major() -> Option<u32> {
-    let v = output(Command::new("qemu-system-aarch64").arg("--version"))?;
+    parse_qemu_major(&output(
+        Command::new("qemu-system-aarch64").arg("--version"),
+    )?)
+}
+
+/// The major version in `qemu-system-aarch64 --version` output.
+fn parse_qemu_major(v: &str) -> Option<u32> {
     let ver = v
         .split_whitespace()
         .skip_while(|w| *w != "version")
@@ -64,7 +70,11 @@ pub fn qemu_major() -> Option<u32> {
 }
 
 fn os_release(key: &str) -> Option<String> {
-    let s = std::fs::read_to_string("/etc/os-release").ok()?;
+    parse_os_release(&std::fs::read_to_string("/etc/os-release").ok()?, key)
+}
+
+/// A `KEY=value` (optionally quoted) from os-release contents.
+fn parse_os_release(s: &str, key: &str) -> Option<String> {
     s.lines().find_map(|l| {
         l.strip_prefix(&format!("{key}="))
             .map(|v| v.trim_matches('"').to_string())
@@ -92,36 +102,58 @@ fn apt(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// The mirror URI of the configured Debian archive (not the security archive).
-fn debian_mirror() -> Option<String> {
-    let mut uris = Vec::new();
+/// The configured APT sources: every `*.sources` file (deb822) and `sources.list`.
+fn apt_sources() -> (Vec<String>, String) {
+    let mut deb822 = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
         for e in dir.flatten() {
             if e.path().extension().is_some_and(|x| x == "sources") {
                 if let Ok(s) = std::fs::read_to_string(e.path()) {
-                    uris.extend(
-                        s.lines()
-                            .filter_map(|l| l.strip_prefix("URIs:"))
-                            .flat_map(|u| {
-                                u.split_whitespace().map(String::from).collect::<Vec<_>>()
-                            }),
-                    );
+                    deb822.push(s);
                 }
             }
         }
     }
-    if let Ok(s) = std::fs::read_to_string("/etc/apt/sources.list") {
+    let one_line = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
+    (deb822, one_line)
+}
+
+/// The mirror URI of the configured Debian archive (not the security archive).
+fn mirror_from(deb822: &[String], one_line: &str) -> Option<String> {
+    let mut uris = Vec::new();
+    for s in deb822 {
         for l in s.lines() {
-            let w: Vec<_> = l
-                .split_whitespace()
-                .filter(|w| !w.starts_with('[') && !w.ends_with(']'))
-                .collect();
-            if w.first() == Some(&"deb") && w.len() > 1 {
-                uris.push(w[1].to_string());
+            if let Some(u) = l.trim().strip_prefix("URIs:") {
+                uris.extend(u.split_whitespace().map(String::from));
             }
         }
     }
+    for l in one_line.lines() {
+        let w: Vec<_> = l
+            .split_whitespace()
+            .filter(|w| !w.starts_with('[') && !w.ends_with(']'))
+            .collect();
+        if w.first() == Some(&"deb") && w.len() > 1 {
+            uris.push(w[1].to_string());
+        }
+    }
     uris.into_iter().find(|u| !u.contains("security"))
+}
+
+/// Whether some configured source already offers `suite`.
+fn suite_configured(deb822: &[String], one_line: &str, suite: &str) -> bool {
+    let in_deb822 = deb822.iter().any(|s| {
+        s.lines().any(|l| {
+            l.trim()
+                .strip_prefix("Suites:")
+                .is_some_and(|v| v.split_whitespace().any(|x| x == suite))
+        })
+    });
+    let in_list = one_line.lines().any(|l| {
+        let l = l.trim();
+        l.starts_with("deb ") && l.split_whitespace().any(|x| x == suite)
+    });
+    in_deb822 || in_list
 }
 
 fn cannot_install(what: &str, commands: &str) -> anyhow::Error {
@@ -151,9 +183,11 @@ fn ensure_qemu() -> Result<()> {
     if !is_debian() || !is_root() {
         return Err(cannot_install("QEMU 10", &commands));
     }
-    let mirror = debian_mirror().unwrap_or_else(|| "http://deb.debian.org/debian".into());
+    let (deb822, one_line) = apt_sources();
+    let mirror =
+        mirror_from(&deb822, &one_line).unwrap_or_else(|| "http://deb.debian.org/debian".into());
     let file = "/etc/apt/sources.list.d/cca-backports.sources";
-    if !Path::new(file).exists() {
+    if !suite_configured(&deb822, &one_line, &suite) {
         eprintln!("    adding {suite} from {mirror} in {file}");
         std::fs::write(
             file,
@@ -264,4 +298,62 @@ fn home_cargo_bin(tool: &str) -> String {
         "{}/.cargo/bin/{tool}",
         std::env::var("HOME").unwrap_or_default()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEBIAN: &str = "Types: deb\n# a snapshot comment\nURIs: http://mirror.example/debian\n\
+        Suites: bookworm bookworm-updates\nComponents: main\n\n\
+        Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n";
+
+    #[test]
+    fn mirror_comes_from_the_configured_archive_not_security() {
+        assert_eq!(
+            mirror_from(&[DEBIAN.into()], ""),
+            Some("http://mirror.example/debian".into())
+        );
+        let list = "deb [arch=amd64 signed-by=/k.gpg] http://old.example/debian bookworm main\n";
+        assert_eq!(
+            mirror_from(&[], list),
+            Some("http://old.example/debian".into())
+        );
+        assert_eq!(mirror_from(&[], "# nothing\n"), None);
+    }
+
+    #[test]
+    fn backports_detection() {
+        assert!(!suite_configured(
+            &[DEBIAN.into()],
+            "",
+            "bookworm-backports"
+        ));
+        let bp = "Types: deb\nURIs: http://m/debian\nSuites: bookworm-backports\n".to_string();
+        assert!(suite_configured(
+            &[DEBIAN.into(), bp],
+            "",
+            "bookworm-backports"
+        ));
+        assert!(suite_configured(
+            &[],
+            "deb http://m/debian bookworm-backports main",
+            "bookworm-backports"
+        ));
+    }
+
+    #[test]
+    fn versions() {
+        let v = "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\nCopyright";
+        assert_eq!(parse_qemu_major(v), Some(10));
+        assert_eq!(parse_qemu_major("QEMU emulator version 7.2.15"), Some(7));
+        assert_eq!(parse_qemu_major("garbage"), None);
+        let os = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n";
+        assert_eq!(parse_os_release(os, "ID").as_deref(), Some("debian"));
+        assert_eq!(
+            parse_os_release(os, "VERSION_CODENAME").as_deref(),
+            Some("bookworm")
+        );
+        assert_eq!(parse_os_release(os, "NOPE"), None);
+    }
 }
