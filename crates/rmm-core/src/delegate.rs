@@ -102,28 +102,42 @@ impl<'a, P: Platform> Rmm<'a, P> {
         Ok(())
     }
 
-    /// Delegates one granule: NS -> DELEGATING -> (EL3) -> zeroed -> DELEGATED, or back to NS
-    /// if EL3 refuses (ERROR_INPUT, as TF-RMM: EL3 may have given the granule to another
-    /// world).
-    fn delegate_granule(&self, pa: Pa) -> Result<(), RmiError> {
+    /// Moves a tracked granule from `from` to the transient state `transient` under its lock
+    /// and releases the lock, so that no lock is held while EL3 is called; the caller finishes
+    /// the transition with `finish_transition`.
+    fn claim(
+        &self,
+        pa: Pa,
+        from: GranuleState,
+        transient: GranuleState,
+    ) -> Result<Granule<'_>, RmiError> {
         let input = |reason| RmiError::new(RmiStatus::ErrorInput, reason);
         let g = self
             .granules
             .granule(pa)
             .ok_or(input(Reason::Untracked(pa)))?;
         let mut l = g
-            .lock_if(GranuleState::Ns)
-            .map_err(|e| input(Reason::from_lock(pa, GranuleState::Ns, e)))?;
-        l.set_state(GranuleState::Delegating);
-        drop(l);
+            .lock_if(from)
+            .map_err(|e| input(Reason::from_lock(pa, from, e)))?;
+        l.set_state(transient);
+        Ok(g)
+    }
 
+    /// Delegates one granule: NS -> DELEGATING -> (EL3) -> zeroed -> DELEGATED, or back to NS
+    /// if EL3 refuses (ERROR_INPUT, as TF-RMM: EL3 may have given the granule to another
+    /// world).
+    fn delegate_granule(&self, pa: Pa) -> Result<(), RmiError> {
+        let g = self.claim(pa, GranuleState::Ns, GranuleState::Delegating)?;
         if let Err(error) = self.platform.gtsi_delegate(pa) {
             finish_transition(g, GranuleState::Delegating, GranuleState::Ns);
-            return Err(input(Reason::El3Refused {
-                call: "GTSI_DELEGATE",
-                pa,
-                error,
-            }));
+            return Err(RmiError::new(
+                RmiStatus::ErrorInput,
+                Reason::El3Refused {
+                    call: "GTSI_DELEGATE",
+                    pa,
+                    error,
+                },
+            ));
         }
         // The granule is Realm PAS and still holds whatever the host left in it.
         self.platform.realm_zero(pa);
@@ -138,17 +152,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
     /// If EL3 refuses: the RMM tracks the granule as Realm-owned, so EL3 disagreeing means the
     /// GPT and the RMM's tracking have diverged, and the firmware must halt.
     fn undelegate_granule(&self, pa: Pa) -> Result<(), RmiError> {
-        let input = |reason| RmiError::new(RmiStatus::ErrorInput, reason);
-        let g = self
-            .granules
-            .granule(pa)
-            .ok_or(input(Reason::Untracked(pa)))?;
-        let mut l = g
-            .lock_if(GranuleState::Delegated)
-            .map_err(|e| input(Reason::from_lock(pa, GranuleState::Delegated, e)))?;
-        l.set_state(GranuleState::Undelegating);
-        drop(l);
-
+        let g = self.claim(pa, GranuleState::Delegated, GranuleState::Undelegating)?;
         // Scrub before the host can see the granule again.
         self.platform.realm_zero(pa);
         if let Err(e) = self.platform.gtsi_undelegate(pa) {
