@@ -117,18 +117,7 @@ fn data_map_init_rejects_ipa_outside_par_or_unaligned() {
 
 #[test]
 fn data_map_init_rejects_data_above_48_bits() {
-    let cpu = crate::CpuFeatures {
-        pa_width: 52,
-        lpa2: true,
-        ..SIM_CPU
-    };
-    let hi = 1u64 << 48;
-    let mut b = banks();
-    b.push(cca_abi::el3::MemoryBank {
-        base: hi,
-        size: 4 * G,
-    });
-    let f = Fixture::with(b, cpu);
+    let (f, hi) = Fixture::with_bank_above_48_bits();
     let rmm = l3_realm(&f);
     delegate(&rmm, hi, 1);
     assert_eq!(map_init(&rmm, hi, GIB, NS3, 0), INPUT);

@@ -113,18 +113,7 @@ fn rtt_create_rejects_ipa_unaligned_to_the_parent_level() {
 
 #[test]
 fn rtt_create_rejects_rtt_above_48_bits_without_lpa2() {
-    let cpu = crate::CpuFeatures {
-        pa_width: 52,
-        lpa2: true,
-        ..SIM_CPU
-    };
-    let hi = 1u64 << 48;
-    let mut banks = banks();
-    banks.push(cca_abi::el3::MemoryBank {
-        base: hi,
-        size: 4 * G,
-    });
-    let f = Fixture::with(banks, cpu);
+    let (f, hi) = Fixture::with_bank_above_48_bits();
     let rmm = setup_realm(&f);
     delegate(&rmm, hi, 1);
     assert_eq!(call(&rmm, RmiFid::RTT_CREATE, &[RD, hi, GIB, 2])[0], INPUT);

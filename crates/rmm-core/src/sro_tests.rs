@@ -365,6 +365,19 @@ fn op_mem_donate_rejects_list_not_ns() {
     assert_eq!(call(&rmm, RmiFid::OP_MEM_DONATE, &[h, NS3, 1])[0], INPUT);
 }
 
+/// Donates the single descriptor `d` (written to NS3) to the operation `h`; returns x0.
+fn donate_one(
+    f: &Fixture,
+    rmm: &crate::Rmm<'_, &crate::sim::SimPlatform>,
+    h: u64,
+    d: AddrRangeDesc,
+) -> u64 {
+    f.sim
+        .host_write(pa(NS3), &d.encode().to_le_bytes())
+        .unwrap();
+    call(rmm, RmiFid::OP_MEM_DONATE, &[h, NS3, 1])[0]
+}
+
 #[test]
 fn op_mem_donate_rejects_undelegated_descriptor() {
     let f = Fixture::new();
@@ -376,10 +389,7 @@ fn op_mem_donate_rejects_undelegated_descriptor() {
         addr: aux_base(0),
         undelegated: true,
     };
-    f.sim
-        .host_write(pa(NS3), &d.encode().to_le_bytes())
-        .unwrap();
-    assert_eq!(call(&rmm, RmiFid::OP_MEM_DONATE, &[h, NS3, 1])[0], INPUT);
+    assert_eq!(donate_one(&f, &rmm, h, d), INPUT);
 }
 
 #[test]
@@ -393,10 +403,7 @@ fn op_mem_donate_rejects_misaligned_descriptor() {
         addr: aux_base(0),
         undelegated: false,
     };
-    f.sim
-        .host_write(pa(NS3), &d.encode().to_le_bytes())
-        .unwrap();
-    assert_eq!(call(&rmm, RmiFid::OP_MEM_DONATE, &[h, NS3, 1])[0], INPUT);
+    assert_eq!(donate_one(&f, &rmm, h, d), INPUT);
 }
 
 #[test]

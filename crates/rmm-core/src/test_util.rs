@@ -59,6 +59,23 @@ impl Fixture {
         Self::with(banks(), SIM_CPU)
     }
 
+    /// A machine with a 52-bit PA CPU (LPA2) and an extra 4-granule bank at 2^48; returns it
+    /// and that bank's base (a granule the RMM tracks but a non-LPA2 realm cannot map).
+    pub fn with_bank_above_48_bits() -> (Self, u64) {
+        let cpu = CpuFeatures {
+            pa_width: 52,
+            lpa2: true,
+            ..SIM_CPU
+        };
+        let hi = 1u64 << 48;
+        let mut b = banks();
+        b.push(MemoryBank {
+            base: hi,
+            size: 4 * cca_abi::GRANULE_SIZE,
+        });
+        (Self::with(b, cpu), hi)
+    }
+
     /// A machine with the given banks and CPU features.
     pub fn with(banks: Vec<MemoryBank>, cpu: CpuFeatures) -> Self {
         init_logger();
