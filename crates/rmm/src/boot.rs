@@ -104,6 +104,15 @@ fn read_manifest(
     if !manifest_checksum_ok(&m.plat_console, words) || &console.name[..5] != b"pl011" {
         return Err(BootError::ManifestDataError);
     }
+    // The console is identity-mapped: it must be page-aligned and below the DRAM aliases.
+    if console.base % 4096 != 0
+        || console
+            .base
+            .checked_add(16 * 4096)
+            .is_none_or(|end| end > REALM_ALIAS)
+    {
+        return Err(BootError::ManifestDataError);
+    }
     Ok((banks, nbanks, console))
 }
 
@@ -238,10 +247,17 @@ pub fn cold(
         version & 0xffff
     );
     for b in banks {
-        if b.base >= REALM_ALIAS || b.size >= REALM_ALIAS {
+        // Both aliases (PA + 2^44, PA + 2^45) must stay apart: every bank ends below 2^44.
+        if b.base
+            .checked_add(b.size)
+            .is_none_or(|end| end > REALM_ALIAS)
+        {
             return Err(fail(
                 BootError::ManifestDataError,
-                format_args!("DRAM bank {:#x} above the RMM's aliases", b.base),
+                format_args!(
+                    "DRAM bank {:#x}+{:#x} reaches the RMM's aliases at 2^44",
+                    b.base, b.size
+                ),
             ));
         }
         println!("DRAM bank {:#x}..{:#x}", b.base, b.base + b.size);
