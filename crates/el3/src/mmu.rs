@@ -1,11 +1,9 @@
 //! EL3's stage 1 translation: an identity map in which every region names its PAS
 //! (Root for EL3's own memory and devices, Realm for the RMM carve-out, Non-secure for DRAM).
 
-use aarch64_paging::descriptor::{El23Attributes, PhysicalAddress};
-use aarch64_paging::paging::El3;
-use aarch64_paging::paging::{Constraints, MemoryRegion, PageTable};
-use aarch64_paging::Mapping;
-use fw_support::mmu::{self, TablePool};
+use aarch64_paging::descriptor::El23Attributes;
+use aarch64_paging::paging::{El3, PageTable};
+use fw_support::mmu;
 use fw_support::once::TakeOnce;
 use fw_support::write_sysreg;
 
@@ -32,22 +30,15 @@ pub struct MmuRegs {
 
 /// Builds the map from `(start, end, attributes)` regions.
 pub fn build(regions: &[(u64, u64, El23Attributes)], pa_range: u64) -> MmuRegs {
-    let pool = TablePool::new(POOL.take().expect("EL3 page tables built twice"));
-    let mut map = Mapping::new(pool, 0, El3);
-    for &(start, end, attrs) in regions {
-        let range = MemoryRegion::new(start as usize, end as usize);
-        if let Err(e) = map.map_range(
-            &range,
-            PhysicalAddress(start as usize),
-            attrs,
-            Constraints::empty(),
-        ) {
-            panic!("EL3 map of {start:#x}..{end:#x} failed: {e:?}");
-        }
-    }
-    let ttbr0 = map.root_address().0 as u64;
-    // The map lives for the rest of the program; its tables are in static memory.
-    core::mem::forget(map);
+    let tables = POOL.take().expect("EL3 page tables built twice");
+    let ttbr0 = mmu::build(
+        tables,
+        El3,
+        "EL3",
+        regions
+            .iter()
+            .map(|&(start, end, attrs)| (start, end, start, attrs)),
+    );
     MmuRegs {
         ttbr0,
         tcr: mmu::tcr(pa_range.min(5)),

@@ -2,7 +2,10 @@
 //! static pool of table pages, and the register set-up that turns the MMU on.
 
 use aarch64_paging::descriptor::{El23Attributes, PhysicalAddress};
-use aarch64_paging::paging::{PageTable, Translation};
+use aarch64_paging::paging::{
+    Constraints, MemoryRegion, PageTable, Translation, TranslationRegime,
+};
+use aarch64_paging::Mapping;
 use core::ptr::NonNull;
 
 /// MAIR index 0: Device-nGnRE.
@@ -74,4 +77,38 @@ impl<const N: usize> Translation<El23Attributes> for TablePool<N> {
 pub const fn tcr(ps: u64) -> u64 {
     let t0sz = 16;
     (1 << 31) | (1 << 23) | (ps << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | t0sz
+}
+
+/// One mapping: `(va_start, va_end, pa_start, attributes)`.
+pub type Region = (u64, u64, u64, El23Attributes);
+
+/// Builds translation tables for `regions` in `regime` (a 48-bit, level 0 rooted regime without
+/// ASIDs: EL2 or EL3) from the static `tables`, and returns the root's address for TTBR0. The
+/// tables live for the rest of the program. A region that cannot be mapped is a firmware bug:
+/// `what` names the image in the panic.
+pub fn build<R, const N: usize>(
+    tables: &'static mut [PageTable<El23Attributes>; N],
+    regime: R,
+    what: &str,
+    regions: impl IntoIterator<Item = Region>,
+) -> u64
+where
+    R: TranslationRegime<Attributes = El23Attributes, Asid = (), VaRange = ()>,
+{
+    let mut map = Mapping::new(TablePool::new(tables), 0, regime);
+    for (va, va_end, pa, attrs) in regions {
+        let range = MemoryRegion::new(va as usize, va_end as usize);
+        if let Err(e) = map.map_range(
+            &range,
+            PhysicalAddress(pa as usize),
+            attrs,
+            Constraints::empty(),
+        ) {
+            panic!("{what}: mapping {va:#x}..{va_end:#x} failed: {e:?}");
+        }
+    }
+    let root = map.root_address().0 as u64;
+    // The tables are static and stay in use; dropping the mapping would deactivate it.
+    core::mem::forget(map);
+    root
 }

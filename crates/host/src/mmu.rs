@@ -1,9 +1,8 @@
 //! The host's stage 1: an identity map of its DRAM and the console.
 
-use aarch64_paging::descriptor::{El23Attributes, PhysicalAddress};
-use aarch64_paging::paging::{Constraints, El2, MemoryRegion, PageTable};
-use aarch64_paging::Mapping;
-use fw_support::mmu::{self, TablePool};
+use aarch64_paging::descriptor::El23Attributes;
+use aarch64_paging::paging::{El2, PageTable};
+use fw_support::mmu;
 use fw_support::once::TakeOnce;
 use fw_support::write_sysreg;
 use spin::Once;
@@ -23,8 +22,6 @@ const DRAM: (u64, u64) = (0x4000_0000, 0xC000_0000);
 
 /// Builds the map and turns the MMU on for the boot CPU.
 pub fn init() {
-    let pool = TablePool::new(POOL.take().expect("host page tables built once"));
-    let mut map = Mapping::new(pool, 0, El2);
     let text_end = (&raw const __text_end) as u64;
     let end = (&raw const __host_end) as u64;
     let regions = [
@@ -34,19 +31,13 @@ pub fn init() {
         (end, DRAM.1, mmu::RW_DATA),
         (0x0900_0000, 0x0900_1000, mmu::DEVICE),
     ];
-    for (start, stop, attrs) in regions {
-        let range = MemoryRegion::new(start as usize, stop as usize);
-        if let Err(e) = map.map_range(
-            &range,
-            PhysicalAddress(start as usize),
-            attrs,
-            Constraints::empty(),
-        ) {
-            panic!("host map of {start:#x}..{stop:#x} failed: {e:?}");
-        }
-    }
-    let ttbr = map.root_address().0 as u64;
-    core::mem::forget(map);
+    let tables = POOL.take().expect("host page tables built once");
+    let ttbr = mmu::build(
+        tables,
+        El2,
+        "host",
+        regions.map(|(start, stop, attrs)| (start, stop, start, attrs)),
+    );
     let id = fw_support::sysreg::CpuId::read();
     REGS.call_once(|| (ttbr, mmu::tcr(id.pa_range().min(5))));
     enable_shared();

@@ -3,14 +3,13 @@
 
 use crate::entry::MAX_CPUS;
 use crate::platform::{FwPlatform, NS_ALIAS, REALM_ALIAS};
-use aarch64_paging::descriptor::{El23Attributes, PhysicalAddress};
-use aarch64_paging::paging::{Constraints, El2, MemoryRegion, PageTable};
-use aarch64_paging::Mapping;
+use aarch64_paging::descriptor::El23Attributes;
+use aarch64_paging::paging::{El2, PageTable};
 use cca_abi::el3::{
     manifest_checksum_ok, BootError, BootManifest, ConsoleInfo, MemoryBank, MANIFEST_MIN_MINOR,
 };
 use core::sync::atomic::AtomicU16;
-use fw_support::mmu::{self, TablePool};
+use fw_support::mmu;
 use fw_support::once::TakeOnce;
 use fw_support::sysreg::CpuId;
 use fw_support::{println, write_sysreg};
@@ -117,8 +116,6 @@ fn read_manifest(
 }
 
 fn build_mmu(banks: &[MemoryBank], console: &ConsoleInfo, shared: u64, id: &CpuId) -> MmuRegs {
-    let pool = TablePool::new(POOL.take().expect("RMM page tables built twice"));
-    let mut map = Mapping::new(pool, 0, El2);
     let base = crate::entry::_start_addr();
     let text_end = (&raw const __text_end) as u64;
     let rodata_end = (&raw const __rodata_end) as u64;
@@ -160,25 +157,14 @@ fn build_mmu(banks: &[MemoryBank], console: &ConsoleInfo, shared: u64, id: &CpuI
         (lo, lo + stack_size - 4096, lo, mmu::RW_DATA)
     });
     let exc = core::iter::once((stacks_end, end, stacks_end, mmu::RW_DATA));
-    for (va, va_end, pa, attrs) in regions
+    let all = regions
         .iter()
         .take(5 + 2 * banks.len())
         .copied()
         .chain(guarded)
-        .chain(exc)
-    {
-        let range = MemoryRegion::new(va as usize, va_end as usize);
-        if let Err(e) = map.map_range(
-            &range,
-            PhysicalAddress(pa as usize),
-            attrs,
-            Constraints::empty(),
-        ) {
-            panic!("RMM map of {va:#x}..{va_end:#x} failed: {e:?}");
-        }
-    }
-    let ttbr0 = map.root_address().0 as u64;
-    core::mem::forget(map);
+        .chain(exc);
+    let tables = POOL.take().expect("RMM page tables built twice");
+    let ttbr0 = mmu::build(tables, El2, "RMM", all);
     MmuRegs {
         ttbr0,
         tcr: mmu::tcr(id.pa_range().min(5)),
