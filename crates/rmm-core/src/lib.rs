@@ -47,7 +47,7 @@ pub mod config;
 pub mod delegate;
 pub mod dispatch;
 pub mod error;
-pub mod esr;
+pub use cca_abi::arch::esr;
 pub mod features;
 pub mod granule;
 pub mod pa;

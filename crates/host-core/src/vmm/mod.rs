@@ -1,0 +1,11 @@
+//! The hypervisor's objects.
+//!
+//! * [`platform`]: the realm platform (kvmtool's arm64 layout);
+//! * [`loader`]: the arm64 Linux `Image` header and where kernel, DTB and initrd go;
+//! * [`dtb`]: the device tree generated at launch;
+//! * [`launch`]: the launch description the launcher hands the host.
+
+pub mod dtb;
+pub mod launch;
+pub mod loader;
+pub mod platform;
