@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 pub struct Vgic {
     mpidrs: Vec<u64>,
     nr_spis: u32,
+    spi_lines: Vec<bool>,
 }
 
 impl Vgic {
@@ -18,6 +19,7 @@ impl Vgic {
         Self {
             mpidrs: mpidrs.to_vec(),
             nr_spis,
+            spi_lines: alloc::vec![false; nr_spis as usize],
         }
     }
 
@@ -29,5 +31,24 @@ impl Vgic {
     /// Number of SPIs.
     pub fn nr_spis(&self) -> u32 {
         self.nr_spis
+    }
+
+    /// Drives the line of SPI `intid` (32..32 + nr_spis) to `level`; other INTIDs are ignored.
+    pub fn set_spi_level(&mut self, intid: u32, level: bool) {
+        if let Some(l) = intid
+            .checked_sub(32)
+            .and_then(|i| self.spi_lines.get_mut(i as usize))
+        {
+            *l = level;
+        }
+    }
+
+    /// The level of SPI `intid`'s line (false for INTIDs that are not SPIs).
+    pub fn spi_level(&self, intid: u32) -> bool {
+        intid
+            .checked_sub(32)
+            .and_then(|i| self.spi_lines.get(i as usize))
+            .copied()
+            .unwrap_or(false)
     }
 }
