@@ -19,6 +19,7 @@ extern crate alloc;
 
 pub mod bench;
 pub mod boot;
+pub mod client;
 pub mod devices;
 pub mod realm;
 pub mod rmi;

@@ -6,6 +6,9 @@
 //! * [`launch`]: the launch description the launcher hands the host.
 
 pub mod dtb;
+pub mod error;
+pub mod granules;
 pub mod launch;
 pub mod loader;
 pub mod platform;
+pub mod rtt;
