@@ -126,32 +126,7 @@ mod timer_ctl {
     pub const ISTATUS: u64 = 1 << 2;
 }
 
-/// The host's GIC virtual CPU interface (GICv3 `ICH_*_EL2`) and the counter the realm's
-/// timers compare against. The firmware implements it with system registers; tests with a
-/// model.
-pub trait VirtualCpuInterface {
-    /// `ICH_VTR_EL2`.
-    fn vtr(&mut self) -> u64;
-    /// Reads `ICH_LR<n>_EL2`.
-    fn read_lr(&mut self, n: usize) -> u64;
-    /// Writes `ICH_LR<n>_EL2`.
-    fn write_lr(&mut self, n: usize, value: u64);
-    /// Reads `ICH_AP0R<n>_EL2` (group 0) or `ICH_AP1R<n>_EL2` (group 1).
-    fn read_apr(&mut self, group: usize, n: usize) -> u64;
-    /// Writes `ICH_AP0R<n>_EL2` or `ICH_AP1R<n>_EL2`.
-    fn write_apr(&mut self, group: usize, n: usize, value: u64);
-    /// Reads `ICH_VMCR_EL2`.
-    fn read_vmcr(&mut self) -> u64;
-    /// Writes `ICH_VMCR_EL2`.
-    fn write_vmcr(&mut self, value: u64);
-    /// Writes `ICH_HCR_EL2`.
-    fn write_hcr(&mut self, value: u64);
-    /// Reads `ICH_MISR_EL2`.
-    fn read_misr(&mut self) -> u64;
-    /// The physical counter (`CNTPCT_EL0`); realms run with zero timer offsets, so their
-    /// compare values are in its terms.
-    fn counter(&mut self) -> u64;
-}
+pub use crate::vmm::host::VirtualCpuInterface;
 
 /// Where the lines the realm prints on its UART go (the firmware prints them as `[REALM] …`).
 pub trait RealmConsole {

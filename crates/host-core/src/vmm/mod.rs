@@ -8,6 +8,9 @@
 pub mod dtb;
 pub mod error;
 pub mod granules;
+pub mod host;
+pub mod memory;
+pub mod realm;
 pub mod launch;
 pub mod loader;
 pub mod platform;
