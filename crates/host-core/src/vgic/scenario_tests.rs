@@ -1,0 +1,1 @@
+//! Whole-GIC scenarios (filled in below).
