@@ -1,7 +1,9 @@
 //! The library behind `cargo xtask`: tool set-up, image builds and QEMU runs, shared with the
 //! end-to-end test crate.
 
+pub mod guest;
 pub mod images;
+pub mod launch;
 pub mod qemu;
 pub mod setup;
 

@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
-use xtask::{images, qemu, setup, workspace_root, RunArgs};
+use xtask::{images, launch, qemu, setup, workspace_root, RunArgs};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,9 @@ enum Cmd {
     Test(TestArgs),
     /// Boot under `-icount shift=0` and report instructions per RMI operation.
     Bench,
+    /// Boot a Linux realm (kvmtool's options: -k, -i, -p, -m, -c, --measurement-algo,
+    /// --realm-pv), interactively.
+    Run(launch::LaunchArgs),
     /// Check formatting and run clippy on the host crates and on the firmware images.
     Lint,
 }
@@ -62,6 +65,36 @@ fn main() -> Result<()> {
             outcome.report();
             if !outcome.passed() {
                 bail!("the demonstration failed");
+            }
+        }
+        Cmd::Run(args) => {
+            let tc = setup::ensure_all()?;
+            let imgs = images::build_all(&root, &tc)?;
+            let Some(kernel) = args.kernel.clone() else {
+                bail!("pass the kernel Image with -k FILE");
+            };
+            let p = launch::prepare(
+                &args,
+                &kernel,
+                args.initrd.as_deref(),
+                &root.join("target/launch"),
+            )?;
+            launch::describe(&p);
+            let code = if args.timeout > 0 {
+                let out = launch::run_captured(
+                    &imgs,
+                    &p,
+                    args.rmm.as_deref(),
+                    args.icount,
+                    std::time::Duration::from_secs(args.timeout),
+                    true,
+                )?;
+                out.exit_code.unwrap_or(1)
+            } else {
+                launch::run_interactive(&imgs, &p, args.rmm.as_deref(), args.icount)?
+            };
+            if code != 0 {
+                bail!("the realm run failed (QEMU exit status {code})");
             }
         }
         Cmd::Bench => {

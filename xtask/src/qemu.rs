@@ -65,6 +65,18 @@ fn raw_image(path: &Path, dir: &Path, name: &str) -> Result<PathBuf> {
 /// at [`PAYLOAD_ADDR`] with its size at [`PAYLOAD_SIZE_ADDR`]; without it (or if the file
 /// cannot be read) neither is loaded.
 pub fn command(el3: &Path, rmm: &Path, host: &Path, realm: Option<&Path>, icount: bool) -> Command {
+    command_with_mem(el3, rmm, host, realm, icount, "2G")
+}
+
+/// [`command`] with `mem` (QEMU's `-m` value) of DRAM.
+pub fn command_with_mem(
+    el3: &Path,
+    rmm: &Path,
+    host: &Path,
+    realm: Option<&Path>,
+    icount: bool,
+    mem: &str,
+) -> Command {
     let mut cmd = Command::new("qemu-system-aarch64");
     cmd.args([
         "-M",
@@ -73,7 +85,7 @@ pub fn command(el3: &Path, rmm: &Path, host: &Path, realm: Option<&Path>, icount
         "max,x-rme=on",
     ])
     .args([
-        "-m", "2G", "-smp", "2", "-display", "none", "-monitor", "none", "-serial", "stdio",
+        "-m", mem, "-smp", "2", "-display", "none", "-monitor", "none", "-serial", "stdio",
     ])
     .args([
         "-semihosting-config",

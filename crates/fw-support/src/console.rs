@@ -14,6 +14,8 @@ struct Console {
     uart: Uart<'static>,
     label: &'static str,
     at_line_start: bool,
+    /// The label of the line in progress.
+    current: &'static str,
 }
 
 static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
@@ -32,22 +34,70 @@ pub unsafe fn init(base: usize, label: &'static str) {
         uart: Uart::new(regs),
         label,
         at_line_start: true,
+        current: label,
     });
 }
 
-impl Write for Console {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
+impl Console {
+    /// Starts a line for `label` if needed: a line another label left unfinished is ended
+    /// first, so every line carries exactly one label.
+    fn start(&mut self, label: &'static str) -> fmt::Result {
+        if !self.at_line_start && self.current != label {
+            self.uart.write_str("\n")?;
+            self.at_line_start = true;
+        }
+        if self.at_line_start {
+            self.uart.write_str("[")?;
+            self.uart.write_str(label)?;
+            self.uart.write_str("] ")?;
+            self.at_line_start = false;
+            self.current = label;
+        }
+        Ok(())
+    }
+
+    fn write_as(&mut self, label: &'static str, s: &str) -> fmt::Result {
         for line in s.split_inclusive('\n') {
-            if self.at_line_start {
-                self.uart.write_str("[")?;
-                self.uart.write_str(self.label)?;
-                self.uart.write_str("] ")?;
-            }
+            self.start(label)?;
             self.uart.write_str(line)?;
             self.at_line_start = line.ends_with('\n');
         }
         Ok(())
     }
+}
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write_as(self.label, s)
+    }
+}
+
+/// Writes bytes another party produced (a guest's console) under `label`, byte by byte as
+/// they come (an interactive prompt shows before its line ends). Carriage returns are
+/// dropped: every line ends with a newline alone.
+pub fn write_bytes_as(label: &'static str, bytes: &[u8]) {
+    if let Some(c) = CONSOLE.lock().as_mut() {
+        for &b in bytes {
+            if b == b'\r' {
+                continue;
+            }
+            if c.start(label).is_err() {
+                return;
+            }
+            c.uart.write_word(b);
+            c.at_line_start = b == b'\n';
+        }
+    }
+}
+
+/// A byte received on the console, if one is waiting.
+pub fn read_byte() -> Option<u8> {
+    let mut guard = CONSOLE.lock();
+    let c = guard.as_mut()?;
+    if c.uart.is_rx_fifo_empty() {
+        return None;
+    }
+    c.uart.read_word().ok().flatten()
 }
 
 /// Prints formatted text (used by the `print!`/`println!` macros).

@@ -83,12 +83,12 @@ pub struct Unmapped {
 }
 
 /// Supplies the granules a stateful operation asks for and takes back the ones it returns.
-pub trait SroMemory {
+pub trait SroMemory<C: Conduit> {
     /// Delegated granules for a `DONATE` request: returns the PA of `count` contiguous
-    /// granules (delegated), or `None` when there is no memory left.
-    fn donate(&mut self, req: DonateReq) -> Option<u64>;
+    /// granules (delegated through `rmi`), or `None` when there is no memory left.
+    fn donate(&mut self, rmi: &mut Rmi<'_, C>, req: DonateReq) -> Option<u64>;
     /// Granules the RMM handed back (`RECLAIM`); they are still delegated.
-    fn reclaimed(&mut self, desc: AddrRangeDesc);
+    fn reclaimed(&mut self, rmi: &mut Rmi<'_, C>, desc: AddrRangeDesc);
 }
 
 fn check(fid: RmiFid, r: Outcome) -> RmiResult<Outcome> {
@@ -300,7 +300,7 @@ impl<C: Conduit> Rmi<'_, C> {
         rec: u64,
         params: &RecParams,
         pages: (u64, u64),
-        sro: &mut dyn SroMemory,
+        sro: &mut dyn SroMemory<C>,
     ) -> RmiResult<()> {
         mem.write(pages.0, params.as_bytes());
         let first = self.call(RmiFid::REC_CREATE, &[rd, rec, pages.0]);
@@ -314,7 +314,7 @@ impl<C: Conduit> Rmi<'_, C> {
         mem: &mut M,
         rec: u64,
         list_page: u64,
-        sro: &mut dyn SroMemory,
+        sro: &mut dyn SroMemory<C>,
     ) -> RmiResult<()> {
         let first = self.call(RmiFid::REC_DESTROY, &[rec]);
         self.drive_sro(mem, RmiFid::REC_DESTROY, first, list_page, sro)
@@ -327,7 +327,7 @@ impl<C: Conduit> Rmi<'_, C> {
         fid: RmiFid,
         first: Outcome,
         list_page: u64,
-        sro: &mut dyn SroMemory,
+        sro: &mut dyn SroMemory<C>,
     ) -> RmiResult<()> {
         let mut r = first;
         let handle = r.regs[1];
@@ -347,11 +347,14 @@ impl<C: Conduit> Rmi<'_, C> {
                     }
                     let granules = want.bytes() / G;
                     let n = granules.min(DONATE_LIST_MAX);
-                    let Some(base) = sro.donate(DonateReq {
-                        size: BlockSize::L3_4K,
-                        count: n as u16,
-                        ..want
-                    }) else {
+                    let Some(base) = sro.donate(
+                        self,
+                        DonateReq {
+                            size: BlockSize::L3_4K,
+                            count: n as u16,
+                            ..want
+                        },
+                    ) else {
                         return Err(unexpected(fid, &r, "out of memory to donate"));
                     };
                     let mut list = [0u64; DONATE_LIST_MAX as usize];
@@ -380,7 +383,7 @@ impl<C: Conduit> Rmi<'_, C> {
                         let mut raw = [0u64; DONATE_LIST_MAX as usize];
                         mem.read(list_page, raw[..got].as_mut_bytes());
                         for d in &raw[..got] {
-                            sro.reclaimed(AddrRangeDesc::decode(*d));
+                            sro.reclaimed(self, AddrRangeDesc::decode(*d));
                         }
                     }
                     r2

@@ -178,3 +178,43 @@ impl VirtualCpuInterface for VirtualCpu {
         read_sysreg!(cntpct_el0)
     }
 }
+
+/// The redistributors on QEMU `virt` (128 KiB per CPU).
+const GICR_BASE: u64 = 0x080A_0000;
+/// Offset of a redistributor's SGI/PPI frame.
+const GICR_SGI_FRAME: u64 = 0x1_0000;
+/// `GICR_ISENABLER0` in the SGI frame.
+const GICR_ISENABLER0: u64 = 0x100;
+/// `GICR_IPRIORITYR<n>` in the SGI frame.
+const GICR_IPRIORITYR: u64 = 0x400;
+
+/// The physical interrupts that make a running REC exit to this host: the GIC maintenance
+/// interrupt (25), the host's EL2 timer (26, the scheduler's preemption tick) and the EL1
+/// virtual and physical timers (27, 30) that a realm's timers drive while it runs.
+pub const HOST_PPIS: [u32; 4] = [25, 26, 27, 30];
+
+/// Enables [`HOST_PPIS`] on CPU `cpu`'s redistributor (EL3 put every PPI in Non-secure
+/// Group 1 and woke the redistributor) and opens this CPU's interface for Group 1 at every
+/// priority. The host itself runs with IRQs masked: the interrupts only end realm runs and
+/// wake `WFI`; none is ever taken at NS-EL2.
+pub fn enable_host_interrupts(cpu: usize) {
+    let sgi = GICR_BASE + cpu as u64 * 0x2_0000 + GICR_SGI_FRAME;
+    let mut enable = 0u32;
+    for intid in HOST_PPIS {
+        enable |= 1 << intid;
+        let prio = sgi + GICR_IPRIORITYR + u64::from(intid);
+        // SAFETY: the redistributor frames are mapped as device memory; the priority byte
+        // and ISENABLER0 of this CPU's PPIs belong to the Non-secure host (Group 1 NS).
+        unsafe { (prio as *mut u8).write_volatile(0x80) };
+    }
+    // SAFETY: as above; ISENABLER0 is write-1-to-set, other bits are unaffected.
+    unsafe { ((sgi + GICR_ISENABLER0) as *mut u32).write_volatile(enable) };
+    // SAFETY: ICC_PMR_EL1 (priority mask) and ICC_IGRPEN1_EL1 (Group 1 enable) of the
+    // physical CPU interface at EL2 only decide which interrupts are signalled to this CPU;
+    // PSTATE.I stays set, so the host never takes one.
+    unsafe {
+        write_sysreg!(s3_0_c4_c6_0, 0xffu64);
+        write_sysreg!(s3_0_c12_c12_7, 1u64);
+        core::arch::asm!("isb", options(nostack));
+    }
+}

@@ -1,4 +1,4 @@
-//! The host's stage 1: an identity map of its DRAM and the console.
+//! The host's stage 1: an identity map of its DRAM, the console, the RTC and the GIC.
 
 use aarch64_paging::descriptor::El23Attributes;
 use aarch64_paging::paging::{El2, PageTable};
@@ -18,18 +18,27 @@ unsafe extern "C" {
 }
 
 const IMAGE_BASE: u64 = 0x6000_0000;
-const DRAM: (u64, u64) = (0x4000_0000, 0xC000_0000);
 
-/// Builds the map and turns the MMU on for the boot CPU.
-pub fn init() {
+/// The GIC (distributor, ITS, redistributors) on QEMU `virt`.
+pub const GIC_WINDOW: (u64, u64) = (0x0800_0000, 0x0900_0000);
+/// UART0, the console.
+pub const UART0: u64 = 0x0900_0000;
+/// The PL031 real-time clock.
+pub const PL031: u64 = 0x0901_0000;
+
+/// Builds the identity map of DRAM `[dram_base, dram_end)` and the devices the host uses,
+/// and turns the MMU on for the boot CPU.
+pub fn init(dram_base: u64, dram_end: u64) {
     let text_end = (&raw const __text_end) as u64;
     let end = (&raw const __host_end) as u64;
     let regions = [
-        (DRAM.0, IMAGE_BASE, mmu::RW_DATA),
+        (dram_base, IMAGE_BASE, mmu::RW_DATA),
         (IMAGE_BASE, text_end, mmu::RX_CODE),
         (text_end, end, mmu::RW_DATA),
-        (end, DRAM.1, mmu::RW_DATA),
-        (0x0900_0000, 0x0900_1000, mmu::DEVICE),
+        (end, dram_end, mmu::RW_DATA),
+        (UART0, UART0 + 0x1000, mmu::DEVICE),
+        (PL031, PL031 + 0x1000, mmu::DEVICE),
+        (GIC_WINDOW.0, GIC_WINDOW.1, mmu::DEVICE),
     ];
     let tables = POOL.take().expect("host page tables built once");
     let ttbr = mmu::build(

@@ -1,0 +1,258 @@
+//! A Linux realm on kvmtool's platform: from a launch configuration and the kernel's `Image`
+//! header to everything the VM is built from (realm parameters, layout, device tree, RECs,
+//! what is loaded where and whether it is measured), and the RIM that build will produce.
+//!
+//! The host builds the VM from a [`LinuxPlan`]; the launcher computes the same plan from the
+//! same description and predicts the RIM with [`LinuxPlan::predict_rim`], so the two cannot
+//! disagree about what is measured.
+
+use super::dtb::{self, DtbConfig};
+use super::loader::{self, ImageHeader, Layout, LoadError, Part};
+use super::platform::{self, RAM_BASE};
+use super::vm::Load;
+use alloc::string::String;
+use alloc::vec::Vec;
+use cca_abi::rmi::{data_flags, rec_mpidr, RealmParams, RecParams, REC_PARAMS_FLAG_RUNNABLE};
+use cca_abi::GRANULE_SIZE as G;
+use cca_measure::Measurement;
+use core::fmt;
+use zerocopy::FromZeros;
+
+/// What the launch asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinuxConfig {
+    /// Guest RAM in bytes (at [`RAM_BASE`]).
+    pub mem: u64,
+    /// Number of vCPUs.
+    pub cpus: usize,
+    /// `RmiHashAlgorithm` (0 SHA-256, 1 SHA-512).
+    pub hash_algo: u8,
+    /// The Realm Personalisation Value.
+    pub rpv: [u8; 64],
+    /// Breakpoints and watchpoints the realm gets.
+    pub num_bps: u64,
+    /// See `num_bps`.
+    pub num_wps: u64,
+    /// Extra kernel command line, appended to the console arguments the host adds.
+    pub params: String,
+    /// Whether the initrd's contents are measured.
+    pub measure_initrd: bool,
+}
+
+/// Why a plan cannot be made.
+#[derive(Debug)]
+pub enum PlanError {
+    /// The RAM size gives no IPA width.
+    BadRam,
+    /// The kernel file or the layout.
+    Load(LoadError),
+    /// The device tree.
+    Dtb(dtb::DtbError),
+    /// No vCPU.
+    NoCpus,
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadRam => write!(f, "guest RAM must be a non-empty number of bytes"),
+            Self::Load(e) => write!(f, "{e}"),
+            Self::Dtb(e) => write!(f, "device tree: {e}"),
+            Self::NoCpus => write!(f, "a realm needs at least one vCPU"),
+        }
+    }
+}
+
+/// Everything a Linux realm is built from.
+#[derive(Clone, Debug)]
+pub struct LinuxPlan {
+    /// Realm parameters (RTT fields are the VM's to fill in).
+    pub params: RealmParams,
+    /// Guest RAM `(base, size)`.
+    pub ram: (u64, u64),
+    /// IPA width.
+    pub ipa_bits: u32,
+    /// Where kernel, initrd and DTB go.
+    pub layout: Layout,
+    /// The device tree.
+    pub dtb: Vec<u8>,
+    /// The kernel command line in it.
+    pub bootargs: String,
+    /// One REC per vCPU.
+    pub recs: Vec<RecParams>,
+    /// Whether the initrd is measured.
+    pub measure_initrd: bool,
+}
+
+impl LinuxPlan {
+    /// Plans a realm for `cfg` booting the kernel whose file starts with `kernel_head` (at
+    /// least its 64-byte header) and is `kernel_len` bytes long, with an initrd of
+    /// `initrd_len` bytes.
+    pub fn new(
+        cfg: &LinuxConfig,
+        kernel_head: &[u8],
+        kernel_len: u64,
+        initrd_len: Option<u64>,
+    ) -> Result<Self, PlanError> {
+        if cfg.cpus == 0 {
+            return Err(PlanError::NoCpus);
+        }
+        let ipa_bits = platform::ipa_bits(RAM_BASE, cfg.mem).ok_or(PlanError::BadRam)?;
+        let header = ImageHeader::parse(kernel_head).map_err(PlanError::Load)?;
+        let layout = loader::plan(
+            RAM_BASE,
+            cfg.mem,
+            &header,
+            kernel_len,
+            initrd_len,
+            dtb::DTB_MAX_SIZE,
+        )
+        .map_err(PlanError::Load)?;
+        let mut bootargs = dtb::console_bootargs(ipa_bits).ok_or(PlanError::BadRam)?;
+        if !cfg.params.is_empty() {
+            bootargs.push(' ');
+            bootargs.push_str(&cfg.params);
+        }
+        let mpidrs: Vec<u64> = (0..cfg.cpus as u64)
+            .map(|i| rec_mpidr::to_mpidr_el1(rec_mpidr::from_index(i)))
+            .collect();
+        let dtb = dtb::generate(&DtbConfig {
+            ram_base: RAM_BASE,
+            ram_size: cfg.mem,
+            mpidrs: &mpidrs,
+            bootargs: Some(&bootargs),
+            initrd: layout.initrd.map(|r| (r.base, r.size)),
+            pci: None,
+        })
+        .map_err(PlanError::Dtb)?;
+        let mut params = RealmParams::new_zeroed();
+        params.s2sz = u64::from(ipa_bits);
+        params.hash_algo = cfg.hash_algo;
+        params.rpv = cfg.rpv;
+        params.num_bps = cfg.num_bps;
+        params.num_wps = cfg.num_wps;
+        let recs = (0..cfg.cpus)
+            .map(|i| {
+                let mut p = RecParams::new_zeroed();
+                p.mpidr = rec_mpidr::from_index(i as u64);
+                if i == 0 {
+                    p.flags = REC_PARAMS_FLAG_RUNNABLE;
+                    p.pc = layout.pc;
+                    p.gprs[0] = layout.x0;
+                }
+                p
+            })
+            .collect();
+        Ok(Self {
+            params,
+            ram: (RAM_BASE, cfg.mem),
+            ipa_bits,
+            layout,
+            dtb,
+            bootargs,
+            recs,
+            measure_initrd: cfg.measure_initrd,
+        })
+    }
+
+    /// What the VM loads, in address order (the measurement order), given where the kernel,
+    /// initrd and DTB bytes are in host memory.
+    pub fn loads(&self, kernel_pa: u64, initrd_pa: Option<u64>, dtb_pa: u64) -> Vec<Load> {
+        self.layout
+            .in_address_order()
+            .into_iter()
+            .filter_map(|(part, r)| {
+                let (src, len, measured) = match part {
+                    Part::Image => (kernel_pa, r.size, true),
+                    Part::Initrd => (initrd_pa?, r.size, self.measure_initrd),
+                    Part::Dtb => (dtb_pa, self.dtb.len() as u64, true),
+                };
+                Some(Load {
+                    ipa: r.base,
+                    src,
+                    len,
+                    measured,
+                })
+            })
+            .collect()
+    }
+
+    /// The RIM the RMM will compute for this plan with these file contents.
+    pub fn predict_rim(&self, kernel: &[u8], initrd: Option<&[u8]>) -> Option<Measurement> {
+        let mut m = Measurement::realm_create(&self.params)?;
+        for (part, r) in self.layout.in_address_order() {
+            let (bytes, measured) = match part {
+                Part::Image => (kernel, true),
+                Part::Initrd => (initrd?, self.measure_initrd),
+                Part::Dtb => (&self.dtb[..], true),
+            };
+            let flags = if measured {
+                data_flags::MEASURE_CONTENT
+            } else {
+                data_flags::NO_MEASURE_CONTENT
+            };
+            for (k, chunk) in bytes.chunks(G as usize).enumerate() {
+                let mut page = [0u8; G as usize];
+                page[..chunk.len()].copy_from_slice(chunk);
+                m.extend_data(r.base + k as u64 * G, flags, &page);
+            }
+        }
+        for p in &self.recs {
+            m.extend_rec(p);
+        }
+        Some(m)
+    }
+}
+
+/// The devices of kvmtool's platform for `cpus` vCPUs: the virtual GIC (distributor and one
+/// redistributor per vCPU) and a bus with the 16550 UART, the MC146818 RTC, the GIC
+/// distributor and the redistributors. Unknown addresses are left off the bus (the run loop
+/// answers them as RAZ/WI).
+pub fn platform(cpus: usize) -> super::error::VmResult<(crate::vgic::Vgic, crate::devices::Bus)> {
+    use crate::devices::{gicd::Gicd, gicr::Gicr, rtc::Mc146818Rtc, uart16550::Uart16550, Bus};
+    use alloc::boxed::Box;
+    use platform::*;
+    if cpus == 0 {
+        return Err(super::error::VmError::Config(
+            "a VM needs at least one vCPU",
+        ));
+    }
+    let mpidrs: Vec<u64> = (0..cpus as u64)
+        .map(|i| rec_mpidr::to_mpidr_el1(rec_mpidr::from_index(i)))
+        .collect();
+    let vgic = crate::vgic::Vgic::new(&mpidrs, NR_SPIS);
+    let mut bus = Bus::new();
+    bus.add(
+        UART_BASE,
+        UART_SIZE,
+        Box::new(Uart16550::new(SPI_BASE + UART_SPI)),
+    )?;
+    bus.add(RTC_BASE, RTC_SIZE, Box::new(Mc146818Rtc::new()))?;
+    bus.add(GICD_BASE, GICD_SIZE, Box::new(Gicd::new()))?;
+    let gicr = gicr_base(cpus as u64);
+    for i in 0..cpus {
+        bus.add(
+            gicr + i as u64 * GICR_FRAME_SIZE,
+            GICR_FRAME_SIZE,
+            Box::new(Gicr::new(i, i + 1 == cpus)),
+        )?;
+    }
+    Ok((vgic, bus))
+}
+
+impl LinuxConfig {
+    /// The configuration a launch description asks for (its kernel and initrd are the
+    /// caller's to find).
+    pub fn from_launch(desc: &super::launch::LaunchDesc) -> Self {
+        Self {
+            mem: desc.mem_bytes(),
+            cpus: desc.cpus as usize,
+            hash_algo: desc.hash.to_rmi() as u8,
+            rpv: desc.rpv,
+            num_bps: u64::from(desc.num_bps),
+            num_wps: u64::from(desc.num_wps),
+            params: desc.bootargs.clone().unwrap_or_default(),
+            measure_initrd: desc.measure_initrd,
+        }
+    }
+}

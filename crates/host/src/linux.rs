@@ -1,0 +1,235 @@
+//! The host as a VMM: when `cargo xtask run` loaded a launch description, bring the RMM up,
+//! build the Linux realm it describes on kvmtool's platform, run it until it powers off or
+//! resets, tear it down, and end the run with a verdict.
+//!
+//! Host memory follows `host_core::vmm::placement`.
+
+use crate::machine::Machine;
+use crate::vmhost::Hw;
+use crate::{smc, Dram, Smc};
+use cca_abi::el3::sip;
+use cca_abi::psci;
+use cca_abi::rmi::{RmmConfig, RMI_VERSION_2_0};
+use fw_support::println;
+use host_core::devices::ConsoleOut;
+use host_core::vmm::error::VmError;
+use host_core::vmm::granules::GranulePool;
+use host_core::vmm::launch::{self, LaunchLimits};
+use host_core::vmm::linux::LinuxConfig;
+use host_core::vmm::linux::LinuxPlan;
+use host_core::vmm::placement::{FILES_BASE, FILES_END, LAUNCH_PAGE, POOL_BASE};
+use host_core::vmm::runloop::{DefaultHooks, RunLimits};
+use host_core::vmm::vm::{Stop, Vm, VmSpec};
+use host_core::{HostMem, Rmi};
+use zerocopy::IntoBytes;
+
+/// The launch description's text, if the launcher loaded one.
+pub fn launch_description(machine: &Machine) -> Option<&'static [u8]> {
+    let end = LAUNCH_PAGE.checked_add(launch::LAUNCH_PAGE_SIZE as u64)?;
+    if LAUNCH_PAGE < machine.dram_base || end > machine.dram_end() {
+        return None;
+    }
+    // SAFETY: the window is identity-mapped DRAM (checked above) that only QEMU's loader
+    // wrote; the host never writes it, so a shared slice for the rest of the run is sound.
+    let page =
+        unsafe { core::slice::from_raw_parts(LAUNCH_PAGE as *const u8, launch::LAUNCH_PAGE_SIZE) };
+    launch::decode_page(page).ok()
+}
+
+/// The realm's console: bytes go out labelled `[REALM]` as they come.
+struct RealmConsole;
+
+impl ConsoleOut for RealmConsole {
+    fn write_byte(&mut self, byte: u8) {
+        fw_support::console::write_bytes_as("REALM", &[byte]);
+    }
+}
+
+fn fail(what: core::fmt::Arguments<'_>) -> ! {
+    println!("RESULT: FAIL ({what})");
+    smc(sip::EXIT, &[1]);
+    fw_support::exit_emulator(0xE1)
+}
+
+/// The RMI bring-up a hypervisor does at boot: version, configuration, activation.
+/// Returns the number of RECs a realm may have.
+/// Returns what the RMM's feature registers allow a launch.
+fn bring_up(
+    rmi: &mut Rmi<'_, Smc>,
+    config_page: u64,
+) -> Result<LaunchLimits, host_core::client::RmiError> {
+    rmi.version(RMI_VERSION_2_0)?;
+    let f0 = rmi.features(0)?;
+    let f1 = rmi.features(1)?;
+    Dram.write(config_page, RmmConfig::default().as_bytes());
+    rmi.rmm_config_set(config_page)?;
+    rmi.rmm_activate()?;
+    Ok(LaunchLimits::from_features(f0, f1))
+}
+
+/// Builds and runs the realm the launch description `text` describes; never returns.
+pub fn run(machine: &Machine, text: &[u8]) -> ! {
+    println!("-- launch description found at {LAUNCH_PAGE:#x}: the host runs a Linux realm");
+    crate::gic::init();
+    crate::gic::enable_host_interrupts(0);
+    let desc = match launch::parse(text) {
+        Ok(d) => d,
+        Err(e) => fail(format_args!("bad launch description: {e}")),
+    };
+    let mut out = fw_support::console::Writer;
+    let mut rmi = Rmi::new(Smc, &mut out);
+    let pool_top = machine.dram_end();
+    let Ok(mut pool) = GranulePool::new(POOL_BASE, pool_top.saturating_sub(POOL_BASE)) else {
+        fail(format_args!(
+            "DRAM ends at {pool_top:#x}: no room for the VM above {POOL_BASE:#x}"
+        ))
+    };
+    let config_page = match pool.alloc(1, 4096, "the RMM configuration page") {
+        Ok(p) => p,
+        Err(e) => fail(format_args!("{e}")),
+    };
+    let limits = match bring_up(&mut rmi, config_page) {
+        Ok(l) => l,
+        Err(e) => fail(format_args!("bringing the RMM up: {e}")),
+    };
+    if let Err(e) = desc.validate(&limits) {
+        fail(format_args!("the launch does not fit this RMM: {e}"));
+    }
+    let Some(kernel) = desc.kernel else {
+        fail(format_args!(
+            "the launch description has no kernel (firmware boots come later)"
+        ))
+    };
+    let files_end = FILES_END.min(machine.dram_end());
+    for (what, blob) in [("kernel", Some(kernel)), ("initrd", desc.initrd)] {
+        if let Some(b) = blob {
+            let inside =
+                b.pa >= FILES_BASE && b.pa.checked_add(b.size).is_some_and(|e| e <= files_end);
+            if !inside {
+                fail(format_args!(
+                    "the {what} at {:#x} ({} bytes) is not inside the file window {FILES_BASE:#x}..{files_end:#x}",
+                    b.pa, b.size
+                ));
+            }
+        }
+    }
+    let cfg = LinuxConfig::from_launch(&desc);
+    let mut head = [0u8; 64];
+    Dram.read(kernel.pa, &mut head);
+    let plan = match LinuxPlan::new(&cfg, &head, kernel.size, desc.initrd.map(|i| i.size)) {
+        Ok(p) => p,
+        Err(e) => fail(format_args!("{e}")),
+    };
+    println!(
+        "   {} vCPU(s), {} MiB of RAM at {:#x}, {}-bit IPAs, kernel {} bytes, initrd {} bytes{}",
+        cfg.cpus,
+        cfg.mem >> 20,
+        plan.ram.0,
+        plan.ipa_bits,
+        kernel.size,
+        desc.initrd.map_or(0, |i| i.size),
+        if cfg.measure_initrd {
+            ""
+        } else {
+            " (not measured)"
+        }
+    );
+    println!("   kernel command line: {}", plan.bootargs);
+    let dtb_pages = (plan.dtb.len() as u64).div_ceil(4096);
+    let dtb_pa = match pool.alloc(dtb_pages, 4096, "the device tree") {
+        Ok(p) => p,
+        Err(e) => fail(format_args!("{e}")),
+    };
+    Dram.write(dtb_pa, &plan.dtb);
+    let loads = plan.loads(kernel.pa, desc.initrd.map(|i| i.pa), dtb_pa);
+    let (vgic, bus) = match host_core::vmm::linux::platform(cfg.cpus) {
+        Ok(v) => v,
+        Err(e) => fail(format_args!("{e}")),
+    };
+    let spec = VmSpec {
+        params: plan.params,
+        ram: plan.ram,
+        recs: &plan.recs,
+        loads: &loads,
+        initial_vmcr: 0,
+    };
+    println!("-- building the realm (RD, RTTs, RIPAS RAM over all memory, measured image, RECs)");
+    let mut hw = Hw::new();
+    let t0 = hw_counter(&mut hw);
+    let mut vm = match Vm::build(&mut rmi, &mut Dram, pool, &spec, vgic, bus) {
+        Ok(vm) => vm,
+        Err(e) => fail(format_args!("building the realm: {e}")),
+    };
+    let t1 = hw_counter(&mut hw);
+    println!(
+        "   realm built: {} pages loaded, {} RTTs; REC 0 enters at {:#x} with x0 = {:#x}",
+        vm.memory.stats.loaded,
+        vm.realm.rtts.len(),
+        plan.layout.pc,
+        plan.layout.x0
+    );
+    println!("BENCH linux_build 1 {}", ticks_to_ns(&mut hw, t1 - t0));
+    println!("-- running the realm (its console follows as [REALM] lines)");
+    let quantum = host_core::vmm::host::VmHost::counter_hz(&mut hw) / 250;
+    let stop = vm.run(
+        &mut rmi,
+        &mut Dram,
+        &mut hw,
+        &mut RealmConsole,
+        &mut DefaultHooks,
+        RunLimits {
+            max_exits: u64::MAX,
+            quantum: quantum.max(1),
+        },
+    );
+    let t2 = hw_counter(&mut hw);
+    fw_support::console::write_bytes_as("REALM", b"\n");
+    println!("   {}", vm.stats);
+    println!(
+        "   memory: {:?}; pages by state [ram, private, empty, shared] = {:?}",
+        vm.memory.stats,
+        vm.memory.census()
+    );
+    println!("BENCH linux_run 1 {}", ticks_to_ns(&mut hw, t2 - t1));
+    println!("-- teardown");
+    let teardown = vm.destroy(&mut rmi, &mut Dram);
+    let verdict = match (&stop, &teardown) {
+        (Ok(s), Ok(t)) if t.still_delegated == 0 && t.not_scrubbed == 0 => {
+            println!(
+                "   {} RECs ({} auxiliary granules), {} RTTs destroyed; nothing left delegated; \
+                 returned granules read back as zero",
+                t.recs, t.aux_reclaimed, t.rtts
+            );
+            match s {
+                Stop::SystemOff => Ok("realm: Linux powered off"),
+                Stop::SystemReset => Ok("realm: Linux reset"),
+                Stop::ExitLimit => Err(VmError::Config("the exit limit was reached")),
+            }
+        }
+        (Ok(_), Ok(t)) => {
+            println!(
+                "   FAILED: {} granule(s) still delegated, {} not scrubbed",
+                t.still_delegated, t.not_scrubbed
+            );
+            Err(VmError::Config("teardown left granules behind"))
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+    };
+    match verdict {
+        Ok(what) => {
+            println!("RESULT: PASS ({what})");
+            smc(psci::SYSTEM_OFF, &[]);
+            fw_support::exit_emulator(0xE1)
+        }
+        Err(e) => fail(format_args!("realm: {e}")),
+    }
+}
+
+fn hw_counter(hw: &mut Hw) -> u64 {
+    host_core::vmm::host::VirtualCpuInterface::counter(hw)
+}
+
+fn ticks_to_ns(hw: &mut Hw, ticks: u64) -> u64 {
+    let hz = host_core::vmm::host::VmHost::counter_hz(hw).max(1);
+    (ticks as u128 * 1_000_000_000 / hz as u128) as u64
+}

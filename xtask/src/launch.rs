@@ -1,0 +1,297 @@
+//! `cargo xtask run`: boots a Linux realm on the whole stack, with kvmtool's option names.
+//!
+//! The launcher checks everything it can before QEMU starts (the kernel is an arm64 `Image`,
+//! the initrd is readable, kernel + initrd + DTB fit in the realm's RAM, the vCPU count, the
+//! RPV, the hash algorithm), computes the plan the host will build from the same launch
+//! description and prints the RIM it predicts, then has QEMU load the description, the kernel
+//! and the initrd where the host expects them (`host_core::vmm::placement`) and sizes the
+//! machine's DRAM for the realm.
+
+use crate::images::Images;
+use crate::qemu::{self, Outcome};
+use crate::setup::step;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use host_core::vmm::launch::{self, HashAlgo, HostBlob, LaunchDesc, LaunchLimits};
+use host_core::vmm::linux::{LinuxConfig, LinuxPlan};
+use host_core::vmm::placement::{self, FILES_BASE, FILES_END, LAUNCH_PAGE};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Options of `cargo xtask run` (kvmtool's names where they exist).
+#[derive(Args, Clone, Debug)]
+pub struct LaunchArgs {
+    /// The kernel `Image` to boot (default: Debian's newest arm64 cloud kernel, fetched and
+    /// cached).
+    #[arg(short = 'k', long)]
+    pub kernel: Option<PathBuf>,
+    /// The initrd (default: a BusyBox initramfs built from Debian's busybox-static).
+    #[arg(short = 'i', long)]
+    pub initrd: Option<PathBuf>,
+    /// Extra kernel command line (appended to the console arguments the host adds).
+    #[arg(short = 'p', long, default_value = "")]
+    pub params: String,
+    /// Guest RAM in MiB.
+    #[arg(short = 'm', long, default_value_t = 256)]
+    pub mem: u64,
+    /// Number of vCPUs.
+    #[arg(short = 'c', long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Measurement algorithm of the realm.
+    #[arg(long, default_value = "sha256", value_parser = ["sha256", "sha512"])]
+    pub measurement_algo: String,
+    /// The Realm Personalisation Value, in hex (up to 64 bytes).
+    #[arg(long)]
+    pub realm_pv: Option<String>,
+    /// Load the initrd without measuring its contents.
+    #[arg(long)]
+    pub initrd_unmeasured: bool,
+    /// Use this RMM image instead of ours (e.g. TF-RMM's `rmm.img`).
+    #[arg(long)]
+    pub rmm: Option<PathBuf>,
+    /// Run QEMU with `-icount shift=0`.
+    #[arg(long)]
+    pub icount: bool,
+    /// Kill QEMU after this many seconds (0: never; the default for an interactive run).
+    #[arg(long, default_value_t = 0)]
+    pub timeout: u64,
+}
+
+impl LaunchArgs {
+    /// Defaults for a non-interactive boot (tests, the demo).
+    pub fn new(mem: u64, cpus: u32) -> Self {
+        Self {
+            kernel: None,
+            initrd: None,
+            params: String::new(),
+            mem,
+            cpus,
+            measurement_algo: "sha256".into(),
+            realm_pv: None,
+            initrd_unmeasured: false,
+            rmm: None,
+            icount: false,
+            timeout: 0,
+        }
+    }
+}
+
+/// A launch ready to boot.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The launch description.
+    pub desc: LaunchDesc,
+    /// Its page as QEMU loads it.
+    pub page: PathBuf,
+    /// The kernel file.
+    pub kernel: PathBuf,
+    /// The initrd file.
+    pub initrd: Option<PathBuf>,
+    /// The RIM the RMM will measure, in hex.
+    pub rim: String,
+    /// The kernel command line.
+    pub bootargs: String,
+    /// DRAM to give QEMU, in MiB.
+    pub machine_mib: u64,
+}
+
+/// Parses a hex RPV (an optional `0x`, whitespace-free, an even number of digits, at most
+/// 64 bytes) into the 64-byte field, zero-padded.
+pub fn parse_rpv(hex: &str) -> Result<[u8; 64]> {
+    let h = hex.strip_prefix("0x").unwrap_or(hex);
+    if h.len() % 2 != 0 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("--realm-pv must be hex digits in pairs (got {hex:?})");
+    }
+    if h.len() > 128 {
+        bail!(
+            "--realm-pv is {} bytes; the RPV holds at most 64",
+            h.len() / 2
+        );
+    }
+    let mut rpv = [0u8; 64];
+    for (i, pair) in h.as_bytes().chunks(2).enumerate() {
+        rpv[i] = u8::from_str_radix(std::str::from_utf8(pair)?, 16)?;
+    }
+    Ok(rpv)
+}
+
+fn align_up(v: u64, a: u64) -> u64 {
+    v.div_ceil(a) * a
+}
+
+/// Validates `args` with `kernel` and `initrd` (the files to boot) and writes the launch
+/// page into `out_dir`. Nothing is started.
+pub fn prepare(
+    args: &LaunchArgs,
+    kernel: &Path,
+    initrd: Option<&Path>,
+    out_dir: &Path,
+) -> Result<Prepared> {
+    let kernel_bytes = std::fs::read(kernel)
+        .with_context(|| format!("reading the kernel {}", kernel.display()))?;
+    let initrd_bytes = match initrd {
+        Some(p) => {
+            Some(std::fs::read(p).with_context(|| format!("reading the initrd {}", p.display()))?)
+        }
+        None => None,
+    };
+    let hash = match args.measurement_algo.as_str() {
+        "sha256" => HashAlgo::Sha256,
+        "sha512" => HashAlgo::Sha512,
+        other => bail!("unknown measurement algorithm {other:?} (sha256 or sha512)"),
+    };
+    let kernel_pa = FILES_BASE;
+    let kernel_end = kernel_pa + kernel_bytes.len() as u64;
+    let initrd_pa = align_up(kernel_end, 0x1000);
+    let files_end = initrd_pa + initrd_bytes.as_ref().map_or(0, |b| b.len() as u64);
+    if files_end > FILES_END {
+        bail!(
+            "kernel ({} bytes) and initrd ({} bytes) do not fit in the host's file window of {} MiB",
+            kernel_bytes.len(),
+            initrd_bytes.as_ref().map_or(0, Vec::len),
+            (FILES_END - FILES_BASE) >> 20
+        );
+    }
+    let mut desc = LaunchDesc::with_kernel(
+        HostBlob {
+            pa: kernel_pa,
+            size: kernel_bytes.len() as u64,
+        },
+        args.mem,
+        args.cpus,
+    );
+    desc.initrd = initrd_bytes.as_ref().map(|b| HostBlob {
+        pa: initrd_pa,
+        size: b.len() as u64,
+    });
+    desc.hash = hash;
+    if let Some(pv) = &args.realm_pv {
+        desc.rpv = parse_rpv(pv)?;
+    }
+    desc.bootargs = (!args.params.is_empty()).then(|| args.params.clone());
+    desc.measure_initrd = !args.initrd_unmeasured;
+    desc.validate(&LaunchLimits::FORMAT)
+        .map_err(|e| anyhow::anyhow!("bad launch: {e}"))?;
+    let max = rmm_core_max_recs();
+    if args.cpus as u64 > max {
+        bail!(
+            "{} vCPUs: the RMM supports at most {max} RECs per realm",
+            args.cpus
+        );
+    }
+    let cfg = LinuxConfig::from_launch(&desc);
+    let plan = LinuxPlan::new(
+        &cfg,
+        &kernel_bytes,
+        kernel_bytes.len() as u64,
+        initrd_bytes.as_ref().map(|b| b.len() as u64),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", kernel.display()))?;
+    let rim = plan
+        .predict_rim(&kernel_bytes, initrd_bytes.as_deref())
+        .context("the hash algorithm has no measurement")?;
+    let text = desc.to_text();
+    let page = launch::encode_page(text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("launch description: {e}"))?;
+    std::fs::create_dir_all(out_dir)?;
+    let page_path = out_dir.join("launch.page");
+    std::fs::write(&page_path, page)?;
+    let dram = placement::machine_dram(args.mem << 20).context("the realm's RAM is too large")?;
+    Ok(Prepared {
+        desc,
+        page: page_path,
+        kernel: kernel.to_path_buf(),
+        initrd: initrd.map(Path::to_path_buf),
+        rim: format!("{rim}"),
+        bootargs: plan.bootargs,
+        machine_mib: dram >> 20,
+    })
+}
+
+/// The most RECs a realm may have on our RMM (its `RMI_FEATURES` register 1).
+fn rmm_core_max_recs() -> u64 {
+    (1u64 << rmm_core::granule::REFCOUNT_BITS) - 1
+}
+
+/// The QEMU command that boots `p` with `imgs` (and `rmm` instead of ours, if given).
+pub fn command(imgs: &Images, p: &Prepared, rmm: Option<&Path>, icount: bool) -> Command {
+    let rmm = rmm.unwrap_or(&imgs.rmm);
+    let mem = format!("{}M", p.machine_mib);
+    let mut cmd = qemu::command_with_mem(&imgs.el3, rmm, &imgs.host, None, icount, &mem);
+    let mut load = |file: &Path, addr: u64| {
+        cmd.arg("-device")
+            .arg(format!("loader,file={},addr={addr:#x}", file.display()));
+    };
+    load(&p.page, LAUNCH_PAGE);
+    if let Some(k) = p.desc.kernel {
+        load(&p.kernel, k.pa);
+    }
+    if let (Some(i), Some(f)) = (p.desc.initrd, &p.initrd) {
+        load(f, i.pa);
+    }
+    cmd
+}
+
+/// Prints what the launch will do.
+pub fn describe(p: &Prepared) {
+    step(&format!(
+        "Linux realm: {} vCPU(s), {} MiB RAM, {} ({}), kernel {}, initrd {}",
+        p.desc.cpus,
+        p.desc.mem_mib,
+        p.desc.hash.name(),
+        if p.desc.measure_initrd {
+            "initrd measured"
+        } else {
+            "initrd not measured"
+        },
+        p.kernel.display(),
+        p.initrd
+            .as_ref()
+            .map_or("none".into(), |i| i.display().to_string())
+    ));
+    eprintln!("    kernel command line: {}", p.bootargs);
+    eprintln!("    RIM predicted by the launcher: {}", p.rim);
+}
+
+/// Boots `p` and streams the output until QEMU exits (or `timeout` seconds pass).
+pub fn run_captured(
+    imgs: &Images,
+    p: &Prepared,
+    rmm: Option<&Path>,
+    icount: bool,
+    timeout: Duration,
+    echo: bool,
+) -> Result<Outcome> {
+    let mut cmd = command(imgs, p, rmm, icount);
+    qemu::run_command(&mut cmd, timeout, echo)
+}
+
+/// Boots `p` with QEMU on this terminal (interactive).
+pub fn run_interactive(
+    imgs: &Images,
+    p: &Prepared,
+    rmm: Option<&Path>,
+    icount: bool,
+) -> Result<i32> {
+    let mut cmd = command(imgs, p, rmm, icount);
+    step("booting the Linux realm on QEMU (Ctrl-A X quits QEMU)");
+    let status = cmd.status().context("starting qemu-system-aarch64")?;
+    Ok(status.code().unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpv_parsing() {
+        let r = parse_rpv("0x0102ff").unwrap();
+        assert_eq!(&r[..3], &[1, 2, 0xff]);
+        assert!(r[3..].iter().all(|&b| b == 0));
+        assert!(parse_rpv("123").is_err());
+        assert!(parse_rpv("zz").is_err());
+        assert!(parse_rpv(&"ab".repeat(65)).is_err());
+        assert!(parse_rpv(&"ab".repeat(64)).is_ok());
+    }
+}
