@@ -36,7 +36,8 @@
 //!   descriptor format and address range lists;
 //! * [`run`], [`rec_enter`], [`rsi`], [`psci`], [`esr`]: running RECs (`REC_ENTER`, the
 //!   exits, the RSI and PSCI calls realms make, `PSCI_COMPLETE`) behind
-//!   [`Platform::run_realm`];
+//!   [`Platform::run_realm`]; [`idregs`]: the ID registers realms read and the EL2 traps that
+//!   go with them;
 //! * `sim` (cargo feature `sim`): a simulated machine for tests.
 
 #![no_std]
@@ -50,6 +51,7 @@ pub mod error;
 pub use cca_abi::arch::esr;
 pub mod features;
 pub mod granule;
+pub mod idregs;
 pub mod pa;
 pub mod platform;
 pub mod psci;
@@ -68,6 +70,8 @@ pub mod sro;
 pub mod tracking;
 pub mod version;
 
+#[cfg(test)]
+mod idregs_tests;
 #[cfg(test)]
 mod map_tests;
 #[cfg(test)]
@@ -92,6 +96,7 @@ pub use granule::{
     Granule, GranuleState, GranuleTable, LockedGranule, TableError, DESCRIPTOR_BYTES_PER_GIB,
     MAX_DRAM_BANKS,
 };
+pub use idregs::{IdReg, IdRegs, RealmCpu, RealmTraps};
 pub use pa::Pa;
 pub use platform::{El3, NsFault, PhysMem, Platform};
 pub use realm::{Rd, S2Ctx};

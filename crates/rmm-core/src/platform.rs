@@ -29,6 +29,7 @@
 use cca_abi::el3::El3Error;
 
 use crate::features::CpuFeatures;
+use crate::idregs::IdRegs;
 use crate::pa::Pa;
 use crate::run::{RealmContext, RealmExit};
 
@@ -67,6 +68,11 @@ pub trait El3 {
 pub trait Platform: PhysMem + El3 {
     /// Returns the CPU features the RMM reports through `RMI_FEATURES` (read once at boot).
     fn cpu_features(&self) -> CpuFeatures;
+
+    /// Returns the CPU's ID registers as EL2 reads them (read once at boot): the core
+    /// computes the realms' view of them ([`crate::idregs::realm_view`]). Called once, by
+    /// [`crate::Rmm::new`].
+    fn id_regs(&self) -> IdRegs;
 
     /// Invalidates, for stage 2 VMID `vmid`, the TLB entries (leaf and walk caches) of the
     /// single RTT entry at `level` (-1..=3) that translates `ipa`, then the stage 1 entries of
@@ -156,6 +162,9 @@ impl<T: El3 + ?Sized> El3 for &T {
 impl<T: Platform + ?Sized> Platform for &T {
     fn cpu_features(&self) -> CpuFeatures {
         (**self).cpu_features()
+    }
+    fn id_regs(&self) -> IdRegs {
+        (**self).id_regs()
     }
     fn tlbi_ipa(&self, vmid: u16, ipa: u64, level: i8) {
         (**self).tlbi_ipa(vmid, ipa, level)

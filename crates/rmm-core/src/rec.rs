@@ -110,8 +110,18 @@ pub struct Rec {
     pub last_far: u64,
     /// `HPFAR_EL2` of the last exit to the host.
     pub last_hpfar: u64,
+    /// The realm's `RmiRealmParams.flags0` (SVE, PMU: the realm's CPU view depends on them).
+    pub realm_flags0: u64,
+    /// The realm's breakpoints minus one.
+    pub num_bps: u64,
+    /// The realm's watchpoints minus one.
+    pub num_wps: u64,
+    /// The realm's SVE vector length (VQ - 1) when it has SVE.
+    pub sve_vl: u64,
+    /// The realm's PMU counters when it has a PMU.
+    pub pmu_num_ctrs: u64,
     /// Reserved; zero.
-    pub reserved: [u64; 8],
+    pub reserved: [u64; 3],
     /// The REC's execution context: GPRs, PC, PSTATE, stage 2, traps and the firmware's
     /// architectural state.
     pub ctx: RealmContext,
@@ -130,6 +140,17 @@ impl Rec {
             num_root_rtts: self.num_root_rtts as u32,
             vmid: self.vmid as u16,
             lpa2: self.lpa2 != 0,
+        }
+    }
+
+    /// What the realm's CPU view depends on ([`crate::idregs::realm_view`]).
+    pub fn realm_cpu(&self) -> crate::idregs::RealmCpu {
+        use cca_abi::rmi::realm_flags;
+        crate::idregs::RealmCpu {
+            sve: self.realm_flags0 & realm_flags::SVE != 0,
+            pmu: self.realm_flags0 & realm_flags::PMU != 0,
+            num_bps: self.num_bps.min(u64::from(u8::MAX)) as u8,
+            num_wps: self.num_wps.min(u64::from(u8::MAX)) as u8,
         }
     }
 
@@ -424,6 +445,11 @@ impl<'a, P: Platform> Rmm<'a, P> {
         rec.num_root_rtts = rd.num_root_rtts;
         rec.vmid = rd.vmid;
         rec.lpa2 = rd.lpa2;
+        rec.realm_flags0 = rd.flags0;
+        rec.num_bps = rd.num_bps;
+        rec.num_wps = rd.num_wps;
+        rec.sve_vl = rd.sve_vl;
+        rec.pmu_num_ctrs = rd.pmu_num_ctrs;
         rec.pending = PENDING_NONE;
         rec.ctx.pc = params.pc;
         rec.ctx.pstate = PSTATE_INIT;

@@ -35,8 +35,9 @@
 //! `RealmContext.traps`.
 //!
 //! The REC then runs ([`Platform::run_realm`]) until an exit the RMM cannot handle itself:
-//! RSI and PSCI calls answered locally, SEAs and UNDEFs injected, ID and unknown sysreg
-//! accesses emulated all re-enter the realm directly. The exit is reported in a zero-filled
+//! RSI and PSCI calls answered locally, SEAs and UNDEFs injected, ID register reads (the
+//! realm's view, [`crate::idregs`]) and other trapped sysreg accesses emulated all re-enter
+//! the realm directly. The exit is reported in a zero-filled
 //! `RmiRecExit` (all 0x800 bytes written), with the realm's timers.
 
 use cca_abi::rmi::{exit_reason, rec_enter_flags as flags, RecExit, Ripas, REC_ENTER_READ_SIZE};
@@ -47,6 +48,7 @@ use crate::dispatch::Regs;
 use crate::error::{Reason, RmiError};
 use crate::esr::{self, ec};
 use crate::granule::GranuleState;
+use crate::idregs;
 use crate::pa::Pa;
 use crate::platform::Platform;
 use crate::realm::S2Ctx;
@@ -460,8 +462,12 @@ impl<'a, P: Platform> Rmm<'a, P> {
     /// TF-RMM `handle_sysreg_access_trap`: true to return to the host.
     fn handle_sysreg(&self, rec: &mut Rec, syndrome: u64, exit: &mut RecExit) -> bool {
         let enc = syndrome & esr::SYSREG_MASK;
-        let rt = ((syndrome & esr::SYSREG_RT_MASK) >> esr::SYSREG_RT_SHIFT) as usize;
+        let rt = esr::sysreg_rt(syndrome);
         let read = syndrome & esr::SYSREG_READ != 0;
+        if enc & esr::SYSREG_ID_MASK == esr::SYSREG_ID {
+            self.handle_id_sysreg(rec, syndrome);
+            return false;
+        }
         if enc & esr::SYSREG_ICC_EL1_MASK == esr::SYSREG_ICC_EL1 || enc == esr::SYSREG_ICC_PMR_EL1 {
             // GIC CPU interface registers: the host emulates them. A write's value is in
             // gprs[0]; a read's comes back in enter.gprs[0] and the next REC_ENTER puts it
@@ -480,8 +486,8 @@ impl<'a, P: Platform> Rmm<'a, P> {
             self.inject_undef(rec);
             return false;
         }
-        // ID registers (only trapped if the firmware sets HCR_EL2.TID3, which it does not:
-        // this RMM has no sanitised ID values yet) and anything else: RAZ/WI.
+        // Anything else (the debug, trace, PMU, RAS error record, SCXTNUM, TCR2, SCTLR2,
+        // PIE/POE registers the firmware traps, see `idregs::RealmTraps`): RAZ/WI.
         log::debug!(
             "REC {} of realm {:#x}: {} of system register {enc:#x} trapped: RAZ/WI",
             rec.rec_idx,
@@ -493,6 +499,29 @@ impl<'a, P: Platform> Rmm<'a, P> {
         }
         rec.ctx.pc = rec.ctx.pc.wrapping_add(4);
         false
+    }
+
+    /// A trapped access to the ID register space, op0 3, op1 0, CRn 0 (TF-RMM
+    /// `handle_id_sysreg_trap`; `HCR_EL2.TID3` traps the reads): a read gets the realm's
+    /// view of the register ([`idregs::realm_view`], 0 for reserved encodings) and the PC
+    /// moves past the MRS; a write is an MSR to a read-only register, which is UNDEFINED,
+    /// so the realm takes an UNDEF at the MSR. The realm is re-entered either way.
+    fn handle_id_sysreg(&self, rec: &mut Rec, syndrome: u64) {
+        if syndrome & esr::SYSREG_READ == 0 {
+            self.inject_undef(rec);
+            return;
+        }
+        let rt = esr::sysreg_rt(syndrome);
+        if rt != 31 {
+            rec.ctx.gprs[rt] = idregs::realm_view(
+                &self.id_regs,
+                &rec.realm_cpu(),
+                esr::sysreg_crm(syndrome),
+                esr::sysreg_op2(syndrome),
+                rec.ctx.vmpidr,
+            );
+        }
+        rec.ctx.pc = rec.ctx.pc.wrapping_add(4);
     }
 
     /// TF-RMM `handle_exception_serror_lel`: the host always sees the SError. Uncontainable
@@ -555,7 +584,7 @@ fn complete_sysreg(rec: &mut Rec, value: u64) {
     if esr::class(e) != ec::SYSREG || e & esr::SYSREG_READ == 0 {
         return;
     }
-    let rt = ((e & esr::SYSREG_RT_MASK) >> esr::SYSREG_RT_SHIFT) as usize;
+    let rt = esr::sysreg_rt(e);
     if rt != 31 {
         rec.ctx.gprs[rt] = value;
     }

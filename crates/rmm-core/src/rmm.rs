@@ -8,6 +8,7 @@ use cca_abi::rmi::RmmState;
 
 use crate::features::{feature_registers, CpuFeatures, NUM_FEATURE_REGISTERS};
 use crate::granule::{GranuleTable, TableError};
+use crate::idregs::IdRegs;
 use crate::pa::Pa;
 use crate::platform::Platform;
 use crate::realm::{new_vmid_bitmap, VMID_WORDS};
@@ -71,6 +72,8 @@ pub struct Rmm<'a, P> {
     pub(crate) granules: GranuleTable<'a>,
     pub(crate) cpu: CpuFeatures,
     pub(crate) features: [u64; NUM_FEATURE_REGISTERS],
+    /// The CPU's ID registers, read at boot.
+    pub(crate) id_regs: IdRegs,
     state: AtomicU8,
     /// The VMID bitmap.
     pub(crate) vmids: [AtomicU64; VMID_WORDS],
@@ -89,6 +92,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
         sro: &'a SroStorage,
     ) -> Result<Self, InitError> {
         let cpu = platform.cpu_features();
+        let id_regs = platform.id_regs();
         cpu.validate().map_err(InitError::CpuFeatures)?;
         let top = granules.top();
         // The highest tracked byte is top - 1; it must be a valid PA.
@@ -103,6 +107,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
             granules,
             cpu,
             features: feature_registers(&cpu),
+            id_regs,
             state: AtomicU8::new(STATE_INIT),
             vmids: new_vmid_bitmap(),
             sro,
@@ -144,6 +149,11 @@ impl<'a, P> Rmm<'a, P> {
     /// Returns the CPU features read at boot.
     pub fn cpu_features(&self) -> &CpuFeatures {
         &self.cpu
+    }
+
+    /// Returns the CPU's ID registers read at boot.
+    pub fn id_regs(&self) -> &IdRegs {
+        &self.id_regs
     }
 }
 

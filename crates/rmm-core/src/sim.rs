@@ -31,6 +31,7 @@ use cca_abi::{GRANULE_SHIFT, GRANULE_SIZE};
 
 use crate::features::CpuFeatures;
 use crate::granule::GranuleTable;
+use crate::idregs::{IdReg, IdRegs};
 use crate::pa::Pa;
 use crate::platform::{El3, NsFault, PhysMem, Platform};
 
@@ -58,6 +59,78 @@ pub const SIM_CPU: CpuFeatures = CpuFeatures {
     dfr1_brps: 0,
     dfr1_wrps: 0,
 };
+
+/// The ID registers of the simulated CPU before [`sim_id_regs`] adapts them to a
+/// [`CpuFeatures`]: QEMU 10's `-cpu max,x-rme=on`, plus every feature realms must not see
+/// that QEMU lacks (MPAM, AMU, MTE, SME, GCS, THE, LS64, TME, HAFT, D128, FPMR, BRBE, SPE,
+/// TRBE, trace, LOR...), so that the tests show each one hidden.
+pub const SIM_ID_REGS_BASE: [(IdReg, u64); 42] = [
+    (IdReg::ID_PFR0, 0x2112_0131),
+    (IdReg::ID_PFR1, 0x1001_0000),
+    (IdReg::ID_DFR0, 0x1601_1099),
+    (IdReg::ID_AFR0, 0x1),
+    (IdReg::ID_MMFR0, 0x1020_1105),
+    (IdReg::ID_MMFR1, 0x4000_0000),
+    (IdReg::ID_MMFR2, 0x0126_0000),
+    (IdReg::ID_MMFR3, 0x0212_2211),
+    (IdReg::ID_ISAR0, 0x0210_1110),
+    (IdReg::ID_ISAR1, 0x1311_2111),
+    (IdReg::ID_ISAR2, 0x2123_2042),
+    (IdReg::ID_ISAR3, 0x0111_2131),
+    (IdReg::ID_ISAR4, 0x0001_0142),
+    (IdReg::ID_ISAR5, 0x1101_1121),
+    (IdReg::ID_MMFR4, 0x2102_1110),
+    (IdReg::ID_ISAR6, 0x0111_1111),
+    (IdReg::MVFR0, 0x1011_0222),
+    (IdReg::MVFR1, 0x1321_1111),
+    (IdReg::MVFR2, 0x43),
+    (IdReg::ID_PFR2, 0x11),
+    (IdReg::ID_DFR1, 0x11),
+    (IdReg::ID_MMFR5, 0x1),
+    (IdReg::AA64PFR0, 0x1311_1111_2111_2222),
+    (IdReg::AA64PFR1, 0x1111_1010_1201_1321),
+    (IdReg::AA64PFR2, 0x1_0001_0111),
+    (IdReg::AA64ZFR0, 0x0110_1101_0121_0022),
+    (IdReg::AA64SMFR0, 0x8FF1_5C8F_0000_0000),
+    (IdReg::AA64FPFR0, 0x8000_0003),
+    (IdReg::AA64DFR0, 0x1111_1101_1131_561A),
+    (IdReg::AA64DFR1, 0x0111_1111_0000_0001),
+    (IdReg::AA64DFR2, 0x11),
+    (IdReg::AA64AFR0, 0x1),
+    (IdReg::AA64AFR1, 0x1),
+    (IdReg::AA64ISAR0, 0x1221_1111_1131_2120),
+    (IdReg::AA64ISAR1, 0x1111_2111_0121_1152),
+    (IdReg::AA64ISAR2, 0x1010_0011_0011_0012),
+    (IdReg::AA64ISAR3, 0x1111_1111),
+    (IdReg::AA64MMFR0, 0x2100_0222_0010_1125),
+    (IdReg::AA64MMFR1, 0x0110_1120_1031_2123),
+    (IdReg::AA64MMFR2, 0x1221_0111_1201_1011),
+    (IdReg::AA64MMFR3, 0x1110_1111_1111_1111),
+    (IdReg::AA64MMFR4, 0x10_0001_1110),
+];
+
+/// `MIDR_EL1` of the simulated CPU (QEMU's `max`: implementer 0, architecture 0xF, part 'Q').
+pub const SIM_MIDR: u64 = 0x000F_0510;
+
+/// The simulated CPU's ID registers for `cpu`: [`SIM_ID_REGS_BASE`] with the PARange and
+/// the breakpoint and watchpoint counts of `cpu`. SVE stays in the ID registers whatever
+/// `cpu.sve_vq` says, as on QEMU, whose CPU has SVE that the firmware does not offer.
+pub fn sim_id_regs(cpu: &CpuFeatures) -> IdRegs {
+    let mut ids = IdRegs::ZERO;
+    ids.midr = SIM_MIDR;
+    for (reg, v) in SIM_ID_REGS_BASE {
+        ids.set(reg, v);
+    }
+    let parange = [32u8, 36, 40, 42, 44, 48, 52]
+        .iter()
+        .position(|&b| b == cpu.pa_width)
+        .unwrap_or(5) as u64;
+    ids.with_field(IdReg::AA64MMFR0, 0, 4, parange)
+        .with_field(IdReg::AA64DFR0, 12, 4, cpu.dfr0_brps.into())
+        .with_field(IdReg::AA64DFR0, 20, 4, cpu.dfr0_wrps.into())
+        .with_field(IdReg::AA64DFR1, 8, 8, cpu.dfr1_brps.into())
+        .with_field(IdReg::AA64DFR1, 16, 8, cpu.dfr1_wrps.into())
+}
 
 struct SimGranule {
     pas: Pas,
@@ -112,6 +185,7 @@ pub struct SimPlatform {
     banks: Vec<(u64, u64, usize)>,
     granules: Vec<Mutex<SimGranule>>,
     cpu: CpuFeatures,
+    id_regs: IdRegs,
     refused: Mutex<HashMap<u64, El3Error>>,
     failing_undelegate: Mutex<HashMap<u64, El3Error>>,
     hook: Mutex<Option<El3Hook>>,
@@ -178,8 +252,15 @@ impl SimPlatform {
         Self::with_cpu(banks, SIM_CPU)
     }
 
-    /// A machine whose DRAM is `banks`, all NS and zero, with the given CPU features.
+    /// A machine whose DRAM is `banks`, all NS and zero, with the given CPU features (and
+    /// the ID registers [`sim_id_regs`] gives for them).
     pub fn with_cpu(banks: &[MemoryBank], cpu: CpuFeatures) -> Self {
+        Self::with_id_regs(banks, cpu, sim_id_regs(&cpu))
+    }
+
+    /// A machine whose DRAM is `banks`, all NS and zero, with the given CPU features and ID
+    /// registers.
+    pub fn with_id_regs(banks: &[MemoryBank], cpu: CpuFeatures, id_regs: IdRegs) -> Self {
         let mut layout = Vec::new();
         let mut n = 0usize;
         for b in banks {
@@ -198,6 +279,7 @@ impl SimPlatform {
                 })
                 .collect(),
             cpu,
+            id_regs,
             refused: Mutex::new(HashMap::new()),
             failing_undelegate: Mutex::new(HashMap::new()),
             hook: Mutex::new(None),
@@ -476,6 +558,10 @@ impl SimPlatform {
 impl Platform for SimPlatform {
     fn cpu_features(&self) -> CpuFeatures {
         self.cpu
+    }
+
+    fn id_regs(&self) -> IdRegs {
+        self.id_regs
     }
 
     fn tlbi_ipa(&self, vmid: u16, ipa: u64, level: i8) {

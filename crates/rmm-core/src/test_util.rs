@@ -279,10 +279,16 @@ pub fn create_realm_with(f: &Fixture, rmm: &TRmm<'_>, rd: u64, page: u64, p: &Pa
 
 /// Delegates [`RD`] and the default roots and creates the default realm (NEW).
 pub fn setup_realm(f: &Fixture) -> TRmm<'_> {
+    setup_realm_params(f, &Params::default())
+}
+
+/// Like [`setup_realm`] with the parameters `p` (which must keep the default stage 2
+/// layout: 40-bit IPAs, two roots at [`ROOT`]).
+pub fn setup_realm_params<'f>(f: &'f Fixture, p: &Params) -> TRmm<'f> {
     let rmm = f.active_rmm();
     delegate(&rmm, RD, 1);
     delegate(&rmm, ROOT, 2);
-    let out = create_realm_with(f, &rmm, RD, PARAMS, &Params::default());
+    let out = create_realm_with(f, &rmm, RD, PARAMS, p);
     assert_eq!(out[0], 0, "REALM_CREATE");
     rmm
 }

@@ -193,11 +193,43 @@ fn cpu_features(id: &CpuId) -> CpuFeatures {
     CpuFeatures {
         pa_width: id.pa_bits().min(48) as u8,
         lpa2: false,
+        // SVE is not offered (RMI_FEATURES SVE_EN = 0, so REALM_CREATE refuses the SVE flag):
+        // the world switch does not save Z0-Z31, P0-P15, FFR or ZCR_EL1, and realms see no SVE
+        // in their ID registers (rmm_core::idregs).
         sve_vq: None,
         dfr0_brps: field(id.dfr0, 12, 4) as u8,
         dfr0_wrps: field(id.dfr0, 20, 4) as u8,
         dfr1_brps: field(id.dfr1, 8, 8) as u8,
         dfr1_wrps: field(id.dfr1, 16, 8) as u8,
+    }
+}
+
+/// Logs the CPU's AArch64 ID registers and the view a realm without SVE or PMU gets
+/// (CPU value -> realm value).
+fn log_id_regs(ids: &rmm_core::IdRegs) {
+    use rmm_core::idregs::{realm_view, RealmCpu};
+    use rmm_core::IdReg;
+    let realm = RealmCpu {
+        sve: false,
+        pmu: false,
+        num_bps: 1,
+        num_wps: 1,
+    };
+    for (crm, first) in [(4u8, 0u8), (4, 4), (5, 0), (5, 4), (6, 0), (7, 0), (7, 4)] {
+        let line = |op2: u8| {
+            let reg = IdReg::new(crm, op2);
+            (ids.get(reg), realm_view(ids, &realm, crm, op2, 0))
+        };
+        let (a, b, c, d) = (
+            line(first),
+            line(first + 1),
+            line(first + 2),
+            line(first + 3),
+        );
+        log::debug!(
+            "ID_AA64 CRm {crm} op2 {first}..: {:#x} -> {:#x}, {:#x} -> {:#x}, {:#x} -> {:#x}, {:#x} -> {:#x}",
+            a.0, a.1, b.0, b.1, c.0, c.1, d.0, d.1
+        );
     }
 }
 
@@ -254,8 +286,12 @@ pub fn cold(
     MMU.call_once(|| regs);
     let table = GranuleTable::new(banks, &GRANULES)
         .map_err(|e| fail(BootError::ManifestDataError, format_args!("{e}")))?;
+    let id_regs = crate::platform::read_id_regs();
+    log_id_regs(&id_regs);
+    crate::realm::init(&id_regs);
     let platform = FwPlatform {
         features: cpu_features(&id),
+        id_regs,
     };
     let rmm =
         Rmm::new(platform, table, &SRO).map_err(|e| fail(e.boot_error(), format_args!("{e}")))?;
@@ -270,6 +306,7 @@ pub fn cold(
 pub fn warm(cpu: u64, _token: u64) -> Result<(), BootError> {
     let regs = MMU.get().ok_or(BootError::Unknown)?;
     enable_mmu(regs);
+    crate::realm::init_cpu();
     println!("warm boot on CPU {cpu}");
     Ok(())
 }

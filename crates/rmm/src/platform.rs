@@ -4,7 +4,7 @@
 use crate::smc;
 use cca_abi::el3::{El3Error, RMM_GTSI_DELEGATE, RMM_GTSI_UNDELEGATE};
 use rmm_core::run::{RealmContext, RealmExit};
-use rmm_core::{CpuFeatures, El3, NsFault, Pa, PhysMem, Platform};
+use rmm_core::{CpuFeatures, El3, IdReg, IdRegs, NsFault, Pa, PhysMem, Platform};
 
 /// DRAM is mapped twice in the RMM's stage 1: at `REALM_ALIAS + PA` in the Realm PAS (for
 /// granules the RMM owns) and at `NS_ALIAS + PA` in the Non-secure PAS (for the host's pages).
@@ -16,6 +16,66 @@ pub const NS_ALIAS: u64 = 1 << 45;
 pub struct FwPlatform {
     /// Features read from the ID registers at cold boot.
     pub features: CpuFeatures,
+    /// The ID registers read at cold boot ([`read_id_regs`]).
+    pub id_regs: IdRegs,
+}
+
+/// Reads this CPU's ID registers: MIDR, REVIDR and every register the architecture
+/// allocates in op0 3, op1 0, CRn 0, CRm 1..=7 (the reserved encodings are RAZ and left 0).
+/// All CPUs of the machine are assumed to be alike, as TF-RMM assumes.
+pub fn read_id_regs() -> IdRegs {
+    use fw_support::read_sysreg as r;
+    let mut ids = IdRegs::ZERO;
+    ids.midr = r!(midr_el1);
+    ids.revidr = r!(revidr_el1);
+    let values: [(IdReg, u64); 42] = [
+        (IdReg::ID_PFR0, r!(s3_0_c0_c1_0)),
+        (IdReg::ID_PFR1, r!(s3_0_c0_c1_1)),
+        (IdReg::ID_DFR0, r!(s3_0_c0_c1_2)),
+        (IdReg::ID_AFR0, r!(s3_0_c0_c1_3)),
+        (IdReg::ID_MMFR0, r!(s3_0_c0_c1_4)),
+        (IdReg::ID_MMFR1, r!(s3_0_c0_c1_5)),
+        (IdReg::ID_MMFR2, r!(s3_0_c0_c1_6)),
+        (IdReg::ID_MMFR3, r!(s3_0_c0_c1_7)),
+        (IdReg::ID_ISAR0, r!(s3_0_c0_c2_0)),
+        (IdReg::ID_ISAR1, r!(s3_0_c0_c2_1)),
+        (IdReg::ID_ISAR2, r!(s3_0_c0_c2_2)),
+        (IdReg::ID_ISAR3, r!(s3_0_c0_c2_3)),
+        (IdReg::ID_ISAR4, r!(s3_0_c0_c2_4)),
+        (IdReg::ID_ISAR5, r!(s3_0_c0_c2_5)),
+        (IdReg::ID_MMFR4, r!(s3_0_c0_c2_6)),
+        (IdReg::ID_ISAR6, r!(s3_0_c0_c2_7)),
+        (IdReg::MVFR0, r!(s3_0_c0_c3_0)),
+        (IdReg::MVFR1, r!(s3_0_c0_c3_1)),
+        (IdReg::MVFR2, r!(s3_0_c0_c3_2)),
+        (IdReg::ID_PFR2, r!(s3_0_c0_c3_4)),
+        (IdReg::ID_DFR1, r!(s3_0_c0_c3_5)),
+        (IdReg::ID_MMFR5, r!(s3_0_c0_c3_6)),
+        (IdReg::AA64PFR0, r!(s3_0_c0_c4_0)),
+        (IdReg::AA64PFR1, r!(s3_0_c0_c4_1)),
+        (IdReg::AA64PFR2, r!(s3_0_c0_c4_2)),
+        (IdReg::AA64ZFR0, r!(s3_0_c0_c4_4)),
+        (IdReg::AA64SMFR0, r!(s3_0_c0_c4_5)),
+        (IdReg::AA64FPFR0, r!(s3_0_c0_c4_7)),
+        (IdReg::AA64DFR0, r!(s3_0_c0_c5_0)),
+        (IdReg::AA64DFR1, r!(s3_0_c0_c5_1)),
+        (IdReg::AA64DFR2, r!(s3_0_c0_c5_2)),
+        (IdReg::AA64AFR0, r!(s3_0_c0_c5_4)),
+        (IdReg::AA64AFR1, r!(s3_0_c0_c5_5)),
+        (IdReg::AA64ISAR0, r!(s3_0_c0_c6_0)),
+        (IdReg::AA64ISAR1, r!(s3_0_c0_c6_1)),
+        (IdReg::AA64ISAR2, r!(s3_0_c0_c6_2)),
+        (IdReg::AA64ISAR3, r!(s3_0_c0_c6_3)),
+        (IdReg::AA64MMFR0, r!(s3_0_c0_c7_0)),
+        (IdReg::AA64MMFR1, r!(s3_0_c0_c7_1)),
+        (IdReg::AA64MMFR2, r!(s3_0_c0_c7_2)),
+        (IdReg::AA64MMFR3, r!(s3_0_c0_c7_3)),
+        (IdReg::AA64MMFR4, r!(s3_0_c0_c7_4)),
+    ];
+    for (reg, v) in values {
+        ids.set(reg, v);
+    }
+    ids
 }
 
 /// The `DC ZVA` block size in bytes, or 0 when the instruction is prohibited.
@@ -127,6 +187,10 @@ impl El3 for FwPlatform {
 impl Platform for FwPlatform {
     fn cpu_features(&self) -> CpuFeatures {
         self.features
+    }
+
+    fn id_regs(&self) -> IdRegs {
+        self.id_regs
     }
 
     fn tlbi_ipa(&self, vmid: u16, ipa: u64, _level: i8) {

@@ -10,6 +10,7 @@ use crate::entry::MAX_CPUS;
 use core::arch::global_asm;
 use fw_support::{read_sysreg, write_sysreg};
 use rmm_core::run::{ExitKind, RealmContext, RealmExit, TimerState, ARCH_STATE_WORDS};
+use rmm_core::{IdRegs, RealmTraps};
 use spin::Mutex;
 
 /// Indices of the EL1 state in `RealmContext.arch`.
@@ -59,7 +60,9 @@ const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
 
 /// HCR_EL2 while a realm runs: VM, SWIO, FMO, IMO, AMO, FB, BSU inner shareable, TSC (SMC
 /// traps to EL2), RW (EL1 is AArch64), APK/API (pointer authentication not trapped), FWB
-/// (stage 2 memory attributes as the RTTs encode them).
+/// (stage 2 memory attributes as the RTTs encode them); plus [`RealmTraps::hcr`] (TID3: ID
+/// register reads trap and get the realm's view; TLOR, TERR) and the host's WFI/WFE traps.
+/// EnSCXT, ATA, TME stay 0: SCXTNUM_ELx, MTE tags and TME are not given to realms.
 const HCR_REALM: u64 = (1 << 0)
     | (1 << 1)
     | (1 << 3)
@@ -73,10 +76,9 @@ const HCR_REALM: u64 = (1 << 0)
     | (1 << 41)
     | (1 << 46);
 
-/// CPTR_EL2 (non-VHE layout) while a realm runs: RES1 bits, SVE and SME trapped, FP/SIMD not.
+/// CPTR_EL2 (non-VHE layout) while a realm runs: RES1 bits, SVE and SME trapped, FP/SIMD not;
+/// plus [`RealmTraps::cptr`] (trace registers, AMU).
 const CPTR_REALM: u64 = 0x33FF;
-/// MDCR_EL2 while a realm runs: PMU accesses trapped (TPM, TPMCR).
-const MDCR_REALM: u64 = (1 << 6) | (1 << 5);
 /// CNTHCTL_EL2 (E2H = 0): EL1 may read the physical counter and use the physical timer.
 const CNTHCTL_REALM: u64 = 0b11;
 /// CNTHCTL_EL2.CNTVMASK (FEAT_RME): the virtual timer's output to the interrupt controller
@@ -84,6 +86,37 @@ const CNTHCTL_REALM: u64 = 0b11;
 const CNTHCTL_CNTVMASK: u64 = 1 << 18;
 /// CNTHCTL_EL2.CNTPMASK (FEAT_RME): the same for the physical timer.
 const CNTHCTL_CNTPMASK: u64 = 1 << 19;
+
+/// The EL2 traps that go with the realms' view of the ID registers, computed at cold boot
+/// from the CPU's ID registers.
+static TRAPS: spin::Once<RealmTraps> = spin::Once::new();
+
+/// The realm EL2 traps ([`RealmTraps::BASE`] until [`init`] ran).
+fn traps() -> RealmTraps {
+    TRAPS.get().copied().unwrap_or(RealmTraps::BASE)
+}
+
+/// Computes the realm traps from the CPU's ID registers (cold boot) and applies this CPU's
+/// part of them.
+pub fn init(ids: &IdRegs) {
+    TRAPS.call_once(|| RealmTraps::for_cpu(ids));
+    init_cpu();
+}
+
+/// Programs this CPU's Realm-world HCRX_EL2 (cold and warm boot): MSCEn with FEAT_MOPS, and
+/// 0 for every enable of a feature realms are not shown (TCR2En and SCTLR2En among them, so
+/// TCR2_EL1 and SCTLR2_EL1 act as 0 for realms and their accesses trap to the RMM). EL3
+/// saves and restores it with the rest of the Realm world's EL2 state.
+pub fn init_cpu() {
+    if let Some(hcrx) = traps().hcrx {
+        // SAFETY: HCRX_EL2 only configures EL1&0 (E2H = 0): the RMM's own execution does
+        // not depend on it.
+        unsafe {
+            write_sysreg!(s3_4_c1_c2_2, hcrx);
+            core::arch::asm!("isb", options(nostack));
+        }
+    }
+}
 
 /// Which of the saved EL1 timers assert their interrupt now: enabled, not masked, and the
 /// counter has reached the compare value (CNTVOFF_EL2 is 0 for realms).
@@ -337,6 +370,7 @@ pub fn run(ctx: &mut RealmContext) -> RealmExit {
     let rmm_sp_el0 = ns.rmm_sp_el0;
     drop(ns);
     restore_state(&ctx.arch);
+    let t = traps();
     // SAFETY: these EL2 registers configure the realm's translation and traps; the RMM's own
     // execution at EL2 does not depend on them (HCR_EL2.E2H = 0, TGE = 0), and they are put
     // back to the RMM's values below before any other RMM code runs.
@@ -345,8 +379,8 @@ pub fn run(ctx: &mut RealmContext) -> RealmExit {
         write_sysreg!(vtcr_el2, ctx.vtcr);
         write_sysreg!(vmpidr_el2, ctx.vmpidr);
         write_sysreg!(vpidr_el2, read_sysreg!(midr_el1));
-        write_sysreg!(cptr_el2, CPTR_REALM);
-        write_sysreg!(mdcr_el2, MDCR_REALM);
+        write_sysreg!(cptr_el2, CPTR_REALM | t.cptr);
+        write_sysreg!(mdcr_el2, t.mdcr);
         // As TF-RMM: a timer already asserting when the realm is entered is masked towards the
         // interrupt controller, so it cannot bring the realm straight back to EL2; the host
         // injects it as a virtual interrupt instead.
@@ -360,7 +394,7 @@ pub fn run(ctx: &mut RealmContext) -> RealmExit {
         }
         write_sysreg!(cnthctl_el2, cnthctl);
         write_sysreg!(cntvoff_el2, 0u64);
-        write_sysreg!(hcr_el2, HCR_REALM | ctx.traps);
+        write_sysreg!(hcr_el2, HCR_REALM | t.hcr | ctx.traps);
         write_sysreg!(elr_el2, ctx.pc);
         write_sysreg!(spsr_el2, ctx.pstate);
         core::arch::asm!("isb", options(nostack));

@@ -127,6 +127,21 @@ pub const fn sysreg(op0: u64, op1: u64, crn: u64, crm: u64, op2: u64) -> u64 {
     (op0 << 20) | (op2 << 17) | (op1 << 14) | (crn << 10) | (crm << 1)
 }
 
+/// The CRm of a sysreg trap ISS (bits [4:1]).
+pub const fn sysreg_crm(esr: u64) -> u8 {
+    ((esr >> 1) & 0xF) as u8
+}
+
+/// The op2 of a sysreg trap ISS (bits [19:17]).
+pub const fn sysreg_op2(esr: u64) -> u8 {
+    ((esr >> 17) & 0x7) as u8
+}
+
+/// The Rt of a sysreg trap ISS (31 = XZR).
+pub const fn sysreg_rt(esr: u64) -> usize {
+    ((esr & SYSREG_RT_MASK) >> SYSREG_RT_SHIFT) as usize
+}
+
 /// All the register-encoding fields of a sysreg trap ISS.
 pub const SYSREG_MASK: u64 = sysreg(3, 7, 15, 15, 7);
 /// The ID register group (op0 3, op1 0, CRn 0): emulated by the RMM.
@@ -324,6 +339,11 @@ mod tests {
             sysreg(3, 0, 12, 11, 5),
             0x30_0000 | (5 << 17) | (12 << 10) | (11 << 1)
         );
+        let id = sysreg(3, 0, 0, 7, 4) | (17 << SYSREG_RT_SHIFT) | SYSREG_READ;
+        assert_eq!((sysreg_crm(id), sysreg_op2(id), sysreg_rt(id)), (7, 4, 17));
+        assert_eq!(id & SYSREG_ID_MASK, SYSREG_ID);
+        let e = sysreg(3, 7, 15, 15, 7) | SYSREG_RT_MASK;
+        assert_eq!((sysreg_crm(e), sysreg_op2(e), sysreg_rt(e)), (15, 7, 31));
     }
 
     #[test]
