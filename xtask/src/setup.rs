@@ -2,9 +2,12 @@
 //!
 //! * QEMU ≥ 10 (`qemu-system-aarch64` with FEAT_RME): on Debian 12 from bookworm-backports,
 //!   reusing the mirror URI of the machine's configured Debian sources.
+//!   Only `qemu-system-arm`'s required dependencies are installed (`--no-install-recommends`),
+//!   plus `ipxe-qemu` for the `efi-virtio.rom` of the virt machine's default virtio-net NIC.
 //! * A Rust compiler for `aarch64-unknown-none-softfloat`: rustup's target when rustup can
 //!   supply it, otherwise Debian's `rustc-web` + `rust-web-src` + `lld-22` with
 //!   `-Zbuild-std`.
+//! * Host tools other tasks need ([`require_tools`]), e.g. `gzip`, `xz`, `dpkg-deb`.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -81,7 +84,8 @@ fn parse_os_release(s: &str, key: &str) -> Option<String> {
     })
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root.
+pub(crate) fn is_root() -> bool {
     output(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0")
 }
 
@@ -140,6 +144,12 @@ fn mirror_from(deb822: &[String], one_line: &str) -> Option<String> {
     uris.into_iter().find(|u| !u.contains("security"))
 }
 
+/// The mirror URI of the machine's configured Debian sources, if any.
+pub(crate) fn debian_mirror() -> Option<String> {
+    let (deb822, one_line) = apt_sources();
+    mirror_from(&deb822, &one_line)
+}
+
 /// Whether some configured source already offers `suite`.
 fn suite_configured(deb822: &[String], one_line: &str, suite: &str) -> bool {
     let in_deb822 = deb822.iter().any(|s| {
@@ -163,6 +173,12 @@ fn cannot_install(what: &str, commands: &str) -> anyhow::Error {
     )
 }
 
+/// What QEMU needs: `qemu-system-arm` with its Depends only (its Recommends are ~200 GUI,
+/// audio, video and block-driver packages a `-display none -bios` run never loads), and
+/// `ipxe-qemu`, whose `efi-virtio.rom` the virt machine's default virtio-net-pci NIC loads
+/// (QEMU refuses to start without it unless the run passes `-nic none`).
+pub const QEMU_PACKAGES: [&str; 2] = ["qemu-system-arm", "ipxe-qemu"];
+
 fn ensure_qemu() -> Result<()> {
     if let Some(v) = qemu_major() {
         if v >= 10 {
@@ -178,7 +194,8 @@ fn ensure_qemu() -> Result<()> {
     let suite = format!("{codename}-backports");
     let commands = format!(
         "  echo 'deb http://deb.debian.org/debian {suite} main' > /etc/apt/sources.list.d/backports.list\n  \
-         apt-get update && apt-get install -y -t {suite} qemu-system-arm"
+         apt-get update && apt-get install -y --no-install-recommends -t {suite} {}",
+        QEMU_PACKAGES.join(" ")
     );
     if !is_debian() || !is_root() {
         return Err(cannot_install("QEMU 10", &commands));
@@ -199,13 +216,85 @@ fn ensure_qemu() -> Result<()> {
         .with_context(|| format!("writing {file}"))?;
     }
     apt(&["update", "-q"])?;
-    apt(&["install", "-y", "-q", "-t", &suite, "qemu-system-arm"])?;
+    let mut args = vec![
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "-t",
+        &suite,
+    ];
+    args.extend(QEMU_PACKAGES);
+    apt(&args)?;
     match qemu_major() {
         Some(v) if v >= 10 => Ok(()),
         _ => bail!(
             "QEMU was installed but `qemu-system-aarch64 --version` does not report 10 or later"
         ),
     }
+}
+
+/// `name`'s path if it is an executable file in a `PATH` directory.
+pub fn find_in_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// The Debian packages of the `(command, package)` pairs whose command is missing.
+fn missing_packages<'a>(
+    tools: &[(&'a str, &'a str)],
+    found: impl Fn(&str) -> bool,
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    let mut commands = Vec::new();
+    let mut packages = Vec::new();
+    for (cmd, pkg) in tools {
+        if !found(cmd) {
+            commands.push(*cmd);
+            if !packages.contains(pkg) {
+                packages.push(*pkg);
+            }
+        }
+    }
+    (commands, packages)
+}
+
+/// Makes sure each `(command, Debian package)` of `tools` is on `PATH`: on Debian as root it
+/// installs the missing packages (`--no-install-recommends`); otherwise it fails naming the
+/// commands and the command line that installs them.
+pub fn require_tools(tools: &[(&str, &str)]) -> Result<()> {
+    let (commands, packages) = missing_packages(tools, |c| find_in_path(c).is_some());
+    if commands.is_empty() {
+        return Ok(());
+    }
+    let what = format!("`{}`", commands.join("`, `"));
+    step(&format!(
+        "{what} not found (Debian package {})",
+        packages.join(", ")
+    ));
+    let install = format!(
+        "  apt-get install -y --no-install-recommends {}",
+        packages.join(" ")
+    );
+    if !is_debian() || !is_root() {
+        return Err(cannot_install(&what, &install));
+    }
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(&packages);
+    apt(&args)?;
+    let (still, _) = missing_packages(tools, |c| find_in_path(c).is_some());
+    if !still.is_empty() {
+        bail!(
+            "`{}` still not on PATH after installing {}",
+            still.join("`, `"),
+            packages.join(" ")
+        );
+    }
+    Ok(())
 }
 
 fn rustup_has_target() -> bool {
@@ -340,6 +429,24 @@ mod tests {
             "deb http://m/debian bookworm-backports main",
             "bookworm-backports"
         ));
+    }
+
+    #[test]
+    fn missing_tools_map_to_packages_once() {
+        let tools = [
+            ("apt-get", "apt"),
+            ("apt-cache", "apt"),
+            ("xz", "xz-utils"),
+            ("sh", "dash"),
+        ];
+        let (cmds, pkgs) = missing_packages(&tools, |c| c == "sh");
+        assert_eq!(cmds, ["apt-get", "apt-cache", "xz"]);
+        assert_eq!(pkgs, ["apt", "xz-utils"]);
+        let (cmds, pkgs) = missing_packages(&tools, |_| true);
+        assert!(cmds.is_empty() && pkgs.is_empty());
+        assert!(find_in_path("sh").is_some());
+        assert!(find_in_path("surely-no-such-tool-here").is_none());
+        assert!(require_tools(&[("sh", "dash")]).is_ok());
     }
 
     #[test]
