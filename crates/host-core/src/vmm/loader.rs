@@ -10,7 +10,7 @@
 //! | 0x00 | `code0`, `code1` (executable) |
 //! | 0x08 | `text_offset`: load offset from a 2 MiB-aligned base |
 //! | 0x10 | `image_size`: bytes the kernel occupies from its load address, BSS included |
-//! | 0x18 | `flags`: bit 0 big-endian, bits [2:1] page size, bit 3 placement |
+//! | 0x18 | `flags`: bit 0 big-endian, bits \[2:1\] page size, bit 3 placement |
 //! | 0x20 | reserved (3 × u64) |
 //! | 0x38 | `magic` = `"ARM\x64"` |
 //! | 0x3C | reserved (PE/COFF header offset) |
@@ -61,13 +61,13 @@ pub const MAX_DTB_WINDOW: u64 = 2 << 20;
 
 /// `flags` bit 0: the kernel is big-endian.
 pub const FLAG_BE: u64 = 1 << 0;
-/// `flags` bits [2:1]: the kernel's page size.
+/// `flags` bits \[2:1\]: the kernel's page size.
 pub const FLAG_PAGE_SIZE_SHIFT: u32 = 1;
 /// `flags` bit 3: the kernel may be placed anywhere in RAM (else as close to its base as
 /// possible).
 pub const FLAG_PLACE_ANYWHERE: u64 = 1 << 3;
 
-/// The kernel's page size, from `flags` bits [2:1].
+/// The kernel's page size, from `flags` bits \[2:1\].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PageSize {
     /// Not stated (0; also every pre-3.17 kernel).
