@@ -295,3 +295,100 @@ mod tests {
         assert!(parse_rpv(&"ab".repeat(64)).is_ok());
     }
 }
+
+/// The kernel and initrd a launch boots: the ones `args` names, or Debian's cloud kernel and
+/// a BusyBox initramfs whose `/init` is `init` (with `modules` from the same kernel).
+pub fn guest_files(
+    args: &LaunchArgs,
+    init: crate::guest::InitScript,
+    modules: &[&str],
+) -> Result<(PathBuf, Option<PathBuf>)> {
+    use crate::guest;
+    if let (Some(k), Some(i)) = (&args.kernel, &args.initrd) {
+        return Ok((k.clone(), Some(i.clone())));
+    }
+    let pkgs = guest::guest_packages()?;
+    let kernel = args.kernel.clone().unwrap_or(pkgs.kernel.image.clone());
+    let initrd = match &args.initrd {
+        Some(i) => i.clone(),
+        None => {
+            let mut spec = guest::InitramfsSpec::new(&pkgs.busybox, init);
+            if !modules.is_empty() {
+                spec = spec.with_modules(&pkgs.kernel.modules_dir, modules);
+            }
+            guest::build_initramfs(&spec)?
+        }
+    };
+    Ok((kernel, Some(initrd)))
+}
+
+/// A finished non-interactive Linux realm boot.
+pub struct LinuxRun {
+    /// What was booted.
+    pub prepared: Prepared,
+    /// How QEMU ended.
+    pub outcome: Outcome,
+    /// What the init script reported.
+    pub evidence: crate::guest::Evidence,
+}
+
+impl LinuxRun {
+    /// The realm's console, labels removed.
+    pub fn realm_console(&self) -> String {
+        let mut s = String::new();
+        for l in &self.outcome.lines {
+            if let Some(r) = l.strip_prefix("[REALM] ") {
+                s.push_str(r);
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    /// The RIM the RMM logged at activation.
+    pub fn measured_rim(&self) -> Option<String> {
+        self.outcome
+            .lines
+            .iter()
+            .find_map(|l| l.split("RIM = ").nth(1).map(|r| r.trim().to_string()))
+    }
+
+    /// True when the host's verdict passed, QEMU exited 0, the init script finished and
+    /// the RMM's RIM equals the launcher's prediction.
+    pub fn passed(&self) -> bool {
+        self.outcome.passed()
+            && self.evidence.done
+            && self.measured_rim().as_deref() == Some(self.prepared.rim.as_str())
+    }
+}
+
+/// Boots a Linux realm with `init` as its `/init` (unless `args` names an initrd) and
+/// returns what happened.
+pub fn boot_linux(
+    imgs: &Images,
+    args: &LaunchArgs,
+    init: crate::guest::InitScript,
+    modules: &[&str],
+    out_dir: &Path,
+    echo: bool,
+) -> Result<LinuxRun> {
+    let (kernel, initrd) = guest_files(args, init, modules)?;
+    let prepared = prepare(args, &kernel, initrd.as_deref(), out_dir)?;
+    describe(&prepared);
+    let timeout = Duration::from_secs(if args.timeout == 0 { 600 } else { args.timeout });
+    let outcome = run_captured(
+        imgs,
+        &prepared,
+        args.rmm.as_deref(),
+        args.icount,
+        timeout,
+        echo,
+    )?;
+    let run = LinuxRun {
+        prepared,
+        evidence: crate::guest::Evidence::default(),
+        outcome,
+    };
+    let evidence = crate::guest::Evidence::parse(&run.realm_console());
+    Ok(LinuxRun { evidence, ..run })
+}

@@ -149,6 +149,7 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
     let spec = VmSpec {
         params: plan.params,
         ram: plan.ram,
+        initial_ram: plan.ram,
         recs: &plan.recs,
         loads: &loads,
         initial_vmcr: 0,

@@ -152,14 +152,26 @@ impl GuestMemory {
         n
     }
 
-    /// Sets the RIPAS of all of RAM to RAM before activation (`RTT_INIT_RIPAS`).
+    /// Sets the RIPAS of `[base, top)` (inside RAM, granule aligned) to RAM before
+    /// activation (`RTT_INIT_RIPAS`); every other page of RAM becomes `Empty`.
     pub fn init_ripas<C: Conduit>(
         &mut self,
         rmi: &mut Rmi<'_, C>,
         pool: &mut GranulePool,
         realm: &mut Realm,
+        base: u64,
+        top: u64,
     ) -> VmResult<()> {
-        let (base, top) = (self.base, self.base + self.size);
+        if base % G != 0 || top % G != 0 || top <= base || !self.contains_range(base, top - base) {
+            return Err(VmError::Config(
+                "the initial RAM range must be whole granules inside guest RAM",
+            ));
+        }
+        for ipa in (self.base..self.base + self.size).step_by(G as usize) {
+            if ipa < base || ipa >= top {
+                self.set(ipa, PageState::Empty);
+            }
+        }
         let mut next = base;
         while next < top {
             let at = next;

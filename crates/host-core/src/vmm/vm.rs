@@ -36,8 +36,11 @@ pub struct VmSpec<'a> {
     /// The realm parameters (IPA width, hash algorithm, RPV, debug and PMU settings); the
     /// RTT fields are filled in by the VM.
     pub params: RealmParams,
-    /// Guest RAM `(IPA base, size)`, whole 2 MiB blocks, RIPAS RAM from the start.
+    /// Guest RAM `(IPA base, size)`, whole 2 MiB blocks.
     pub ram: (u64, u64),
+    /// The part of RAM `(IPA base, size)` that is RIPAS RAM from the start (all of it for
+    /// Linux); the rest starts EMPTY.
+    pub initial_ram: (u64, u64),
     /// One `RmiRecParams` per vCPU, in vCPU order (`mpidr` must be the index's).
     pub recs: &'a [RecParams],
     /// The initial image, loaded in this order (the order is part of the measurement).
@@ -180,8 +183,12 @@ impl Vm {
         spec: &VmSpec<'_>,
     ) -> VmResult<()> {
         self.scratch = self.pool.alloc(1, G, "a scratch page")?;
+        let (b, n) = spec.initial_ram;
+        let top = b
+            .checked_add(n)
+            .ok_or(VmError::Config("the initial RAM range wraps"))?;
         self.memory
-            .init_ripas(rmi, &mut self.pool, &mut self.realm)?;
+            .init_ripas(rmi, &mut self.pool, &mut self.realm, b, top)?;
         let verbose = core::mem::replace(&mut rmi.verbose, false);
         let r = self.load_all(rmi, mem, spec.loads);
         rmi.verbose = verbose;
