@@ -136,6 +136,14 @@ pub fn prepare(
         }
         None => None,
     };
+    if let Some(bytes) = &initrd_bytes {
+        check_initrd(bytes).with_context(|| {
+            format!(
+                "the initrd {}",
+                initrd.map_or(String::new(), |p| p.display().to_string())
+            )
+        })?;
+    }
     let hash = match args.measurement_algo.as_str() {
         "sha256" => HashAlgo::Sha256,
         "sha512" => HashAlgo::Sha512,
@@ -207,6 +215,79 @@ pub fn prepare(
         bootargs: plan.bootargs,
         machine_mib: dram >> 20,
     })
+}
+
+/// Checks that an initrd is complete: a gzip stream that decompresses to its end, and a
+/// `newc` cpio archive (plain or inside the gzip stream) that reaches its trailer. Other
+/// formats the kernel may understand (xz, zstd, ...) are passed on unchecked.
+pub fn check_initrd(bytes: &[u8]) -> Result<()> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let data = gunzip(bytes)?;
+        if data.starts_with(b"070701") {
+            check_newc(&data)?;
+        }
+        return Ok(());
+    }
+    if bytes.starts_with(b"070701") {
+        check_newc(bytes)?;
+    }
+    Ok(())
+}
+
+fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new("gzip")
+        .args(["-dc"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running gzip")?;
+    let mut stdin = child.stdin.take().context("gzip's stdin")?;
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output()?;
+    let _ = writer.join();
+    if !out.status.success() {
+        bail!(
+            "is a damaged or truncated gzip stream ({})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
+/// Walks a `newc` cpio archive to its `TRAILER!!!` entry.
+fn check_newc(data: &[u8]) -> Result<()> {
+    let hex = |b: &[u8]| -> Option<usize> {
+        usize::from_str_radix(std::str::from_utf8(b).ok()?, 16).ok()
+    };
+    let mut off = 0usize;
+    loop {
+        let h = data
+            .get(off..off + 110)
+            .context("is a truncated cpio archive (no trailer)")?;
+        if &h[..6] != b"070701" && &h[..6] != b"070702" {
+            bail!("has a corrupt cpio header at offset {off}");
+        }
+        let size = hex(&h[54..62]).context("corrupt cpio header")?;
+        let namesize = hex(&h[94..102]).context("corrupt cpio header")?;
+        let name = data
+            .get(off + 110..off + 110 + namesize)
+            .context("is a truncated cpio archive")?;
+        let data_start = (off + 110 + namesize).div_ceil(4) * 4;
+        if name.starts_with(b"TRAILER!!!") {
+            return Ok(());
+        }
+        let next = (data_start + size).div_ceil(4) * 4;
+        if next > data.len() {
+            bail!("is a truncated cpio archive (an entry runs past the end)");
+        }
+        off = next;
+    }
 }
 
 /// The most RECs a realm may have on our RMM (its `RMI_FEATURES` register 1).
@@ -283,6 +364,93 @@ pub fn run_interactive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file with a valid arm64 Image header (text_offset 0, image_size 2 MiB, 4 KiB pages).
+    fn fake_kernel(dir: &Path) -> PathBuf {
+        let mut k = vec![0u8; 8192];
+        k[0x10..0x18].copy_from_slice(&(2u64 << 20).to_le_bytes());
+        k[0x18..0x20].copy_from_slice(&0x2u64.to_le_bytes());
+        k[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        let p = dir.join("Image");
+        std::fs::write(&p, k).unwrap();
+        p
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cca-launch-test-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn err(args: &LaunchArgs, kernel: &Path, initrd: Option<&Path>, dir: &Path) -> String {
+        format!("{:#}", prepare(args, kernel, initrd, dir).unwrap_err())
+    }
+
+    #[test]
+    fn a_valid_launch_is_prepared() {
+        let d = tmp("ok");
+        let k = fake_kernel(&d);
+        let p = prepare(&LaunchArgs::new(256, 2), &k, None, &d).unwrap();
+        assert_eq!(p.rim.len(), 64);
+        assert!(p.page.exists());
+        assert!(p.bootargs.contains("earlycon=uart,mmio,0x101000000"));
+        assert_eq!(p.machine_mib, 1024);
+        let again = prepare(&LaunchArgs::new(256, 2), &k, None, &d).unwrap();
+        assert_eq!(again.rim, p.rim, "the prediction is deterministic");
+    }
+
+    #[test]
+    fn bad_launch_input_is_refused_before_qemu_starts() {
+        let d = tmp("bad");
+        let k = fake_kernel(&d);
+        let not_image = d.join("not-an-image");
+        std::fs::write(
+            &not_image,
+            vec![0x7fu8, b'E', b'L', b'F', 0, 0, 0, 0].repeat(16),
+        )
+        .unwrap();
+        assert!(err(&LaunchArgs::new(256, 1), &not_image, None, &d).contains("arm64"));
+        assert!(err(&LaunchArgs::new(2, 1), &k, None, &d).contains("too small"));
+        assert!(err(&LaunchArgs::new(256, 0), &k, None, &d)
+            .to_lowercase()
+            .contains("cpu"));
+        assert!(err(&LaunchArgs::new(256, 5000), &k, None, &d)
+            .to_lowercase()
+            .contains("cpu"));
+        let mut a = LaunchArgs::new(256, 1);
+        a.realm_pv = Some("ab".repeat(65));
+        assert!(err(&a, &k, None, &d).contains("64"));
+        let mut a = LaunchArgs::new(256, 1);
+        a.measurement_algo = "sha384".into();
+        assert!(err(&a, &k, None, &d).contains("sha384"));
+        assert!(err(&LaunchArgs::new(256, 1), &d.join("missing"), None, &d).contains("reading"));
+    }
+
+    #[test]
+    fn truncated_initrds_are_refused() {
+        let d = tmp("initrd");
+        let k = fake_kernel(&d);
+        let mut w = crate::guest::cpio::CpioWriter::new();
+        w.file("init", 0o755, b"#!/bin/sh\n").unwrap();
+        let cpio = w.finish();
+        check_initrd(&cpio).unwrap();
+        assert!(check_initrd(&cpio[..cpio.len() / 2]).is_err());
+        let gz = d.join("i.gz");
+        let raw = d.join("i.cpio");
+        std::fs::write(&raw, &cpio).unwrap();
+        let out = Command::new("gzip")
+            .args(["-n", "-c"])
+            .arg(&raw)
+            .output()
+            .unwrap();
+        std::fs::write(&gz, &out.stdout).unwrap();
+        check_initrd(&out.stdout).unwrap();
+        let cut = d.join("cut.gz");
+        std::fs::write(&cut, &out.stdout[..out.stdout.len() - 8]).unwrap();
+        assert!(err(&LaunchArgs::new(256, 1), &k, Some(&cut), &d).contains("truncated"));
+        assert!(prepare(&LaunchArgs::new(256, 1), &k, Some(&gz), &d).is_ok());
+        check_initrd(b"\xfd7zXZ\0 whatever").unwrap();
+    }
 
     #[test]
     fn rpv_parsing() {
