@@ -361,109 +361,6 @@ pub fn run_interactive(
     Ok(status.code().unwrap_or(1))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A file with a valid arm64 Image header (text_offset 0, image_size 2 MiB, 4 KiB pages).
-    fn fake_kernel(dir: &Path) -> PathBuf {
-        let mut k = vec![0u8; 8192];
-        k[0x10..0x18].copy_from_slice(&(2u64 << 20).to_le_bytes());
-        k[0x18..0x20].copy_from_slice(&0x2u64.to_le_bytes());
-        k[0x38..0x3c].copy_from_slice(b"ARM\x64");
-        let p = dir.join("Image");
-        std::fs::write(&p, k).unwrap();
-        p
-    }
-
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("cca-launch-test-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn err(args: &LaunchArgs, kernel: &Path, initrd: Option<&Path>, dir: &Path) -> String {
-        format!("{:#}", prepare(args, kernel, initrd, dir).unwrap_err())
-    }
-
-    #[test]
-    fn a_valid_launch_is_prepared() {
-        let d = tmp("ok");
-        let k = fake_kernel(&d);
-        let p = prepare(&LaunchArgs::new(256, 2), &k, None, &d).unwrap();
-        assert_eq!(p.rim.len(), 64);
-        assert!(p.page.exists());
-        assert!(p.bootargs.contains("earlycon=uart,mmio,0x101000000"));
-        assert_eq!(p.machine_mib, 1024);
-        let again = prepare(&LaunchArgs::new(256, 2), &k, None, &d).unwrap();
-        assert_eq!(again.rim, p.rim, "the prediction is deterministic");
-    }
-
-    #[test]
-    fn bad_launch_input_is_refused_before_qemu_starts() {
-        let d = tmp("bad");
-        let k = fake_kernel(&d);
-        let not_image = d.join("not-an-image");
-        std::fs::write(
-            &not_image,
-            vec![0x7fu8, b'E', b'L', b'F', 0, 0, 0, 0].repeat(16),
-        )
-        .unwrap();
-        assert!(err(&LaunchArgs::new(256, 1), &not_image, None, &d).contains("arm64"));
-        assert!(err(&LaunchArgs::new(2, 1), &k, None, &d).contains("too small"));
-        assert!(err(&LaunchArgs::new(256, 0), &k, None, &d)
-            .to_lowercase()
-            .contains("cpu"));
-        assert!(err(&LaunchArgs::new(256, 5000), &k, None, &d)
-            .to_lowercase()
-            .contains("cpu"));
-        let mut a = LaunchArgs::new(256, 1);
-        a.realm_pv = Some("ab".repeat(65));
-        assert!(err(&a, &k, None, &d).contains("64"));
-        let mut a = LaunchArgs::new(256, 1);
-        a.measurement_algo = "sha384".into();
-        assert!(err(&a, &k, None, &d).contains("sha384"));
-        assert!(err(&LaunchArgs::new(256, 1), &d.join("missing"), None, &d).contains("reading"));
-    }
-
-    #[test]
-    fn truncated_initrds_are_refused() {
-        let d = tmp("initrd");
-        let k = fake_kernel(&d);
-        let mut w = crate::guest::cpio::CpioWriter::new();
-        w.file("init", 0o755, b"#!/bin/sh\n").unwrap();
-        let cpio = w.finish();
-        check_initrd(&cpio).unwrap();
-        assert!(check_initrd(&cpio[..cpio.len() / 2]).is_err());
-        let gz = d.join("i.gz");
-        let raw = d.join("i.cpio");
-        std::fs::write(&raw, &cpio).unwrap();
-        let out = Command::new("gzip")
-            .args(["-n", "-c"])
-            .arg(&raw)
-            .output()
-            .unwrap();
-        std::fs::write(&gz, &out.stdout).unwrap();
-        check_initrd(&out.stdout).unwrap();
-        let cut = d.join("cut.gz");
-        std::fs::write(&cut, &out.stdout[..out.stdout.len() - 8]).unwrap();
-        assert!(err(&LaunchArgs::new(256, 1), &k, Some(&cut), &d).contains("truncated"));
-        assert!(prepare(&LaunchArgs::new(256, 1), &k, Some(&gz), &d).is_ok());
-        check_initrd(b"\xfd7zXZ\0 whatever").unwrap();
-    }
-
-    #[test]
-    fn rpv_parsing() {
-        let r = parse_rpv("0x0102ff").unwrap();
-        assert_eq!(&r[..3], &[1, 2, 0xff]);
-        assert!(r[3..].iter().all(|&b| b == 0));
-        assert!(parse_rpv("123").is_err());
-        assert!(parse_rpv("zz").is_err());
-        assert!(parse_rpv(&"ab".repeat(65)).is_err());
-        assert!(parse_rpv(&"ab".repeat(64)).is_ok());
-    }
-}
-
 /// The kernel and initrd a launch boots: the ones `args` names, or Debian's cloud kernel and
 /// a BusyBox initramfs whose `/init` is `init` (with `modules` from the same kernel).
 pub fn guest_files(
@@ -559,4 +456,107 @@ pub fn boot_linux(
     };
     let evidence = crate::guest::Evidence::parse(&run.realm_console());
     Ok(LinuxRun { evidence, ..run })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file with a valid arm64 Image header (text_offset 0, image_size 2 MiB, 4 KiB pages).
+    fn fake_kernel(dir: &Path) -> PathBuf {
+        let mut k = vec![0u8; 8192];
+        k[0x10..0x18].copy_from_slice(&(2u64 << 20).to_le_bytes());
+        k[0x18..0x20].copy_from_slice(&0x2u64.to_le_bytes());
+        k[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        let p = dir.join("Image");
+        std::fs::write(&p, k).unwrap();
+        p
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cca-launch-test-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn err(args: &LaunchArgs, kernel: &Path, initrd: Option<&Path>, dir: &Path) -> String {
+        format!("{:#}", prepare(args, kernel, initrd, dir).unwrap_err())
+    }
+
+    #[test]
+    fn a_valid_launch_is_prepared() {
+        let d = tmp("ok");
+        let k = fake_kernel(&d);
+        let p = prepare(&LaunchArgs::new(256, 2), &k, None, &d).unwrap();
+        assert_eq!(p.rim.len(), 64);
+        assert!(p.page.exists());
+        assert!(p.bootargs.contains("earlycon=uart,mmio,0x101000000"));
+        assert_eq!(p.machine_mib, 1024);
+        let again = prepare(&LaunchArgs::new(256, 2), &k, None, &d).unwrap();
+        assert_eq!(again.rim, p.rim, "the prediction is deterministic");
+    }
+
+    #[test]
+    fn bad_launch_input_is_refused_before_qemu_starts() {
+        let d = tmp("bad");
+        let k = fake_kernel(&d);
+        let not_image = d.join("not-an-image");
+        std::fs::write(
+            &not_image,
+            [0x7fu8, b'E', b'L', b'F', 0, 0, 0, 0].repeat(16),
+        )
+        .unwrap();
+        assert!(err(&LaunchArgs::new(256, 1), &not_image, None, &d).contains("arm64"));
+        assert!(err(&LaunchArgs::new(2, 1), &k, None, &d).contains("too small"));
+        assert!(err(&LaunchArgs::new(256, 0), &k, None, &d)
+            .to_lowercase()
+            .contains("cpu"));
+        assert!(err(&LaunchArgs::new(256, 5000), &k, None, &d)
+            .to_lowercase()
+            .contains("cpu"));
+        let mut a = LaunchArgs::new(256, 1);
+        a.realm_pv = Some("ab".repeat(65));
+        assert!(err(&a, &k, None, &d).contains("64"));
+        let mut a = LaunchArgs::new(256, 1);
+        a.measurement_algo = "sha384".into();
+        assert!(err(&a, &k, None, &d).contains("sha384"));
+        assert!(err(&LaunchArgs::new(256, 1), &d.join("missing"), None, &d).contains("reading"));
+    }
+
+    #[test]
+    fn truncated_initrds_are_refused() {
+        let d = tmp("initrd");
+        let k = fake_kernel(&d);
+        let mut w = crate::guest::cpio::CpioWriter::new();
+        w.file("init", 0o755, b"#!/bin/sh\n").unwrap();
+        let cpio = w.finish();
+        check_initrd(&cpio).unwrap();
+        assert!(check_initrd(&cpio[..cpio.len() / 2]).is_err());
+        let gz = d.join("i.gz");
+        let raw = d.join("i.cpio");
+        std::fs::write(&raw, &cpio).unwrap();
+        let out = Command::new("gzip")
+            .args(["-n", "-c"])
+            .arg(&raw)
+            .output()
+            .unwrap();
+        std::fs::write(&gz, &out.stdout).unwrap();
+        check_initrd(&out.stdout).unwrap();
+        let cut = d.join("cut.gz");
+        std::fs::write(&cut, &out.stdout[..out.stdout.len() - 8]).unwrap();
+        assert!(err(&LaunchArgs::new(256, 1), &k, Some(&cut), &d).contains("truncated"));
+        assert!(prepare(&LaunchArgs::new(256, 1), &k, Some(&gz), &d).is_ok());
+        check_initrd(b"\xfd7zXZ\0 whatever").unwrap();
+    }
+
+    #[test]
+    fn rpv_parsing() {
+        let r = parse_rpv("0x0102ff").unwrap();
+        assert_eq!(&r[..3], &[1, 2, 0xff]);
+        assert!(r[3..].iter().all(|&b| b == 0));
+        assert!(parse_rpv("123").is_err());
+        assert!(parse_rpv("zz").is_err());
+        assert!(parse_rpv(&"ab".repeat(65)).is_err());
+        assert!(parse_rpv(&"ab".repeat(64)).is_ok());
+    }
 }

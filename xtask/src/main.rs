@@ -160,50 +160,9 @@ fn main() -> Result<()> {
                 println!("{name:<36} {ops:>8} {per_op:>16}");
             }
         }
-        Cmd::Lint => {
-            setup::step("cargo fmt --check");
-            cargo(&root, &["fmt", "--all", "--", "--check"])?;
-            setup::step("clippy: host-side crates");
-            cargo(&root, &["clippy", "--all-targets", "--", "-D", "warnings"])?;
-            setup::step("clippy: end-to-end test crate");
-            cargo(
-                &root,
-                &[
-                    "clippy",
-                    "-p",
-                    "e2e",
-                    "--all-targets",
-                    "--",
-                    "-D",
-                    "warnings",
-                ],
-            )?;
-            match setup::ensure_all()? {
-                setup::Toolchain::Rustup => {
-                    setup::step("clippy: firmware images");
-                    let mut args = vec![
-                        "clippy",
-                        "--release",
-                        "--target",
-                        setup::FW_TARGET,
-                        "--target-dir",
-                        "target/fw",
-                    ];
-                    for p in ["fw-support", "el3", "rmm", "host", "realm-payload"] {
-                        args.extend(["-p", p]);
-                    }
-                    args.extend(["--", "-D", "warnings"]);
-                    cargo(&root, &args)?;
-                }
-                setup::Toolchain::BuildStd { .. } => {
-                    eprintln!(
-                        "    skipping firmware clippy: it needs rustup's {} target",
-                        setup::FW_TARGET
-                    );
-                }
-            }
-        }
+        Cmd::Lint => lint(&root)?,
         Cmd::Test(t) => {
+            lint(&root)?;
             if !t.qemu_only {
                 setup::step(
                     "host-side unit tests (cargo test: ABI, RMM core, EL3 core, host core, xtask)",
@@ -225,6 +184,53 @@ fn main() -> Result<()> {
                     &[("CCA_IMAGES", imgs.dir.as_os_str())],
                 )?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// `cargo xtask lint`: rustfmt, then clippy with `-D warnings` on the host crates, the
+/// end-to-end tests and every firmware image.
+fn lint(root: &std::path::Path) -> Result<()> {
+    setup::step("cargo fmt --check");
+    cargo(root, &["fmt", "--all", "--", "--check"])?;
+    setup::step("clippy: host-side crates");
+    cargo(root, &["clippy", "--all-targets", "--", "-D", "warnings"])?;
+    setup::step("clippy: end-to-end test crate");
+    cargo(
+        root,
+        &[
+            "clippy",
+            "-p",
+            "e2e",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    match setup::ensure_all()? {
+        setup::Toolchain::Rustup => {
+            setup::step("clippy: firmware images");
+            let mut args = vec![
+                "clippy",
+                "--release",
+                "--target",
+                setup::FW_TARGET,
+                "--target-dir",
+                "target/fw",
+            ];
+            for p in ["fw-support", "el3", "rmm", "host", "realm-payload"] {
+                args.extend(["-p", p]);
+            }
+            args.extend(["--", "-D", "warnings"]);
+            cargo(root, &args)?;
+        }
+        setup::Toolchain::BuildStd { .. } => {
+            eprintln!(
+                "    skipping firmware clippy: it needs rustup's {} target",
+                setup::FW_TARGET
+            );
         }
     }
     Ok(())

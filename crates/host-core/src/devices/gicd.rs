@@ -21,8 +21,8 @@
 //! implemented count and every other offset read as zero and ignore writes.
 
 use super::{DeviceCtx, MmioAccess, MmioDevice};
-use crate::vgic::Vgic;
 use crate::vgic::mmio::{self, Bank, Regs};
+use crate::vgic::Vgic;
 
 /// `GICD_IROUTER<n>` is at `IROUTER_BASE + 8 n` (n = 32..1019).
 const IROUTER_BASE: u64 = 0x6000;

@@ -177,7 +177,7 @@ impl GuestMemory {
             let at = next;
             next = realm
                 .rtts
-                .with_tables(rmi, pool, realm.rd, at, 3, "RTT_INIT_RIPAS", |r| {
+                .with_tables(rmi, pool, realm.rd, (at, 3), "RTT_INIT_RIPAS", |r| {
                     r.rtt_init_ripas(realm.rd, at, top)
                 })?;
         }
@@ -210,7 +210,7 @@ impl GuestMemory {
         let rd = realm.rd;
         let r = realm
             .rtts
-            .with_tables(rmi, pool, rd, ipa, 3, "RTT_DATA_MAP_INIT", |r| {
+            .with_tables(rmi, pool, rd, (ipa, 3), "RTT_DATA_MAP_INIT", |r| {
                 r.data_map_init(rd, data, ipa, src, flags)
             });
         if let Err(e) = r {
@@ -257,11 +257,12 @@ impl GuestMemory {
                 addr: pa,
                 undelegated: false,
             };
-            let r = realm
-                .rtts
-                .with_tables(rmi, pool, rd, block, 2, "RTT_DATA_MAP (2 MiB)", |r| {
-                    r.data_map(rd, block, block + BLOCK, desc)
-                });
+            let r =
+                realm
+                    .rtts
+                    .with_tables(rmi, pool, rd, (block, 2), "RTT_DATA_MAP (2 MiB)", |r| {
+                        r.data_map(rd, block, block + BLOCK, desc)
+                    });
             if let Err(e) = r {
                 pool.undelegate(rmi, pa, PAGES_PER_BLOCK)?;
                 return Err(e);
@@ -282,7 +283,7 @@ impl GuestMemory {
         };
         let r = realm
             .rtts
-            .with_tables(rmi, pool, rd, page, 3, "RTT_DATA_MAP", |r| {
+            .with_tables(rmi, pool, rd, (page, 3), "RTT_DATA_MAP", |r| {
                 r.data_map(rd, page, page + G, desc)
             });
         if let Err(e) = r {
@@ -300,7 +301,7 @@ impl GuestMemory {
         Ok(true)
     }
 
-    /// The realm asked for `[base, top)` to become RAM (`ram`) or EMPTY; `rec` is the REC
+    /// The realm asked for `[base, top)` (the range) to become RAM (`ram`) or EMPTY; `rec` is the REC
     /// that asked. Carries it out and returns the first address not changed (the caller
     /// reports it; it equals `top` unless the range leaves guest RAM, where a RAM request
     /// stops). EMPTY requests outside RAM are carried out as the RMM allows.
@@ -310,8 +311,7 @@ impl GuestMemory {
         pool: &mut GranulePool,
         realm: &mut Realm,
         rec: u64,
-        base: u64,
-        top: u64,
+        (base, top): (u64, u64),
         ram: bool,
     ) -> VmResult<u64> {
         if base % G != 0 || top % G != 0 || top <= base {
@@ -363,7 +363,7 @@ impl GuestMemory {
             let at = next;
             next = realm
                 .rtts
-                .with_tables(rmi, pool, rd, at, 3, "RTT_SET_RIPAS", |r| {
+                .with_tables(rmi, pool, rd, (at, 3), "RTT_SET_RIPAS", |r| {
                     r.rtt_set_ripas(rd, rec, at, top)
                 })?;
         }
@@ -414,7 +414,7 @@ impl GuestMemory {
             let cur = at;
             let u = realm
                 .rtts
-                .with_tables(rmi, pool, rd, cur, 3, "RTT_DATA_UNMAP", |r| {
+                .with_tables(rmi, pool, rd, (cur, 3), "RTT_DATA_UNMAP", |r| {
                     r.data_unmap(rd, cur, end)
                 })?;
             if let Some(d) = u.freed {
@@ -460,7 +460,7 @@ impl GuestMemory {
         let rd = realm.rd;
         realm
             .rtts
-            .with_tables(rmi, pool, rd, alias, 3, "RTT_UNPROT_MAP", |r| {
+            .with_tables(rmi, pool, rd, (alias, 3), "RTT_UNPROT_MAP", |r| {
                 r.unprot_map(rd, alias, alias + G, desc)
             })?;
         self.set(page, PageState::Shared);

@@ -44,6 +44,10 @@ mod tests {
         assert_eq!(machine_dram(256 << 20), Some(MIN_DRAM));
         assert_eq!(machine_dram(1 << 30), Some(1600 << 20));
         assert_eq!(machine_dram(u64::MAX), None);
-        assert!(FILES_BASE > LAUNCH_PAGE && FILES_END <= 0x6000_0000 && POOL_BASE >= 0x6100_0000);
+        const {
+            assert!(
+                FILES_BASE > LAUNCH_PAGE && FILES_END <= 0x6000_0000 && POOL_BASE >= 0x6100_0000
+            )
+        };
     }
 }

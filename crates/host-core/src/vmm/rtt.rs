@@ -107,15 +107,14 @@ impl Rtts {
         Ok(())
     }
 
-    /// Runs `op` (an RMI command on `ipa` that walks the RTTs) and, each time it fails with
-    /// `ERROR_RTT` at a level above `leaf_level`, creates the missing tables and runs it again.
+    /// Runs `op` (an RMI command on `ipa` that walks the RTTs down to `leaf_level`) and, each
+    /// time it fails with `ERROR_RTT` at a level above `leaf_level`, creates the missing tables and runs it again.
     pub fn with_tables<C: Conduit, T>(
         &mut self,
         rmi: &mut Rmi<'_, C>,
         pool: &mut GranulePool,
         rd: u64,
-        ipa: u64,
-        leaf_level: i64,
+        (ipa, leaf_level): (u64, i64),
         doing: &'static str,
         mut op: impl FnMut(&mut Rmi<'_, C>) -> Result<T, crate::client::RmiError>,
     ) -> VmResult<T> {

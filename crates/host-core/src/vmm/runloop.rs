@@ -531,7 +531,7 @@ impl<C: Conduit, M: HostMem, H: VmHost> Loop<'_, '_, C, M, H> {
             realm,
             ..
         } = &mut *self.vm;
-        let done = memory.change_ripas(self.rmi, pool, realm, rec, base, top, ram)?;
+        let done = memory.change_ripas(self.rmi, pool, realm, rec, (base, top), ram)?;
         self.say(format_args!(
             "vCPU {cur}: RIPAS of [{base:#x}, {top:#x}) to {}: accepted up to {done:#x}",
             if ram { "RAM" } else { "EMPTY" }
