@@ -21,8 +21,8 @@
 //! frame built for a vCPU the GIC does not have.
 
 use super::{DeviceCtx, MmioAccess, MmioDevice};
-use crate::vgic::Vgic;
 use crate::vgic::mmio::{self, Bank, Regs};
+use crate::vgic::Vgic;
 use cca_abi::arch::mpidr;
 
 /// The SGI_base frame's offset in the window.

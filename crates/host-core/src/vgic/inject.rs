@@ -1,7 +1,7 @@
 //! What the VMM and its devices inject: SPI and PPI input lines, and SGIs from trapped
 //! `ICC_SGI1R_EL1` writes.
 
-use super::{PRIVATE_INTIDS, Vgic};
+use super::{Vgic, PRIVATE_INTIDS};
 use cca_abi::arch::sgi::Sgi1r;
 
 impl Vgic {

@@ -2,7 +2,7 @@
 //! and [`Vgic::has_deliverable`] for the scheduler. The module documentation of `vgic` describes
 //! the life of an interrupt across them.
 
-use super::{MAX_LRS, PRIVATE_INTIDS, Vgic};
+use super::{Vgic, MAX_LRS, PRIVATE_INTIDS};
 use cca_abi::arch::ich::{self, LrState};
 
 /// An `ICH_VMCR_EL2` that masks nothing: `VPMR` = 0xFF, `VENG1` = 1.
@@ -254,7 +254,7 @@ impl Vgic {
 mod tests {
     use super::super::{BitReg, CTLR_ENABLE_GRP1, IROUTER_IRM};
     use super::*;
-    use ich::{LR_ACTIVE, LR_EOI, LR_PENDING, lr_encode, lr_priority, lr_state, lr_vintid};
+    use ich::{lr_encode, lr_priority, lr_state, lr_vintid, LR_ACTIVE, LR_EOI, LR_PENDING};
 
     /// A GIC with the distributor on and `intids` of vCPU 0 (and SPIs) enabled.
     fn gic(nr_vcpus: usize, intids: &[u32]) -> Vgic {

@@ -8,7 +8,7 @@
 //! write-1-to-set/clear ones), an 8-byte access to two 32-bit registers is two accesses.
 //! Unaligned accesses and other sizes read 0 and are ignored.
 
-use super::{BitReg, PRIVATE_INTIDS, Vgic};
+use super::{BitReg, Vgic, PRIVATE_INTIDS};
 
 /// `GICD_IIDR` / `GICR_IIDR`: Arm (JEP106 0x43B), product 0, r0p0, as QEMU reports.
 pub(crate) const IIDR: u32 = 0x0000_043b;

@@ -8,11 +8,11 @@ use crate::devices::gicd::Gicd;
 use crate::devices::gicr::Gicr;
 use crate::devices::test_util::Captured;
 use crate::devices::{Bus, DeviceCtx};
-use crate::vmm::platform::{GICD_BASE, GICD_SIZE, GICR_FRAME_SIZE, UART_SPI, gicr_base};
+use crate::vmm::platform::{gicr_base, GICD_BASE, GICD_SIZE, GICR_FRAME_SIZE, UART_SPI};
 use crate::vmm::platform::{SPI_BASE, VTIMER_INTID};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use cca_abi::arch::ich::{self, LR_ACTIVE, LR_PENDING, LrState, lr_state, lr_vintid};
+use cca_abi::arch::ich::{self, lr_state, lr_vintid, LrState, LR_ACTIVE, LR_PENDING};
 use proptest::prelude::*;
 
 /// A VM's GIC on a bus, as the VMM builds it.
