@@ -299,7 +299,7 @@ fn rmm_core_max_recs() -> u64 {
 pub fn command(imgs: &Images, p: &Prepared, rmm: Option<&Path>, icount: bool) -> Command {
     let rmm = rmm.unwrap_or(&imgs.rmm);
     let mem = format!("{}M", p.machine_mib);
-    let mut cmd = qemu::command_with_mem(&imgs.el3, rmm, &imgs.host, None, icount, &mem);
+    let mut cmd = qemu::command_for(&imgs.el3, rmm, &imgs.host, None, icount, &mem, 2);
     let mut load = |file: &Path, addr: u64| {
         cmd.arg("-device")
             .arg(format!("loader,file={},addr={addr:#x}", file.display()));
@@ -343,9 +343,10 @@ pub fn run_captured(
     icount: bool,
     timeout: Duration,
     echo: bool,
+    feed: &[(&str, &str)],
 ) -> Result<Outcome> {
     let mut cmd = command(imgs, p, rmm, icount);
-    qemu::run_command(&mut cmd, timeout, echo)
+    qemu::run_command_with_input(&mut cmd, timeout, echo, feed)
 }
 
 /// Boots `p` with QEMU on this terminal (interactive).
@@ -428,7 +429,8 @@ impl LinuxRun {
 }
 
 /// Boots a Linux realm with `init` as its `/init` (unless `args` names an initrd) and
-/// returns what happened.
+/// returns what happened; `feed` types on the console as [`qemu::run_command_with_input`]
+/// does.
 pub fn boot_linux(
     imgs: &Images,
     args: &LaunchArgs,
@@ -436,6 +438,7 @@ pub fn boot_linux(
     modules: &[&str],
     out_dir: &Path,
     echo: bool,
+    feed: &[(&str, &str)],
 ) -> Result<LinuxRun> {
     let (kernel, initrd) = guest_files(args, init, modules)?;
     let prepared = prepare(args, &kernel, initrd.as_deref(), out_dir)?;
@@ -456,6 +459,97 @@ pub fn boot_linux(
     };
     let evidence = crate::guest::Evidence::parse(&run.realm_console());
     Ok(LinuxRun { evidence, ..run })
+}
+
+/// Benchmark rows of a Linux realm boot under `-icount shift=0`, and the same kernel and
+/// initramfs booted directly by QEMU as a plain guest (no RME) as the baseline:
+/// `(name, ops, instructions per op)`.
+pub fn bench_linux(imgs: &Images, out_dir: &Path) -> Result<Vec<(String, u64, u64)>> {
+    use crate::guest::{InitScript, Then};
+    let mut args = LaunchArgs::new(256, 2);
+    args.icount = true;
+    args.timeout = 1200;
+    let init = InitScript::Evidence {
+        then: Then::PowerOff,
+    };
+    step("benchmark: Debian's Linux as a realm under -icount shift=0");
+    let run = boot_linux(imgs, &args, init.clone(), &[], out_dir, false, &[])?;
+    if !run.passed() {
+        for l in &run.outcome.lines {
+            eprintln!("{l}");
+        }
+        bail!("the Linux realm benchmark run failed");
+    }
+    let mut rows: Vec<(String, u64, u64)> = run
+        .outcome
+        .lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("[HOST] BENCH linux_"))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((
+                format!("linux_{}", w.next()?),
+                w.next()?.parse().ok()?,
+                w.next()?.parse().ok()?,
+            ))
+        })
+        .collect();
+    let realm_uptime = uptime_ns(&run.realm_console());
+    step("benchmark: the same kernel and initramfs as a plain QEMU guest (no RME)");
+    let (kernel, initrd) = guest_files(&args, init, &[])?;
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args([
+        "-M",
+        "virt,gic-version=3",
+        "-cpu",
+        "max",
+        "-smp",
+        "2",
+        "-m",
+        "256M",
+    ])
+    .args([
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+    ])
+    .args(["-icount", "shift=0", "-kernel"])
+    .arg(&kernel)
+    .arg("-append")
+    .arg("console=ttyAMA0");
+    if let Some(i) = &initrd {
+        cmd.arg("-initrd").arg(i);
+    }
+    let plain = qemu::run_command(&mut cmd, Duration::from_secs(1200), false)?;
+    let console: String = plain.lines.iter().map(|l| format!("{l}\n")).collect();
+    let plain_uptime = uptime_ns(&console);
+    if let (Some(r), Some(p)) = (realm_uptime, plain_uptime) {
+        rows.push(("linux_guest_uptime_at_init_realm".into(), 1, r));
+        rows.push(("linux_guest_uptime_at_init_plain".into(), 1, p));
+        rows.push((
+            "linux_realm_over_plain_x1000".into(),
+            1,
+            r.saturating_mul(1000) / p.max(1),
+        ));
+    } else {
+        eprintln!("    (no uptime line from one of the boots: no baseline ratio)");
+    }
+    Ok(rows)
+}
+
+/// The guest's `/proc/uptime` at its init script's evidence line, in ns (= instructions under
+/// `-icount shift=0`).
+fn uptime_ns(console: &str) -> Option<u64> {
+    let v = console
+        .lines()
+        .find_map(|l| l.split("CCA-INIT: uptime: ").nth(1))?
+        .trim();
+    let secs: f64 = v.parse().ok()?;
+    Some((secs * 1e9) as u64)
 }
 
 #[cfg(test)]

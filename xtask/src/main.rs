@@ -87,6 +87,7 @@ fn main() -> Result<()> {
                 &[],
                 &root.join("target/launch"),
                 true,
+                &[],
             )?;
             let e = &run.evidence;
             let checks = [
@@ -136,6 +137,7 @@ fn main() -> Result<()> {
                     args.icount,
                     std::time::Duration::from_secs(args.timeout),
                     true,
+                    &[],
                 )?;
                 out.exit_code.unwrap_or(1)
             } else {
@@ -151,7 +153,8 @@ fn main() -> Result<()> {
         Cmd::Bench => {
             let tc = setup::ensure_all()?;
             let imgs = images::build_all(&root, &tc)?;
-            let rows = qemu::bench(&imgs)?;
+            let mut rows = qemu::bench(&imgs)?;
+            rows.extend(launch::bench_linux(&imgs, &root.join("target/launch"))?);
             println!(
                 "\n{:<36} {:>8} {:>16}",
                 "operation", "ops", "instructions/op"

@@ -65,18 +65,20 @@ fn raw_image(path: &Path, dir: &Path, name: &str) -> Result<PathBuf> {
 /// at [`PAYLOAD_ADDR`] with its size at [`PAYLOAD_SIZE_ADDR`]; without it (or if the file
 /// cannot be read) neither is loaded.
 pub fn command(el3: &Path, rmm: &Path, host: &Path, realm: Option<&Path>, icount: bool) -> Command {
-    command_with_mem(el3, rmm, host, realm, icount, "2G")
+    command_for(el3, rmm, host, realm, icount, "2G", 2)
 }
 
-/// [`command`] with `mem` (QEMU's `-m` value) of DRAM.
-pub fn command_with_mem(
+/// [`command`] with `mem` (QEMU's `-m` value) of DRAM and `cpus` CPUs.
+pub fn command_for(
     el3: &Path,
     rmm: &Path,
     host: &Path,
     realm: Option<&Path>,
     icount: bool,
     mem: &str,
+    cpus: u32,
 ) -> Command {
+    let smp = cpus.to_string();
     let mut cmd = Command::new("qemu-system-aarch64");
     cmd.args([
         "-M",
@@ -85,7 +87,7 @@ pub fn command_with_mem(
         "max,x-rme=on",
     ])
     .args([
-        "-m", mem, "-smp", "2", "-display", "none", "-monitor", "none", "-serial", "stdio",
+        "-m", mem, "-smp", &smp, "-display", "none", "-monitor", "none", "-serial", "stdio",
     ])
     .args([
         "-semihosting-config",
@@ -139,9 +141,25 @@ pub fn run(_root: &Path, imgs: &Images, args: &RunArgs) -> Result<Outcome> {
 
 /// Runs a QEMU command, echoing its output if `echo`, with a timeout.
 pub fn run_command(cmd: &mut Command, timeout: Duration, echo: bool) -> Result<Outcome> {
+    run_command_with_input(cmd, timeout, echo, &[])
+}
+
+/// [`run_command`], typing on QEMU's console: when a line containing `feed[i].0` appears
+/// (in order), `feed[i].1` is written to QEMU's standard input a second later.
+pub fn run_command_with_input(
+    cmd: &mut Command,
+    timeout: Duration,
+    echo: bool,
+    feed: &[(&str, &str)],
+) -> Result<Outcome> {
+    use std::io::Write;
     let start = Instant::now();
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(if feed.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -160,6 +178,8 @@ pub fn run_command(cmd: &mut Command, timeout: Duration, echo: bool) -> Result<O
             let _ = tx2.send(format!("[QEMU] {l}"));
         }
     });
+    let mut stdin = child.stdin.take();
+    let mut next_feed = 0;
     let mut lines = Vec::new();
     let mut timed_out = false;
     loop {
@@ -168,6 +188,16 @@ pub fn run_command(cmd: &mut Command, timeout: Duration, echo: bool) -> Result<O
                 let l = l.trim_end_matches('\r').to_string();
                 if echo {
                     println!("{l}");
+                }
+                if let Some((trigger, text)) = feed.get(next_feed) {
+                    if l.contains(trigger) {
+                        next_feed += 1;
+                        std::thread::sleep(Duration::from_secs(1));
+                        if let Some(w) = stdin.as_mut() {
+                            let _ = w.write_all(text.as_bytes());
+                            let _ = w.flush();
+                        }
+                    }
                 }
                 lines.push(l);
             }

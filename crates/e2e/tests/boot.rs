@@ -95,3 +95,48 @@ fn instruction_counting_mode_boots_too() {
     let out = boot(true);
     assert!(out.passed(), "the stack fails under -icount shift=0");
 }
+
+/// Boots our stack with the realm payload on a machine of `mem` DRAM and `cpus` CPUs.
+fn boot_machine(mem: &str, cpus: u32) -> e2e::Outcome {
+    let dir = e2e::images_dir();
+    let realm = dir.join("realm.bin");
+    let mut cmd = xtask::qemu::command_for(
+        &dir.join("el3.bin"),
+        &dir.join("rmm.bin"),
+        &dir.join("host.bin"),
+        Some(realm.as_path()),
+        false,
+        mem,
+        cpus,
+    );
+    xtask::qemu::run_command(&mut cmd, std::time::Duration::from_secs(120), false)
+        .expect("QEMU runs")
+}
+
+#[test]
+fn a_single_cpu_machine_fails_the_secondary_check_quickly() {
+    let out = boot_machine("2G", 1);
+    assert!(
+        !out.timed_out,
+        "the host waited for a CPU that does not exist"
+    );
+    let host = world_lines(&out, "HOST");
+    assert!(host
+        .iter()
+        .any(|l| l.contains("FAILED: the machine has a second CPU")));
+    assert!(host.iter().any(|l| l.starts_with("RESULT: FAIL")));
+    assert_ne!(out.exit_code, Some(0));
+}
+
+#[test]
+fn too_little_dram_for_the_demonstration_is_refused_with_a_reason() {
+    let out = boot_machine("1G", 2);
+    assert!(!out.timed_out);
+    let host = world_lines(&out, "HOST");
+    assert!(
+        host.iter()
+            .any(|l| l.starts_with("RESULT: FAIL (the demonstration's layout needs DRAM")),
+        "{host:#?}"
+    );
+    assert_ne!(out.exit_code, Some(0));
+}

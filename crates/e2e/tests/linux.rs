@@ -24,8 +24,13 @@ fn images() -> Images {
 }
 
 fn boot(args: &LaunchArgs, init: InitScript, name: &str) -> LinuxRun {
+    boot_typing(args, init, name, &[])
+}
+
+fn boot_typing(args: &LaunchArgs, init: InitScript, name: &str, feed: &[(&str, &str)]) -> LinuxRun {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let run = boot_linux(&images(), args, init, &[], &out, false).expect("the launch is prepared");
+    let run =
+        boot_linux(&images(), args, init, &[], &out, false, feed).expect("the launch is prepared");
     if !run.passed() {
         eprintln!(
             "---- QEMU output ----\n{}\n---- end ----",
@@ -161,4 +166,26 @@ fn an_unemulated_device_address_reads_as_zero_and_the_guest_goes_on() {
         v.trim_start_matches("0x").chars().all(|c| c == '0') && !v.is_empty(),
         "the probe read {v:?}"
     );
+}
+
+#[test]
+fn the_shell_on_the_16550_is_interactive() {
+    // Typed bytes go QEMU -> host PL011 -> the virtual 16550's receive FIFO -> SPI 32 -> the
+    // guest's 8250 driver -> the shell, whose answer comes back out the same way.
+    let run = boot_typing(
+        &args(256, 1),
+        InitScript::Shell,
+        "linux-shell",
+        &[
+            ("CCA-INIT: shell on", "echo typed-$((6*7))\n"),
+            ("typed-42", "exit\n"),
+        ],
+    );
+    let console = run.realm_console();
+    assert!(
+        console.lines().any(|l| l.trim() == "typed-42"),
+        "the shell did not answer what was typed"
+    );
+    assert!(console.contains("CCA-INIT: shell exited"));
+    assert!(run.outcome.passed(), "the host's verdict");
 }

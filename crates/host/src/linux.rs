@@ -36,12 +36,32 @@ pub fn launch_description(machine: &Machine) -> Option<&'static [u8]> {
     launch::decode_page(page).ok()
 }
 
-/// The realm's console: bytes go out labelled `[REALM]` as they come.
-struct RealmConsole;
+/// The realm's console: bytes go out labelled `[REALM]` as they come. It also notes when the
+/// guest's init script printed its first line (the benchmark's end of boot).
+struct RealmConsole {
+    /// How much of [`INIT_MARKER`] the last bytes matched.
+    matched: usize,
+    /// The counter when the marker was first seen.
+    init_seen: Option<u64>,
+}
+
+/// What the launcher's init scripts start their lines with.
+const INIT_MARKER: &[u8] = b"CCA-INIT:";
 
 impl ConsoleOut for RealmConsole {
     fn write_byte(&mut self, byte: u8) {
         fw_support::console::write_bytes_as("REALM", &[byte]);
+        if self.init_seen.is_some() {
+            return;
+        }
+        if byte == INIT_MARKER[self.matched] {
+            self.matched += 1;
+            if self.matched == INIT_MARKER.len() {
+                self.init_seen = Some(crate::vmhost::counter());
+            }
+        } else {
+            self.matched = usize::from(byte == INIT_MARKER[0]);
+        }
     }
 }
 
@@ -172,11 +192,15 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
     println!("BENCH linux_build 1 {}", ticks_to_ns(&mut hw, t1 - t0));
     println!("-- running the realm (its console follows as [REALM] lines)");
     let quantum = host_core::vmm::host::VmHost::counter_hz(&mut hw) / 250;
+    let mut console = RealmConsole {
+        matched: 0,
+        init_seen: None,
+    };
     let stop = vm.run(
         &mut rmi,
         &mut Dram,
         &mut hw,
-        &mut RealmConsole,
+        &mut console,
         &mut DefaultHooks,
         RunLimits {
             max_exits: u64::MAX,
@@ -192,6 +216,22 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
         vm.memory.census()
     );
     println!("BENCH linux_run 1 {}", ticks_to_ns(&mut hw, t2 - t1));
+    if let Some(t) = console.init_seen {
+        println!(
+            "BENCH linux_first_rec_enter_to_init 1 {}",
+            ticks_to_ns(&mut hw, t.saturating_sub(t1))
+        );
+    }
+    for class in host_core::vmm::stats::ExitClass::ALL {
+        let (n, ticks) = vm.stats.get(class);
+        if n > 0 {
+            println!(
+                "BENCH linux_exit_{} {n} {}",
+                class.name(),
+                ticks_to_ns(&mut hw, ticks) / n
+            );
+        }
+    }
     println!("-- teardown");
     let teardown = vm.destroy(&mut rmi, &mut Dram);
     let verdict = match (&stop, &teardown) {

@@ -33,7 +33,8 @@ impl Hw {
     }
 }
 
-fn counter() -> u64 {
+/// The physical counter (`CNTPCT_EL0`).
+pub fn counter() -> u64 {
     // SAFETY: ISB orders the counter read after earlier instructions; no memory effects.
     unsafe { core::arch::asm!("isb", options(nostack)) };
     read_sysreg!(cntpct_el0)
