@@ -451,6 +451,7 @@ pub fn boot_linux(
         args.icount,
         timeout,
         echo,
+        feed,
     )?;
     let run = LinuxRun {
         prepared,
