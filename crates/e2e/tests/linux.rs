@@ -122,15 +122,19 @@ fn one_vcpu_sha512_with_an_rpv_reboots_into_a_full_teardown() {
 }
 
 #[test]
-fn more_vcpus_than_physical_cpus_all_come_online() {
+fn more_vcpus_than_physical_cpus_all_come_online_with_a_gib_of_ram() {
     let run = boot(
-        &args(256, 3),
+        &args(1024, 3),
         InitScript::Evidence {
             then: Then::PowerOff,
         },
         "linux-3cpu",
     );
     check_common(&run, 3);
+    assert!(
+        run.evidence.mem_total_kb.is_some_and(|k| k > 900_000),
+        "1 GiB of RAM"
+    );
     let host = host_lines(&run);
     let stats = host
         .iter()

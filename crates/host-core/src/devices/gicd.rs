@@ -132,6 +132,7 @@ mod tests {
             gic: g,
             console: &mut out,
             unix_time: 0,
+            dma: &mut crate::devices::NoDma,
         };
         Gicd::new().read(
             MmioAccess {
@@ -149,6 +150,7 @@ mod tests {
             gic: g,
             console: &mut out,
             unix_time: 0,
+            dma: &mut crate::devices::NoDma,
         };
         Gicd::new().write(
             MmioAccess {

@@ -154,6 +154,7 @@ mod tests {
             gic: g,
             console: &mut out,
             unix_time: 0,
+            dma: &mut crate::devices::NoDma,
         };
         let mut r = r;
         r.read(
@@ -172,6 +173,7 @@ mod tests {
             gic: g,
             console: &mut out,
             unix_time: 0,
+            dma: &mut crate::devices::NoDma,
         };
         let mut r = r;
         r.write(

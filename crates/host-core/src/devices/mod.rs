@@ -36,6 +36,41 @@ pub trait ConsoleOut {
     fn write_byte(&mut self, byte: u8);
 }
 
+/// Why a device's access to guest memory failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaError {
+    /// Some byte of the range is not in a page the guest shares with the host right now
+    /// (protected memory, MMIO, beyond RAM, or a page it took back).
+    NotShared {
+        /// The first address that is not shared.
+        ipa: u64,
+    },
+    /// The range wraps around the address space.
+    Overflow,
+}
+
+/// Guest memory as a device model may see it: only the pages the realm shares with the host
+/// (RIPAS EMPTY and mapped at the unprotected alias). Addresses are IPAs with or without the
+/// alias bit (realm firmware writes them without it, newer Linux with it).
+pub trait GuestDma {
+    /// Reads `buf.len()` bytes at `ipa`.
+    fn read(&mut self, ipa: u64, buf: &mut [u8]) -> Result<(), DmaError>;
+    /// Writes `data` at `ipa`.
+    fn write(&mut self, ipa: u64, data: &[u8]) -> Result<(), DmaError>;
+}
+
+/// No guest memory at all (devices that do no DMA, tests).
+pub struct NoDma;
+
+impl GuestDma for NoDma {
+    fn read(&mut self, ipa: u64, _buf: &mut [u8]) -> Result<(), DmaError> {
+        Err(DmaError::NotShared { ipa })
+    }
+    fn write(&mut self, ipa: u64, _data: &[u8]) -> Result<(), DmaError> {
+        Err(DmaError::NotShared { ipa })
+    }
+}
+
 /// What a device may use while it handles an access.
 pub struct DeviceCtx<'a> {
     /// The virtual GIC: interrupt lines (`Vgic::set_spi_level`) and, for the GIC's own
@@ -45,6 +80,8 @@ pub struct DeviceCtx<'a> {
     pub console: &'a mut dyn ConsoleOut,
     /// Wall-clock time, seconds since 1970-01-01 UTC (for the RTC).
     pub unix_time: u64,
+    /// The guest memory the realm shares with the host (for DMA).
+    pub dma: &'a mut dyn GuestDma,
 }
 
 /// An emulated device behind an MMIO window.
@@ -237,6 +274,7 @@ mod tests {
             gic: &mut gic,
             console: &mut out,
             unix_time: 0,
+            dma: &mut crate::devices::NoDma,
         };
         assert!(bus.write(0, 0x1000, 4, 0x1_0000_0007, &mut ctx));
         assert_eq!(

@@ -374,6 +374,7 @@ mod tests {
                 gic: &mut self.gic,
                 console: &mut self.out,
                 unix_time: 0,
+                dma: &mut crate::devices::NoDma,
             };
             self.uart.read(
                 MmioAccess {
@@ -390,6 +391,7 @@ mod tests {
                 gic: &mut self.gic,
                 console: &mut self.out,
                 unix_time: 0,
+                dma: &mut crate::devices::NoDma,
             };
             self.uart.write(
                 MmioAccess {
@@ -407,6 +409,7 @@ mod tests {
                 gic: &mut self.gic,
                 console: &mut self.out,
                 unix_time: 0,
+                dma: &mut crate::devices::NoDma,
             };
             self.uart.console_input(byte, &mut ctx)
         }
@@ -779,6 +782,7 @@ mod tests {
             gic: &mut gic,
             console: &mut out,
             unix_time: 0,
+            dma: &mut crate::devices::NoDma,
         };
         let mut u = Pl011::new(5000);
         let a = MmioAccess {

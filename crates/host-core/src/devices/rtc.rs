@@ -346,6 +346,7 @@ mod tests {
                 gic: &mut self.gic,
                 console: &mut self.out,
                 unix_time: self.time,
+                dma: &mut crate::devices::NoDma,
             };
             self.rtc.read(
                 MmioAccess {
@@ -362,6 +363,7 @@ mod tests {
                 gic: &mut self.gic,
                 console: &mut self.out,
                 unix_time: self.time,
+                dma: &mut crate::devices::NoDma,
             };
             self.rtc.write(
                 MmioAccess {

@@ -341,6 +341,7 @@ mod tests {
                 gic: &mut self.gic,
                 console: &mut self.out,
                 unix_time: 0,
+                dma: &mut crate::devices::NoDma,
             };
             self.uart.read(
                 MmioAccess {
@@ -357,6 +358,7 @@ mod tests {
                 gic: &mut self.gic,
                 console: &mut self.out,
                 unix_time: 0,
+                dma: &mut crate::devices::NoDma,
             };
             self.uart.write(
                 MmioAccess {
@@ -374,6 +376,7 @@ mod tests {
                 gic: &mut self.gic,
                 console: &mut self.out,
                 unix_time: 0,
+                dma: &mut crate::devices::NoDma,
             };
             self.uart.console_input(byte, &mut ctx)
         }
@@ -790,6 +793,7 @@ mod tests {
             gic: &mut gic,
             console: &mut out,
             unix_time: 0,
+            dma: &mut crate::devices::NoDma,
         };
         let mut u = Uart16550::new(u32::MAX);
         let a = MmioAccess {

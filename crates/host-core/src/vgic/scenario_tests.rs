@@ -48,6 +48,7 @@ impl Machine {
             gic: &mut self.gic,
             console: &mut self.out,
             unix_time: 0,
+            dma: &mut crate::devices::NoDma,
         };
         self.bus.read(vcpu, addr, size, &mut ctx).expect("decoded")
     }
@@ -57,6 +58,7 @@ impl Machine {
             gic: &mut self.gic,
             console: &mut self.out,
             unix_time: 0,
+            dma: &mut crate::devices::NoDma,
         };
         assert!(self.bus.write(vcpu, addr, size, value, &mut ctx), "decoded");
     }
@@ -418,7 +420,7 @@ proptest! {
                         Some(f) => m.gicr + u64::from(f % NR_VCPUS as u8) * GICR_FRAME_SIZE,
                     };
                     let addr = base + u64::from(offset) % if frame.is_none() { GICD_SIZE } else { GICR_FRAME_SIZE };
-                    let mut ctx = DeviceCtx { gic: &mut m.gic, console: &mut m.out, unix_time: 0 };
+                    let mut ctx = DeviceCtx { gic: &mut m.gic, console: &mut m.out, unix_time: 0, dma: &mut crate::devices::NoDma };
                     if write {
                         m.bus.write(usize::from(size), addr, size, value, &mut ctx);
                     } else {

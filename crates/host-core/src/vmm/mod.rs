@@ -5,6 +5,7 @@
 //! * [`dtb`]: the device tree generated at launch;
 //! * [`launch`]: the launch description the launcher hands the host.
 
+pub mod dma;
 pub mod dtb;
 pub mod error;
 pub mod granules;

@@ -7,6 +7,7 @@
 //! yields to the next vCPU, WFI blocks until an interrupt is deliverable (a timer due, an
 //! SGI, a device line). When every vCPU is blocked the host idles until the earliest timer.
 
+use super::dma::SharedMemory;
 use super::error::{VmError, VmResult};
 use super::host::VmHost;
 use super::memory::PageState;
@@ -182,10 +183,16 @@ impl<C: Conduit, M: HostMem, H: VmHost> Loop<'_, '_, C, M, H> {
     fn poll_input(&mut self) {
         while let Some(b) = self.host.poll_input() {
             let unix_time = self.host.unix_time();
+            let mut dma = SharedMemory {
+                memory: &self.vm.memory,
+                mem: &mut *self.mem,
+                shared_bit: self.vm.realm.shared_bit(),
+            };
             let mut ctx = DeviceCtx {
                 gic: &mut self.vm.vgic,
                 console: self.console,
                 unix_time,
+                dma: &mut dma,
             };
             self.vm.bus.console_input(b, &mut ctx);
         }
@@ -372,10 +379,17 @@ impl<C: Conduit, M: HostMem, H: VmHost> Loop<'_, '_, C, M, H> {
         let size = esr::access_len(exit.esr) as u8;
         let write = esr::is_write(exit.esr);
         let unix_time = self.host.unix_time();
+        let shared_bit = self.vm.realm.shared_bit();
+        let mut dma = SharedMemory {
+            memory: &self.vm.memory,
+            mem: &mut *self.mem,
+            shared_bit,
+        };
         let mut ctx = DeviceCtx {
             gic: &mut self.vm.vgic,
             console: self.console,
             unix_time,
+            dma: &mut dma,
         };
         let handled = if write {
             self.vm
