@@ -45,18 +45,30 @@ fn the_host_answers_every_kind_of_exit_the_payload_makes() {
     let host = world_lines(out, "HOST");
     let has = |prefix: &str| host.iter().any(|l| l.starts_with(prefix));
     for line in [
-        "REC 0: RIPAS of [0x200000, 0x210000) to RAM: accepted, RTT_SET_RIPAS reached 0x210000",
-        "REC 0: RIPAS of [0x300000, 0x301000) to RAM: rejected",
+        "vCPU 0: RIPAS of [0x200000, 0x210000) to RAM: accepted up to 0x210000",
+        "RIPAS of [0x300000, 0x301000) to RAM: the host refuses requests starting in \
+         [0x300000, 0x301000)",
+        "vCPU 0: RIPAS of [0x300000, 0x301000) to RAM: rejected",
         "REC 0: host call 0xcca1 answered with every gpr + 1",
-        "REC 0: PSCI CPU_ON(MPIDR 0x1 = REC 1): the host answers Success",
-        "REC 1: PSCI CPU_OFF",
-        "REC 0: PSCI SYSTEM_OFF: the realm is done",
+        "REC 0: host call 0xcca2: the payload's RSI timings (64 RSI_VERSION and 64 \
+         RSI_IPA_STATE_GET calls)",
+        "PSCI CPU_ON of REC 1: the host answers Success",
+        "vCPU 0: PSCI SYSTEM_OFF",
         "  ok: the realm ran and powered itself off (PSCI SYSTEM_OFF)",
         "  ok: 32 auxiliary granules of 2 REC(s) reclaimed and undelegated",
         "  ok: the RD and the image's first data granule come back scrubbed",
     ] {
         assert!(has(line), "no host line starting `{line}`");
     }
+    // REC 1 ran after CPU_ON and powered itself off again.
+    let rec1 = host
+        .iter()
+        .find(|l| l.starts_with("   REC 1: "))
+        .expect("the host reports REC 1");
+    assert!(
+        rec1.ends_with(" exit(s), off again (PSCI CPU_OFF)"),
+        "{rec1}"
+    );
     let realm = world_lines(out, "REALM");
     assert!(realm.iter().any(|l| l.starts_with("REC 1 up at EL1")));
     // The virtual timer went through a list register and the realm completed it.

@@ -2,7 +2,9 @@
 //! (where every instruction advances virtual time by 1 ns, so the generic timer counts
 //! instructions in units of `1e9 / CNTFRQ`).
 
+use crate::payload::RsiTiming;
 use crate::rmi::{Conduit, Rmi};
+use crate::vmm::stats::{ExitClass, ExitStats};
 use cca_abi::rmi::{RmiFid, RmiStatus};
 use core::fmt::Write;
 
@@ -287,26 +289,62 @@ pub fn realm_ops<C: Conduit, K: Clock, M: crate::HostMem>(
     tally
 }
 
-/// Reports the `REC_ENTER` round trips of a realm run (`crate::run`), one line per exit class
-/// that occurred: `BENCH rec_enter_<class> <exits> <instructions per round trip>`.
+/// The `BENCH rec_enter_<name>` rows and the exit classes each sums, in the order they are
+/// printed. The names are stable (`cargo xtask bench`, docs/performance.md): `wfx` is WFI and
+/// WFE together, the classes the payload never causes come last.
+pub const REC_EXIT_ROWS: [(&str, &[ExitClass]); 11] = [
+    ("mmio", &[ExitClass::Mmio]),
+    ("host_call", &[ExitClass::HostCall]),
+    ("psci", &[ExitClass::Psci]),
+    ("ripas_change", &[ExitClass::RipasChange]),
+    ("protected_fault", &[ExitClass::ProtectedFault]),
+    ("wfx", &[ExitClass::Wfi, ExitClass::Wfe]),
+    ("sysreg", &[ExitClass::SysReg]),
+    ("irq", &[ExitClass::Irq]),
+    ("other", &[ExitClass::Other]),
+    ("shared_fault", &[ExitClass::SharedFault]),
+    ("sgi", &[ExitClass::Sgi]),
+];
+
+/// Reports the `REC_ENTER` round trips of a VM's run ([`crate::vmm::stats`]), one line per
+/// row of [`REC_EXIT_ROWS`] whose classes occurred:
+/// `BENCH rec_enter_<name> <exits> <instructions per round trip>`.
 ///
 /// What is measured: the counter just before the host's `REC_ENTER` SMC and just after it
 /// returned, for every entry, summed by the class of the exit that ended it. A round trip
 /// covers the SMC to EL3, the world switch to the RMM, the RMM's entry checks and its entry
 /// into the realm, **the realm's own execution until its next exit**, the exit's processing
 /// in the RMM, and the way back to the host. The payload is not told to loop: these are its
-/// own exits (UART accesses for `mmio`, its two `RSI_HOST_CALL`s for `host_call`, ...), so
+/// own exits (UART accesses for `mmio`, its `RSI_HOST_CALL`s for `host_call`, ...), so
 /// the realm's work between two exits is part of the figure (small for `mmio`: one character
 /// of formatting; larger for the first exits of other classes). The host's handling of an
 /// exit (emulation, RMI calls such as `RTT_DATA_MAP` or `PSCI_COMPLETE`) is outside the
 /// timed window. RSI calls the RMM answers without an exit never reach the host and are not
 /// measured here.
-pub fn rec_exits(out: &mut dyn Write, clock: &dyn Clock, stats: &crate::run::ExitStats) {
-    for class in crate::run::ExitClass::ALL {
-        let (exits, ticks) = stats.get(class);
+pub fn rec_exits(out: &mut dyn Write, clock: &dyn Clock, stats: &ExitStats) {
+    for (name, classes) in REC_EXIT_ROWS {
+        let (exits, ticks) = classes.iter().fold((0u64, 0u64), |(n, t), &c| {
+            let (cn, ct) = stats.get(c);
+            (n.saturating_add(cn), t.saturating_add(ct))
+        });
         if let Some(per) = instructions(clock, ticks).checked_div(exits) {
-            let _ = writeln!(out, "BENCH rec_enter_{} {exits} {per}", class.name());
+            let _ = writeln!(out, "BENCH rec_enter_{name} {exits} {per}");
         }
+    }
+}
+
+/// Reports the RSI calls the payload timed itself ([`crate::payload::RsiTiming`]):
+/// `BENCH <name> <calls> <instructions per call>` (nanoseconds of the realm's counter per call,
+/// exact instructions under `-icount shift=0`).
+pub fn rsi_timings(out: &mut dyn Write, timings: &[Option<RsiTiming>]) {
+    for t in timings.iter().flatten() {
+        let _ = writeln!(
+            out,
+            "BENCH {} {} {}",
+            t.name,
+            t.calls,
+            t.nanoseconds_per_call()
+        );
     }
 }
 
@@ -357,17 +395,68 @@ mod tests {
     }
 
     #[test]
-    fn rec_exit_round_trips_are_reported_per_class_that_occurred() {
-        let mut stats = crate::run::ExitStats::default();
-        stats.count[crate::run::ExitClass::Mmio as usize] = 4;
-        stats.ticks[crate::run::ExitClass::Mmio as usize] = 400;
-        stats.count[crate::run::ExitClass::HostCall as usize] = 2;
-        stats.ticks[crate::run::ExitClass::HostCall as usize] = 1000;
+    fn rec_exit_round_trips_are_reported_per_row_that_occurred() {
+        let mut stats = ExitStats::default();
+        stats.record(ExitClass::Mmio, 100);
+        stats.record(ExitClass::Mmio, 300);
+        stats.record(ExitClass::HostCall, 1000);
+        stats.record(ExitClass::Wfi, 40);
+        stats.record(ExitClass::Wfe, 20);
+        stats.record(ExitClass::Sgi, 8);
         let mut out = String::new();
         rec_exits(&mut out, &Steps(0), &stats);
         assert_eq!(
             out,
-            "BENCH rec_enter_mmio 4 100\nBENCH rec_enter_host_call 2 500\n"
+            "BENCH rec_enter_mmio 2 200\nBENCH rec_enter_host_call 1 1000\n\
+             BENCH rec_enter_wfx 2 30\nBENCH rec_enter_sgi 1 8\n"
+        );
+        let mut none = String::new();
+        rec_exits(&mut none, &Steps(0), &ExitStats::default());
+        assert_eq!(none, "", "no exits, no rows");
+    }
+
+    #[test]
+    fn every_exit_class_is_in_exactly_one_row_and_the_names_are_unique() {
+        for class in ExitClass::ALL {
+            let rows = REC_EXIT_ROWS
+                .iter()
+                .filter(|(_, cs)| cs.contains(&class))
+                .count();
+            assert_eq!(rows, 1, "{class:?}");
+        }
+        let mut names: Vec<&str> = REC_EXIT_ROWS.iter().map(|r| r.0).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), REC_EXIT_ROWS.len());
+    }
+
+    #[test]
+    fn rsi_timings_become_instructions_per_call() {
+        let t = |name, calls, ticks, counter_hz| {
+            Some(RsiTiming {
+                name,
+                calls,
+                ticks,
+                counter_hz,
+            })
+        };
+        let mut out = String::new();
+        rsi_timings(
+            &mut out,
+            &[
+                // 62.5 MHz: 16 ns per tick.
+                t("rsi_version_in_realm", 64, 5_000, 62_500_000),
+                None,
+                // Nothing to divide by: 0, never a panic.
+                t("zero_calls", 0, 5, 1),
+                t("zero_hz", 3, 5, 0),
+                t("huge", 1, u64::MAX, 1),
+            ],
+        );
+        assert_eq!(
+            out,
+            "BENCH rsi_version_in_realm 64 1250\nBENCH zero_calls 0 0\nBENCH zero_hz 3 0\n\
+             BENCH huge 1 18446744073709551615\n"
         );
     }
 }

@@ -9,8 +9,8 @@
 //! * [`devices`]: the MMIO device models on a bus (16550, RTC, PL011, GIC distributor and
 //!   redistributors), one file each;
 //! * [`vgic`]: the virtual GIC's interrupt state and its list-register management;
-//! * [`boot`], [`realm`], [`bench`]: the demonstration's checked sequences, one client of the
-//!   library.
+//! * [`boot`], [`realm`], [`payload`], [`bench`]: the demonstration's checked sequences and
+//!   its payload realm, clients of the library.
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -21,9 +21,9 @@ pub mod bench;
 pub mod boot;
 pub mod client;
 pub mod devices;
+pub mod payload;
 pub mod realm;
 pub mod rmi;
-pub mod run;
 pub mod vgic;
 pub mod vmm;
 

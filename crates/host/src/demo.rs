@@ -1,13 +1,16 @@
 //! The demonstration the host runs when no launch description was loaded: the boot-time RMI
 //! sequence with deliberate mistakes, a realm built and torn down, RMI on the second CPU, and
-//! the bare-metal payload realm; with `cargo xtask bench`, the benchmarks.
+//! the bare-metal payload realm on the VMM (`host_core::payload`); with `cargo xtask bench`,
+//! the benchmarks.
 
 use crate::machine::Machine;
+use crate::vmhost::Hw;
 use crate::{entry, gic, mmu, smc, Dram, Smc};
 use cca_abi::{el3::sip, psci, rmi::RmiFid, rmi::RMI_VERSION_2_0};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use fw_support::{println, read_sysreg};
 use host_core::boot::{self, BootPlan, Tally};
+use host_core::payload::{self, PayloadConsole, PayloadPlan, PayloadReport, Verdict};
 use host_core::Rmi;
 
 /// DRAM layout the host uses for its demonstration (all Non-secure).
@@ -48,11 +51,12 @@ impl host_core::bench::Clock for Timer {
     }
 }
 
-/// The realm's console lines, printed with the `REALM` label.
-struct RealmLines;
+/// The payload realm's console lines, printed with the `REALM` label, and the host's lines
+/// about what it answered the realm.
+struct PayloadOut;
 
-impl host_core::run::RealmConsole for RealmLines {
-    fn line(&mut self, text: &str) {
+impl PayloadConsole for PayloadOut {
+    fn realm_line(&mut self, text: &str) {
         // Only the boot CPU prints while a realm runs, and every host line is complete, so
         // switching the console's label around the line cannot split another line.
         // SAFETY: UART0 is the console the host initialised at boot; `init` replaces the
@@ -62,10 +66,14 @@ impl host_core::run::RealmConsole for RealmLines {
         // SAFETY: as above.
         unsafe { fw_support::console::init(0x0900_0000, "HOST") };
     }
+
+    fn host_line(&mut self, text: core::fmt::Arguments<'_>) {
+        println!("{text}");
+    }
 }
 
-/// Runs the realm payload (if xtask loaded one) and returns what happened.
-fn run_payload(rmi: &mut Rmi<'_, Smc>, image_size: u64) -> host_core::run::RunReport {
+/// Runs the realm payload (if xtask loaded one) on the VMM and returns what happened.
+fn run_payload(rmi: &mut Rmi<'_, Smc>, image_size: u64) -> PayloadReport {
     let (sre, vtr) = gic::init();
     let sre_now = gic::sre();
     println!("-- GIC virtual CPU interface");
@@ -79,25 +87,28 @@ fn run_payload(rmi: &mut Rmi<'_, Smc>, image_size: u64) -> host_core::run::RunRe
     println!(
         "  {}: ICH_LR<n>_EL2 read back what the host wrote ({} list registers)",
         if lrs { "ok" } else { "FAILED" },
-        host_core::run::ich::list_registers(vtr)
+        cca_abi::arch::ich::list_registers(vtr)
     );
-    let plan = host_core::run::RunPlan::new(RUN_POOL.0, RUN_POOL.1, PAYLOAD_IMAGE, image_size);
-    let mut report =
-        host_core::run::run(rmi, &mut Dram, &mut gic::VirtualCpu, &mut RealmLines, &plan);
+    // The host's EL2 timer (the scheduler's preemption tick) and the realm's timers must
+    // make a running REC exit and wake the host's WFI.
+    gic::enable_host_interrupts(0);
+    let plan = PayloadPlan::new(RUN_POOL.0, RUN_POOL.1, PAYLOAD_IMAGE, image_size);
+    let mut hw = Hw::new();
+    let mut report = payload::run(rmi, &mut Dram, &mut hw, &mut PayloadOut, &plan);
     report.tally.passed += u32::from(ok) + u32::from(lrs);
     report.tally.failed += u32::from(!ok) + u32::from(!lrs);
     report
 }
 
 /// The realm's part of the RESULT line.
-fn realm_verdict(r: &host_core::run::RunReport) -> (bool, impl core::fmt::Display) {
-    struct V(Option<host_core::run::Verdict>, bool);
+fn realm_verdict(r: &PayloadReport) -> (bool, impl core::fmt::Display) {
+    struct V(Option<Verdict>, bool);
     impl core::fmt::Display for V {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             match self.0 {
                 None if !self.1 => f.write_str("realm: not run"),
                 None => f.write_str("realm: no verdict"),
-                Some(v) if v.failed == u64::MAX => write!(
+                Some(v) if v.fatal() => write!(
                     f,
                     "realm: FAIL, fatal error after {} checks passed",
                     v.passed
@@ -277,10 +288,7 @@ pub fn run(machine: &Machine) -> ! {
         tally.passed += t.passed;
         tally.failed += t.failed;
         host_core::bench::rec_exits(rmi.out(), &Timer, &run.stats);
-        for (name, calls, ticks, freq) in run.rsi_timings.iter().flatten() {
-            let per_call = ticks.saturating_mul(1_000_000_000) / freq.max(&1) / calls.max(&1);
-            println!("BENCH {name} {calls} {per_call}");
-        }
+        host_core::bench::rsi_timings(rmi.out(), &run.rsi_timings);
     }
     println!(
         "{} RMI calls; {} checks passed, {} failed",

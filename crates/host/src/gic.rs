@@ -14,7 +14,7 @@
 //! | `ICH_LR<n>_EL2` | `S3_4_C12_C12_<n>` (n < 8), `S3_4_C12_C13_<n - 8>` |
 
 use fw_support::{read_sysreg, write_sysreg};
-use host_core::run::VirtualCpuInterface;
+use host_core::vmm::host::VirtualCpuInterface;
 
 /// `ICC_SRE_EL2.SRE`: the system register interface at EL2.
 const SRE: u64 = 1 << 0;
@@ -40,23 +40,16 @@ pub fn init() -> (u64, u64) {
 /// Writes a distinct pending interrupt into every implemented list register and reads it
 /// back, then clears them all: proves the register encodings before a realm depends on them.
 pub fn list_registers_read_back(vtr: u64) -> bool {
-    use host_core::run::ich;
+    use cca_abi::arch::ich;
     let mut v = VirtualCpu;
     let n = ich::list_registers(vtr);
     let mut ok = true;
+    let lr = |i: usize| ich::lr_encode(100 + i as u32, 0xa0, ich::LrState::Pending, false);
     for i in 0..n {
-        let lr = ich::LR_PENDING
-            | ich::LR_GROUP1
-            | (ich::TIMER_PRIORITY << ich::LR_PRIORITY_SHIFT)
-            | (100 + i as u64);
-        v.write_lr(i, lr);
+        v.write_lr(i, lr(i));
     }
     for i in 0..n {
-        let want = ich::LR_PENDING
-            | ich::LR_GROUP1
-            | (ich::TIMER_PRIORITY << ich::LR_PRIORITY_SHIFT)
-            | (100 + i as u64);
-        ok &= v.read_lr(i) == want;
+        ok &= v.read_lr(i) == lr(i);
         v.write_lr(i, 0);
     }
     ok
