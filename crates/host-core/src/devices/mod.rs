@@ -235,6 +235,43 @@ pub(crate) mod test_util {
             self.0.push(byte);
         }
     }
+
+    /// The pieces of a device's context a test keeps.
+    pub struct Ctx<'a> {
+        /// The vGIC.
+        pub gic: &'a mut Vgic,
+        /// Console output.
+        pub out: &'a mut Captured,
+        /// Wall-clock time.
+        pub unix_time: u64,
+    }
+
+    impl Ctx<'_> {
+        fn run<T>(&mut self, f: impl FnOnce(&mut DeviceCtx<'_>) -> T) -> T {
+            let mut ctx = DeviceCtx {
+                gic: self.gic,
+                console: self.out,
+                unix_time: self.unix_time,
+                dma: &mut NoDma,
+            };
+            f(&mut ctx)
+        }
+
+        /// A read of `dev`.
+        pub fn read(&mut self, dev: &mut dyn MmioDevice, a: MmioAccess) -> u64 {
+            self.run(|ctx| dev.read(a, ctx))
+        }
+
+        /// A write to `dev`.
+        pub fn write(&mut self, dev: &mut dyn MmioDevice, a: MmioAccess, value: u64) {
+            self.run(|ctx| dev.write(a, value, ctx))
+        }
+
+        /// Console input to `dev`.
+        pub fn input(&mut self, dev: &mut dyn MmioDevice, byte: u8) -> bool {
+            self.run(|ctx| dev.console_input(byte, ctx))
+        }
+    }
 }
 
 #[cfg(test)]

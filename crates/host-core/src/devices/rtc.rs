@@ -317,7 +317,7 @@ fn civil_from_days(days: i64) -> (i64, u8, u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::test_util::Captured;
+    use crate::devices::test_util::{Captured, Ctx};
     use crate::vgic::Vgic;
     use proptest::prelude::*;
 
@@ -342,38 +342,31 @@ mod tests {
         }
 
         fn read_sized(&mut self, offset: u64, size: u8) -> u64 {
-            let mut ctx = DeviceCtx {
-                gic: &mut self.gic,
-                console: &mut self.out,
-                unix_time: self.time,
-                dma: &mut crate::devices::NoDma,
+            let a = MmioAccess {
+                vcpu: 0,
+                offset,
+                size,
             };
-            self.rtc.read(
-                MmioAccess {
-                    vcpu: 0,
-                    offset,
-                    size,
-                },
-                &mut ctx,
-            )
+            Ctx {
+                gic: &mut self.gic,
+                out: &mut self.out,
+                unix_time: self.time,
+            }
+            .read(&mut self.rtc, a)
         }
 
         fn write_sized(&mut self, offset: u64, size: u8, value: u64) {
-            let mut ctx = DeviceCtx {
-                gic: &mut self.gic,
-                console: &mut self.out,
-                unix_time: self.time,
-                dma: &mut crate::devices::NoDma,
+            let a = MmioAccess {
+                vcpu: 0,
+                offset,
+                size,
             };
-            self.rtc.write(
-                MmioAccess {
-                    vcpu: 0,
-                    offset,
-                    size,
-                },
-                value,
-                &mut ctx,
-            );
+            Ctx {
+                gic: &mut self.gic,
+                out: &mut self.out,
+                unix_time: self.time,
+            }
+            .write(&mut self.rtc, a, value);
         }
 
         fn get(&mut self, reg: u8) -> u8 {

@@ -314,7 +314,7 @@ impl MmioDevice for Uart16550 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::test_util::Captured;
+    use crate::devices::test_util::{Captured, Ctx};
     use crate::vgic::Vgic;
     use alloc::vec::Vec;
     use proptest::prelude::*;
@@ -337,48 +337,40 @@ mod tests {
         }
 
         fn read_sized(&mut self, offset: u64, size: u8) -> u64 {
-            let mut ctx = DeviceCtx {
-                gic: &mut self.gic,
-                console: &mut self.out,
-                unix_time: 0,
-                dma: &mut crate::devices::NoDma,
+            let a = MmioAccess {
+                vcpu: 0,
+                offset,
+                size,
             };
-            self.uart.read(
-                MmioAccess {
-                    vcpu: 0,
-                    offset,
-                    size,
-                },
-                &mut ctx,
-            )
+            Ctx {
+                gic: &mut self.gic,
+                out: &mut self.out,
+                unix_time: 0,
+            }
+            .read(&mut self.uart, a)
         }
 
         fn write_sized(&mut self, offset: u64, size: u8, value: u64) {
-            let mut ctx = DeviceCtx {
-                gic: &mut self.gic,
-                console: &mut self.out,
-                unix_time: 0,
-                dma: &mut crate::devices::NoDma,
+            let a = MmioAccess {
+                vcpu: 0,
+                offset,
+                size,
             };
-            self.uart.write(
-                MmioAccess {
-                    vcpu: 0,
-                    offset,
-                    size,
-                },
-                value,
-                &mut ctx,
-            );
+            Ctx {
+                gic: &mut self.gic,
+                out: &mut self.out,
+                unix_time: 0,
+            }
+            .write(&mut self.uart, a, value);
         }
 
         fn input(&mut self, byte: u8) -> bool {
-            let mut ctx = DeviceCtx {
+            Ctx {
                 gic: &mut self.gic,
-                console: &mut self.out,
+                out: &mut self.out,
                 unix_time: 0,
-                dma: &mut crate::devices::NoDma,
-            };
-            self.uart.console_input(byte, &mut ctx)
+            }
+            .input(&mut self.uart, byte)
         }
 
         fn rd(&mut self, offset: u64) -> u8 {
