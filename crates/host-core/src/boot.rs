@@ -3,8 +3,12 @@
 //! them. Each step states what it expects; the sequence counts passes and failures.
 
 use crate::rmi::{Conduit, HostMem, Outcome, Rmi};
-use cca_abi::rmi::{feat0, feat1, RmiFid, RmiStatus, RMI_VERSION_2_0};
+use cca_abi::rmi::{
+    feat0, feat1, RmiFid, RmiStatus, RmmConfig, GRANULE_SIZE_4K, RMI_VERSION_2_0,
+    TRACKING_REGION_1G,
+};
 use cca_abi::smccc::SMC_UNKNOWN;
+use zerocopy::IntoBytes;
 
 /// The memory the sequence may use, all in the host's DRAM.
 #[derive(Clone, Copy, Debug)]
@@ -168,19 +172,24 @@ pub fn run<C: Conduit, M: HostMem>(rmi: &mut Rmi<'_, C>, mem: &mut M, plan: &Boo
         &[plan.config_page],
         RmiStatus::Success,
     );
-    let mut cfg = [0u8; 16];
-    mem.read(plan.config_page, &mut cfg);
+    let mut cfg = RmmConfig::default();
+    mem.read(plan.config_page, cfg.as_mut_bytes());
     c.check(
-        cfg == [0; 16],
+        cfg.rmi_granule_size == GRANULE_SIZE_4K && cfg.tracking_region_size == TRACKING_REGION_1G,
         format_args!("RMM_CONFIG_GET reports 4 KiB granules and 1 GiB tracking regions"),
     );
-    mem.write(plan.config_page + 8, &1u64.to_le_bytes());
+    let bad = RmmConfig {
+        rmi_granule_size: 1,
+        ..cfg
+    };
+    mem.write(plan.config_page, bad.as_bytes());
     c.expect(
         RmiFid::RMM_CONFIG_SET,
         &[plan.config_page],
         RmiStatus::ErrorInput,
     );
-    mem.write(plan.config_page + 8, &0u64.to_le_bytes());
+    mem.write(plan.config_page, cfg.as_bytes());
+    // A config that is not granule aligned.
     c.expect(
         RmiFid::RMM_CONFIG_SET,
         &[plan.config_page + 8],
