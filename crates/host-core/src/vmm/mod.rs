@@ -22,3 +22,10 @@ pub mod runloop;
 pub mod stats;
 pub mod vcpu;
 pub mod vm;
+
+#[cfg(test)]
+mod linux_tests;
+#[cfg(test)]
+mod runloop_tests;
+#[cfg(test)]
+mod vm_tests;
