@@ -884,8 +884,6 @@ fn a_realm_that_cannot_be_built_is_a_failure_and_nothing_runs() {
 }
 
 #[test]
-#[ignore = "vmm::realm::Realm::terminate skips REALM_TERMINATE for a NEW realm, so REALM_DESTROY \
-            fails after a build error and the RD stays delegated"]
 fn a_realm_that_cannot_be_built_leaves_nothing_delegated() {
     let r = run_payload((1, 0), |p| p.pool_size = 0x40_0000, |_| {});
     assert!(

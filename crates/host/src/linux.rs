@@ -224,12 +224,8 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
     }
     for class in host_core::vmm::stats::ExitClass::ALL {
         let (n, ticks) = vm.stats.get(class);
-        if n > 0 {
-            println!(
-                "BENCH linux_exit_{} {n} {}",
-                class.name(),
-                ticks_to_ns(&mut hw, ticks) / n
-            );
+        if let Some(mean) = ticks_to_ns(&mut hw, ticks).checked_div(n) {
+            println!("BENCH linux_exit_{} {n} {mean}", class.name());
         }
     }
     println!("-- teardown");

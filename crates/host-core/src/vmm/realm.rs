@@ -100,9 +100,9 @@ impl Realm {
         Ok(())
     }
 
-    /// `REALM_TERMINATE` (nothing to do if it was never activated).
+    /// `REALM_TERMINATE` (also of a realm never activated, so that it can be destroyed).
     pub fn terminate<C: Conduit>(&mut self, rmi: &mut Rmi<'_, C>) -> VmResult<()> {
-        if self.life == RealmLife::Active {
+        if matches!(self.life, RealmLife::New | RealmLife::Active) {
             rmi.realm_terminate(self.rd)
                 .map_err(VmError::rmi("terminating the realm"))?;
         }

@@ -77,6 +77,8 @@ pub struct Vcpu {
     pub aprs: [[u64; 4]; 2],
     /// `ICH_VMCR_EL2`.
     pub vmcr: u64,
+    /// The `ICH_VMCR_EL2` it starts with (again after `CPU_ON`).
+    pub initial_vmcr: u64,
     /// The virtual (0) and physical (1) EL1 timers.
     pub timers: [TimerState; 2],
     /// Exits it made.
@@ -100,6 +102,7 @@ impl Vcpu {
             lrs: [0; MAX_LRS],
             aprs: [[0; 4]; 2],
             vmcr: 0,
+            initial_vmcr: 0,
             timers: [TimerState::default(); 2],
             exits: 0,
         }
@@ -114,7 +117,7 @@ impl Vcpu {
     pub fn reset_interrupts(&mut self) {
         self.lrs = [0; MAX_LRS];
         self.aprs = [[0; 4]; 2];
-        self.vmcr = 0;
+        self.vmcr = self.initial_vmcr;
         self.timers = [TimerState::default(); 2];
     }
 

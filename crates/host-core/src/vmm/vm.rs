@@ -227,6 +227,7 @@ impl Vm {
             }
             let mut v = Vcpu::new(i, rec, run, p.flags & REC_PARAMS_FLAG_RUNNABLE != 0);
             v.vmcr = spec.initial_vmcr;
+            v.initial_vmcr = spec.initial_vmcr;
             self.vcpus.push(v);
         }
         self.realm.activate(rmi)
