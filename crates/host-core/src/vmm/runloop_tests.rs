@@ -152,6 +152,8 @@ pub(super) struct Seen {
     pub(super) traps: u64,
     /// The counter.
     pub(super) now: u64,
+    /// The host's `ICH_VMCR_EL2`.
+    pub(super) vmcr: u64,
 }
 
 /// The realm's script.
@@ -231,6 +233,7 @@ impl<'s> Script<'s> {
                 lrs: h.lrs,
                 traps: ctx.traps,
                 now: h.now,
+                vmcr: h.vmcr,
             });
             act(ctx, &mut h)
         }));
@@ -698,9 +701,12 @@ fn psci_cpu_on_affinity_info_and_cpu_off() {
     s.smc(&info);
     s.smc(&[u64::from(psci::CPU_OFF)]);
     s.smc(&info);
-    s.off();
+    // Started again after CPU_OFF: a fresh entry point and context.
+    s.smc(&[u64::from(psci::CPU_ON_64), 1, entry(3), 0xBEEF]);
+    s.smc(&info);
+    s.off(); // vCPU 1
     run_to_off(&mut rig, &mut vm, &s);
-    assert_eq!(s.order(), [0, 0, 0, 1, 0, 0]);
+    assert_eq!(s.order(), [0, 0, 0, 1, 0, 0, 0, 1]);
     let seen = s.seen();
     assert_eq!(seen[1].x[0], psci::AFFINITY_OFF);
     assert_eq!(seen[2].x[0], PsciStatus::Success.to_reg(), "CPU_ON");
@@ -711,15 +717,40 @@ fn psci_cpu_on_affinity_info_and_cpu_off() {
     );
     assert_eq!(seen[4].x[0], psci::AFFINITY_ON);
     assert_eq!(seen[5].x[0], psci::AFFINITY_OFF, "after CPU_OFF");
+    assert_eq!(seen[6].x[0], PsciStatus::Success.to_reg(), "CPU_ON again");
+    assert_eq!((seen[7].pc, seen[7].x[0]), (entry(3), 0xBEEF), "restarted");
     let (r0, r1) = (vm.vcpus[0].rec, vm.vcpus[1].rec);
     let completes = rig.calls(RmiFid::PSCI_COMPLETE);
-    assert_eq!(completes.len(), 4);
+    assert_eq!(completes.len(), 6);
     for c in &completes {
         assert_eq!(c.regs[1..4], [r0, r1, 0]);
         assert_eq!(c.ret[0], 0);
     }
-    assert_eq!(vm.vcpus[1].state, VcpuState::Off);
-    assert_eq!(vm.stats.get(ExitClass::Psci).0, 6);
+    assert_eq!(vm.vcpus[1].state, VcpuState::Runnable);
+    assert_eq!(vm.stats.get(ExitClass::Psci).0, 8);
+    destroy_clean(&m, &mut rig, &mut vm);
+}
+
+#[test]
+fn a_vcpu_started_by_cpu_on_gets_the_initial_vmcr() {
+    let m = Machine::standard();
+    let rmm = m.rmm();
+    let mut rig = Rig::new(&m, &rmm);
+    put_images(&m);
+    let recs = recs(2, 1);
+    let loads = standard_loads();
+    let mut spec = standard_spec(&recs, &loads);
+    spec.initial_vmcr = crate::vgic::UNMASKED_VMCR;
+    let mut vm = build(&mut rig, &spec).unwrap();
+    let s = Script::new(&rig);
+    s.smc(&[u64::from(psci::CPU_ON_64), 1, entry(1), 0]);
+    s.smc(&[u64::from(psci::AFFINITY_INFO_64), 1, 0]);
+    s.off(); // vCPU 1
+    run_to_off(&mut rig, &mut vm, &s);
+    let seen = s.seen();
+    assert_eq!(seen[0].vmcr, crate::vgic::UNMASKED_VMCR, "vCPU 0");
+    assert_eq!(seen[2].vcpu, 1);
+    assert_eq!(seen[2].vmcr, crate::vgic::UNMASKED_VMCR, "vCPU 1");
     destroy_clean(&m, &mut rig, &mut vm);
 }
 

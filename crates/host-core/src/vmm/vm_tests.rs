@@ -644,7 +644,6 @@ fn realm_lifecycle() {
 }
 
 #[test]
-#[ignore = "BUG: Realm::terminate skips REALM_TERMINATE for a NEW realm; REALM_DESTROY needs ZOMBIE, so a failed Vm::build cannot tear down"]
 fn a_realm_that_never_ran_is_destroyed() {
     let m = Machine::standard();
     let rmm = m.rmm();
@@ -701,7 +700,6 @@ fn rtts_are_created_on_demand_and_destroyed_deepest_first() {
     assert_eq!(r.rtts.len(), 5);
     assert_eq!(p.delegated_granules(), 2 + 5);
     assert_eq!(m.not_ns().len(), 2 + 5);
-    // (Activated so that the teardown does not depend on `a_realm_that_never_ran_is_destroyed`.)
     r.activate(&mut rig.rmi).unwrap();
     let before = rig.ncalls();
     assert_eq!(r.destroy(&mut rig.rmi, &mut p).unwrap(), 5);
@@ -944,7 +942,6 @@ fn build_fails(
 }
 
 #[test]
-#[ignore = "BUG: Realm::terminate skips REALM_TERMINATE for a NEW realm; REALM_DESTROY needs ZOMBIE, so a failed Vm::build cannot tear down"]
 fn bad_loads_tear_down_what_was_built() {
     let (e, log) = build_fails(|_, _, l, _| l[1].ipa = RAM + RAM_SIZE - G);
     assert!(
@@ -970,7 +967,6 @@ fn bad_loads_tear_down_what_was_built() {
 }
 
 #[test]
-#[ignore = "BUG: Realm::terminate skips REALM_TERMINATE for a NEW realm; REALM_DESTROY needs ZOMBIE, so a failed Vm::build cannot tear down"]
 fn bad_specs_tear_down_what_was_built() {
     let (e, _) = build_fails(|_, r, _, _| r[1].mpidr = rec_mpidr::from_index(5));
     assert_eq!(e, VmError::Config("a REC's MPIDR does not match its index"));
@@ -1030,7 +1026,6 @@ fn tight_pool(head: u64, tail: u64) -> (u64, u64) {
 }
 
 #[test]
-#[ignore = "BUG: Realm::terminate skips REALM_TERMINATE for a NEW realm; REALM_DESTROY needs ZOMBIE, so a failed Vm::build cannot tear down"]
 fn running_out_of_memory_anywhere_in_the_build_tears_it_down() {
     // The realm takes 4 granules before RAM (parameter and list pages, RD, starting RTT);
     // the rest comes after RAM. Every size short of enough fails at a different allocation.
