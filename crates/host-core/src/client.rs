@@ -22,7 +22,7 @@ pub struct RmiError {
     pub fid: RmiFid,
     /// x0 as returned.
     pub x0: u64,
-    /// x1 as returned (the progress of range commands).
+    /// x1 as returned; for the range loops ([`Rmi::range`]), the first address not done.
     pub x1: u64,
     /// What the client expected instead, when the status was a success it cannot use.
     pub unexpected: Option<&'static str>,
@@ -149,10 +149,16 @@ impl<C: Conduit> Rmi<'_, C> {
             let r = self.call(fid, &[next, top]);
             calls += 1;
             if r.status() != Some(RmiStatus::Success) {
-                break Err(RmiError::from_outcome(fid, &r));
+                break Err(RmiError {
+                    x1: next,
+                    ..RmiError::from_outcome(fid, &r)
+                });
             }
             if r.regs[1] <= next || r.regs[1] > top {
-                break Err(unexpected(fid, &r, "no progress or beyond top"));
+                break Err(RmiError {
+                    x1: next,
+                    ..unexpected(fid, &r, "no progress or beyond top")
+                });
             }
             next = r.regs[1];
         };

@@ -100,24 +100,19 @@ impl GranulePool {
             return Err(VmError::Config("bad allocation request"));
         }
         let step = (align / G).max(1);
-        // The first index whose PA is aligned.
+        // The aligned candidates are `first + m * step`.
         let first = (self.base.div_ceil(align) * align - self.base) / G;
         let mut i = first;
         while i.checked_add(n).is_some_and(|e| e <= self.granules) {
-            match (i..i + n).find(|&k| self.used.get(k)) {
+            match (i..i + n).rev().find(|&k| self.used.get(k)) {
                 None => {
                     for k in i..i + n {
                         self.used.set(k, true);
                     }
                     return Ok(self.base + i * G);
                 }
-                Some(busy) => {
-                    // Skip past the busy granule to the next aligned start.
-                    i = (busy + 1).div_ceil(step) * step + first % step;
-                    if i <= busy {
-                        i += step;
-                    }
-                }
+                // The next candidate that starts past the last busy granule of this run.
+                Some(busy) => i = first + ((busy - first) / step + 1) * step,
             }
         }
         Err(oom)
@@ -137,17 +132,27 @@ impl GranulePool {
         Ok(())
     }
 
-    /// Delegates allocated granules `[pa, pa + n)` through the RMM.
+    /// Delegates allocated granules `[pa, pa + n)` through the RMM. If the RMM stops part of
+    /// the way, the granules it did delegate are recorded as delegated (so that teardown
+    /// returns them) and the error is returned.
     pub fn delegate<C: Conduit>(&mut self, rmi: &mut Rmi<'_, C>, pa: u64, n: u64) -> VmResult<()> {
         let i = self
             .index(pa, n)
             .ok_or(VmError::Config("delegating granules outside the pool"))?;
-        rmi.delegate(pa, n)
-            .map_err(VmError::rmi("delegating granules"))?;
-        for k in i..i + n {
+        let (done, result) = match rmi.delegate(pa, n) {
+            Ok(()) => (n, Ok(())),
+            Err(e) => (
+                (e.x1.clamp(pa, pa + n * G) - pa) / G,
+                Err(VmError::Rmi {
+                    doing: "delegating granules",
+                    err: e,
+                }),
+            ),
+        };
+        for k in i..i + done {
             self.delegated.set(k, true);
         }
-        Ok(())
+        result
     }
 
     /// Undelegates `[pa, pa + n)` (the RMM scrubs them); they stay allocated.
@@ -183,9 +188,15 @@ impl GranulePool {
     ) -> VmResult<u64> {
         let pa = self.alloc(n, align, what)?;
         if let Err(e) = self.delegate(rmi, pa, n) {
-            // Whatever part was delegated stays marked free-but-unknown: undelegate it all.
-            let _ = rmi.undelegate(pa, n);
-            let _ = self.free(pa, n);
+            // Give back the part that was delegated, then the allocation.
+            let first = self.index(pa, n).unwrap_or(0);
+            let done = (first..first + n)
+                .take_while(|&k| self.delegated.get(k))
+                .count() as u64;
+            if done > 0 {
+                self.undelegate(rmi, pa, done)?;
+            }
+            self.free(pa, n)?;
             return Err(e);
         }
         Ok(pa)

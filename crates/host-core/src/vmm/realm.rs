@@ -58,18 +58,44 @@ impl Realm {
         }
         let (level, num) = start_level(ipa_bits);
         let params_page = pool.alloc(1, G, "the realm's parameter page")?;
-        let list_page = pool.alloc(1, G, "the realm's address-list page")?;
-        let rd = pool.alloc_delegated(rmi, 1, G, "the RD")?;
-        let root =
-            pool.alloc_delegated(rmi, u64::from(num), u64::from(num) * G, "the starting RTTs")?;
+        let list_page = match pool.alloc(1, G, "the realm's address-list page") {
+            Ok(p) => p,
+            Err(e) => {
+                pool.free(params_page, 1)?;
+                return Err(e);
+            }
+        };
+        let free_pages = |pool: &mut GranulePool| -> VmResult<()> {
+            pool.free(params_page, 1)?;
+            pool.free(list_page, 1)
+        };
+        let rd = match pool.alloc_delegated(rmi, 1, G, "the RD") {
+            Ok(rd) => rd,
+            Err(e) => {
+                free_pages(pool)?;
+                return Err(e);
+            }
+        };
+        let root = match pool.alloc_delegated(
+            rmi,
+            u64::from(num),
+            u64::from(num) * G,
+            "the starting RTTs",
+        ) {
+            Ok(root) => root,
+            Err(e) => {
+                pool.free_delegated(rmi, rd, 1)?;
+                free_pages(pool)?;
+                return Err(e);
+            }
+        };
         params.rtt_base = root;
         params.rtt_level_start = level;
         params.rtt_num_start = num;
         if let Err(e) = rmi.realm_create(mem, rd, params_page, &params) {
             pool.free_delegated(rmi, root, u64::from(num))?;
             pool.free_delegated(rmi, rd, 1)?;
-            pool.free(params_page, 1)?;
-            pool.free(list_page, 1)?;
+            free_pages(pool)?;
             return Err(VmError::Rmi {
                 doing: "creating the realm",
                 err: e,

@@ -230,6 +230,9 @@ impl<C: Conduit, M: HostMem, H: VmHost> Loop<'_, '_, C, M, H> {
             .iter()
             .filter(|v| v.state == VcpuState::Blocked)
             .flat_map(|v| v.timers.iter().filter_map(|t| t.deadline()))
+            // A timer already due that still left its vCPU blocked is one the vGIC does not
+            // deliver (its PPI is disabled): it is no reason to wake up.
+            .filter(|&d| d > now)
             .min()
             .unwrap_or(u64::MAX);
         let until = deadline
@@ -269,9 +272,10 @@ impl<C: Conduit, M: HostMem, H: VmHost> Loop<'_, '_, C, M, H> {
         }
         v.vmcr = self.host.read_vmcr();
         self.vm.vgic.sync_lrs(i, &v.lrs[..nr_lrs]);
+        // A failed entry consumed nothing: the answer to the last exit stays for a retry.
+        let exit = r.map_err(VmError::rmi("entering a REC"))?;
         v.enter.flags = 0;
         v.enter.gprs = [0; 31];
-        let exit = r.map_err(VmError::rmi("entering a REC"))?;
         v.note_timers(&exit);
         Ok((exit, t1.wrapping_sub(t0)))
     }
@@ -468,17 +472,20 @@ impl<C: Conduit, M: HostMem, H: VmHost> Loop<'_, '_, C, M, H> {
                         exit.gprs[1]
                     )));
                 };
-                let status = if self.hooks.allow_cpu_on(t) {
+                let trec = self.vm.vcpus[t].rec;
+                let off = self.vm.vcpus[t].state == VcpuState::Off;
+                // For a vCPU that is on, the RMM answers ALREADY_ON itself; the host only
+                // decides whether an off one may start.
+                let status = if !off || self.hooks.allow_cpu_on(t) {
                     PsciStatus::Success
                 } else {
                     PsciStatus::Denied
                 };
-                let trec = self.vm.vcpus[t].rec;
                 self.rmi
                     .psci_complete(caller, trec, status)
                     .map_err(VmError::rmi("PSCI_COMPLETE (CPU_ON)"))?;
                 let tv = &mut self.vm.vcpus[t];
-                if status == PsciStatus::Success && tv.state == VcpuState::Off {
+                if status == PsciStatus::Success && off {
                     tv.reset_interrupts();
                     tv.state = VcpuState::Runnable;
                     self.vm.vgic.reset_vcpu(t);

@@ -787,7 +787,6 @@ fn cpu_on_answers_denied_and_already_on() {
 }
 
 #[test]
-#[ignore = "BUG: runloop psci(): CPU_ON of a running vCPU that the hooks deny sends PSCI_COMPLETE(DENIED), which the RMM refuses, and the run fails"]
 fn cpu_on_of_a_running_vcpu_the_hooks_deny_is_already_on() {
     let m = Machine::standard();
     let rmm = m.rmm();
@@ -925,7 +924,6 @@ fn wfi_with_nothing_deliverable_idles_until_the_vtimer_and_ppi_27_is_delivered()
 }
 
 #[test]
-#[ignore = "BUG: runloop idle(): a blocked vCPU's expired timer whose PPI the GIC does not deliver makes the host idle until `now`, busy-waiting"]
 fn an_expired_timer_the_gic_cannot_deliver_does_not_make_the_host_spin() {
     let m = Machine::standard();
     let rmm = m.rmm();

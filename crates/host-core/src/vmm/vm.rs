@@ -97,17 +97,49 @@ pub struct Vm {
     aux_granules: u64,
 }
 
-/// Donates pool granules to stateful operations and takes them back.
+/// Donates pool granules to stateful operations and takes them back. Donations come first
+/// from `reserve`, delegated granules set aside before the operation started, so that an
+/// operation this RMM cannot cancel never runs out of memory half-way.
 struct PoolSro<'a> {
     pool: &'a mut GranulePool,
+    /// `(first granule, count)` of the reservation not donated yet.
+    reserve: (u64, u64),
     given: u64,
     reclaimed: u64,
     error: Option<VmError>,
 }
 
+impl<'a> PoolSro<'a> {
+    fn new(pool: &'a mut GranulePool, reserve: (u64, u64)) -> Self {
+        Self {
+            pool,
+            reserve,
+            given: 0,
+            reclaimed: 0,
+            error: None,
+        }
+    }
+
+    /// Returns what is left of the reservation to the pool.
+    fn release<C: Conduit>(&mut self, rmi: &mut Rmi<'_, C>) -> VmResult<()> {
+        let (base, n) = self.reserve;
+        self.reserve = (base, 0);
+        if n > 0 {
+            self.pool.free_delegated(rmi, base, n)?;
+        }
+        Ok(())
+    }
+}
+
 impl<C: Conduit> SroMemory<C> for PoolSro<'_> {
     fn donate(&mut self, rmi: &mut Rmi<'_, C>, req: DonateReq) -> Option<u64> {
         let n = u64::from(req.count) * (req.size.bytes() / G);
+        let (base, left) = self.reserve;
+        if n <= left {
+            self.reserve = (base + n * G, left - n);
+            self.given += n;
+            return Some(base);
+        }
         match self
             .pool
             .alloc_delegated(rmi, n, G, "REC auxiliary granules")
@@ -205,14 +237,22 @@ impl Vm {
                     return Err(e);
                 }
             };
-            let mut sro = PoolSro {
-                pool: &mut self.pool,
-                given: 0,
-                reclaimed: 0,
-                error: None,
+            let aux = cca_abi::rmi::REC_AUX_GRANULES as u64;
+            let reserve = match self
+                .pool
+                .alloc_delegated(rmi, aux, G, "REC auxiliary granules")
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    self.pool.free_delegated(rmi, rec, 1)?;
+                    self.pool.free(run, 1)?;
+                    return Err(e);
+                }
             };
+            let mut sro = PoolSro::new(&mut self.pool, (reserve, aux));
             let pages = (self.realm.params_page, self.realm.list_page);
             let r = rmi.rec_create(mem, self.realm.rd, rec, p, pages, &mut sro);
+            sro.release(rmi)?;
             self.aux_granules += sro.given - sro.reclaimed;
             if let Some(e) = sro.error.take() {
                 return Err(e);
@@ -301,12 +341,7 @@ impl Vm {
         self.realm.terminate(rmi)?;
         let mut samples: Vec<u64> = Vec::new();
         for v in self.vcpus.drain(..) {
-            let mut sro = PoolSro {
-                pool: &mut self.pool,
-                given: 0,
-                reclaimed: 0,
-                error: None,
-            };
+            let mut sro = PoolSro::new(&mut self.pool, (0, 0));
             let r = rmi.rec_destroy(mem, v.rec, self.realm.list_page, &mut sro);
             t.aux_reclaimed += sro.reclaimed;
             if let Some(e) = sro.error.take() {

@@ -505,7 +505,6 @@ fn an_undelegation_the_rmm_refuses_is_reported_and_tracked() {
 }
 
 #[test]
-#[ignore = "BUG: GranulePool::delegate forgets the granules delegated before a range call fails"]
 fn a_partly_failed_delegation_is_undone_or_tracked() {
     let m = Machine::standard();
     let rmm = m.rmm();
@@ -524,7 +523,6 @@ fn a_partly_failed_delegation_is_undone_or_tracked() {
 }
 
 #[test]
-#[ignore = "BUG: GranulePool::alloc skips free aligned runs when the pool base is not aligned"]
 fn aligned_allocation_is_first_fit_in_an_unaligned_pool() {
     // Indices 511, 1023 and 1535 are 2 MiB aligned; 1023..1535 is free once 0..600 is not.
     let mut p = GranulePool::new(0x1000, 6 * MIB).unwrap();
@@ -587,7 +585,6 @@ fn realm_create_out_of_memory_names_what_is_missing() {
 }
 
 #[test]
-#[ignore = "BUG: Realm::create leaves the RD delegated when the starting RTTs cannot be allocated"]
 fn realm_create_without_room_for_the_starting_rtts_undelegates_the_rd() {
     let m = Machine::standard();
     let rmm = m.rmm();
@@ -1085,7 +1082,6 @@ fn running_out_of_memory_anywhere_in_the_build_tears_it_down() {
 }
 
 #[test]
-#[ignore = "BUG: Vm::populate abandons a REC_CREATE whose auxiliary granules ran out; REC and aux granules stay delegated"]
 fn running_out_of_memory_while_donating_auxiliary_granules_tears_down() {
     let mut tested = 0;
     for tail in 0..100 {
