@@ -11,9 +11,11 @@
 
 pub mod gicd;
 pub mod gicr;
+pub mod pci;
 pub mod pl011;
 pub mod rtc;
 pub mod uart16550;
+pub mod virtio;
 
 use crate::vgic::Vgic;
 use alloc::boxed::Box;
