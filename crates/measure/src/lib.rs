@@ -9,12 +9,24 @@
 //! * `RSI_MEASUREMENT_EXTEND`: REM = H(REM ‖ value).
 //!
 //! `RTT_INIT_RIPAS` and `RTT_DATA_MAP` are not measured in RMM 2.0.
+//!
+//! Hashing goes through one [`Sha2Engine`] ([`engine`]): software by default, or one the
+//! firmware [`install`]s at boot (the RMM's uses the CPU's SHA-2 instructions), so that every
+//! user of [`hash`], [`Hasher`] and [`Measurement`] gets the same, fastest path.
 
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod engine;
+pub mod hasher;
+
+#[cfg(test)]
+mod aarch64_model;
+
+pub use engine::{engine, install, Sha2Engine, Sha2Features, Software};
+pub use hasher::Hasher;
+
 use cca_abi::rmi::{HashAlgorithm, RealmParams, RecParams};
-use sha2::{Digest, Sha256, Sha384, Sha512};
 
 /// Size of a measurement slot.
 pub const SLOT: usize = 64;
@@ -37,16 +49,31 @@ pub const fn hash_len(algo: HashAlgorithm) -> usize {
     }
 }
 
-/// Hashes `data` into a 64-byte slot.
+/// Hashes `data` into a 64-byte slot (the hash at the front, zeros after it), on the
+/// installed engine.
 pub fn hash(algo: HashAlgorithm, data: &[u8]) -> [u8; SLOT] {
-    let mut slot = [0u8; SLOT];
-    match algo {
-        HashAlgorithm::Sha256 => slot[..32].copy_from_slice(&Sha256::digest(data)),
-        HashAlgorithm::Sha384 => slot[..48].copy_from_slice(&Sha384::digest(data)),
-        HashAlgorithm::Sha512 => slot.copy_from_slice(&Sha512::digest(data)),
-    }
-    slot
+    let mut h = Hasher::new(algo);
+    h.update(data);
+    h.finalize()
 }
+
+/// [`hash`] on a given engine.
+pub fn hash_with(engine: &'static dyn Sha2Engine, algo: HashAlgorithm, data: &[u8]) -> [u8; SLOT] {
+    let mut h = Hasher::with_engine(algo, engine);
+    h.update(data);
+    h.finalize()
+}
+
+/// Hashes a 4 KiB image whose bytes from `prefix.len()` on are zero, without building it.
+fn hash_page_image(algo: HashAlgorithm, prefix: &[u8]) -> [u8; SLOT] {
+    let mut h = Hasher::new(algo);
+    h.update(prefix);
+    h.update_zeros(PAGE - prefix.len());
+    h.finalize()
+}
+
+/// The size of the parameter images the RIM rules hash.
+const PAGE: usize = 4096;
 
 /// Decodes `RmiRealmParams.hash_algo`.
 pub fn algorithm(code: u8) -> Option<HashAlgorithm> {
@@ -72,7 +99,8 @@ impl Measurement {
     /// The initial RIM of a realm created with `params`.
     pub fn realm_create(params: &RealmParams) -> Option<Self> {
         let algo = algorithm(params.hash_algo)?;
-        let mut image = [0u8; 4096];
+        // Only the first 0x31 bytes of the 4 KiB image can be non-zero.
+        let mut image = [0u8; 0x40];
         image[0x00..0x08].copy_from_slice(&params.flags0.to_le_bytes());
         image[0x08..0x0c].copy_from_slice(&(params.s2sz as u32).to_le_bytes());
         image[0x10..0x14].copy_from_slice(&(params.sve_vl as u32).to_le_bytes());
@@ -82,7 +110,7 @@ impl Measurement {
         image[0x30] = params.hash_algo;
         Some(Self {
             algo,
-            slot: hash(algo, &image),
+            slot: hash_page_image(algo, &image),
         })
     }
 
@@ -110,7 +138,8 @@ impl Measurement {
         if params.flags & 1 == 0 {
             return;
         }
-        let mut image = [0u8; 4096];
+        // Flags, pc and x0..x7: the image is zero from 0x340 on.
+        let mut image = [0u8; 0x340];
         image[0..8].copy_from_slice(&params.flags.to_le_bytes());
         image[0x200..0x208].copy_from_slice(&params.pc.to_le_bytes());
         for (i, r) in params.gprs.iter().enumerate() {
@@ -118,7 +147,7 @@ impl Measurement {
         }
         let mut d = [0u8; DESC_LEN];
         d[0] = DESC_REC;
-        d[0x50..0x90].copy_from_slice(&hash(self.algo, &image));
+        d[0x50..0x90].copy_from_slice(&hash_page_image(self.algo, &image));
         self.extend_descriptor(&mut d);
     }
 
@@ -225,6 +254,79 @@ mod tests {
             format!("{rem}"),
             "9851312028952521510e8eaab5be94e7dc24b5fc292b2e9781173cf11ffa9878"
         );
+    }
+
+    std::thread_local! {
+        // Blocks compressed by `Counting` on this test's thread (other tests hash at the
+        // same time on theirs).
+        static CALLS: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    }
+    struct Counting;
+    impl Sha2Engine for Counting {
+        fn sha256_blocks(&self, state: &mut [u32; 8], blocks: &[u8]) {
+            CALLS.with(|c| c.set(c.get() + 1));
+            Software.sha256_blocks(state, blocks);
+        }
+        fn sha512_blocks(&self, state: &mut [u64; 8], blocks: &[u8]) {
+            CALLS.with(|c| c.set(c.get() + 1));
+            Software.sha512_blocks(state, blocks);
+        }
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+    }
+    static COUNTING: Counting = Counting;
+
+    // The only test that installs an engine (the engine is global; it computes what the
+    // software does, so the other tests' results do not depend on when this one runs).
+    #[test]
+    fn an_installed_engine_serves_every_hash() {
+        assert!(install(&COUNTING));
+        assert!(!install(&Software), "only the first engine is installed");
+        assert_eq!(engine().name(), "counting");
+        let calls = || CALLS.with(|c| c.get());
+        let before = calls();
+        let rim = Measurement::realm_create(&params(0)).unwrap();
+        assert_eq!(
+            format!("{rim}"),
+            "6739dfb22b75ee1268d08dfa8369f501bc0b066243553f069f560d1fa1172973"
+        );
+        assert!(
+            calls() > before,
+            "the installed engine compressed the blocks"
+        );
+        let before = calls();
+        let _ = hash(HashAlgorithm::Sha512, b"abc");
+        assert!(calls() > before);
+        // An explicit engine bypasses the installed one.
+        let before = calls();
+        let _ = hash_with(&Software, HashAlgorithm::Sha256, b"abc");
+        assert_eq!(calls(), before);
+    }
+
+    #[test]
+    fn hash_with_and_hash_agree_for_every_algorithm() {
+        for algo in [
+            HashAlgorithm::Sha256,
+            HashAlgorithm::Sha384,
+            HashAlgorithm::Sha512,
+        ] {
+            let d = [0x5au8; 300];
+            assert_eq!(hash(algo, &d), hash_with(&Software, algo, &d));
+            let h = hash(algo, &d);
+            assert!(h[hash_len(algo)..].iter().all(|&b| b == 0));
+        }
+        // FIPS 180-2 "abc" vectors (first and last bytes).
+        let h = hash(HashAlgorithm::Sha384, b"abc");
+        assert_eq!(&h[..4], &[0xcb, 0x00, 0x75, 0x3f]);
+        assert_eq!(
+            &h[40..48],
+            &[0x58, 0xba, 0xec, 0xa1, 0x34, 0xc8, 0x25, 0xa7]
+        );
+        let h = hash(HashAlgorithm::Sha256, b"abc");
+        assert_eq!(&h[..4], &[0xba, 0x78, 0x16, 0xbf]);
+        let h = hash(HashAlgorithm::Sha512, b"abc");
+        assert_eq!(&h[..4], &[0xdd, 0xaf, 0x35, 0xa1]);
     }
 
     #[test]

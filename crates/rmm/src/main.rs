@@ -9,6 +9,7 @@
 
 mod boot;
 mod entry;
+mod hash;
 mod platform;
 mod realm;
 

@@ -1,0 +1,123 @@
+//! The RMM's SHA-2 engine: the CPU's FEAT_SHA256 / FEAT_SHA512 instructions behind
+//! `cca_measure`'s [`Sha2Engine`] seam, installed at cold boot when the ID registers show
+//! them and a known-answer comparison with the software engine passes. Every measurement
+//! (`REALM_CREATE`, `RTT_DATA_MAP_INIT`, `REC_CREATE`, `RSI_MEASUREMENT_EXTEND`) and
+//! anything else hashed through `cca_measure` then runs on them; without them (or if the
+//! comparison fails) the software engine stays in use.
+//!
+//! FP/SIMD state: the routines (`cca_measure`'s `aarch64_sha2.s`) save the SIMD registers
+//! they use on the RMM's stack and restore them, so the world whose registers are live (the
+//! host's during an RMI call, a realm's during an RSI call) never sees them change, and no
+//! lazy-switching state is involved. That costs 18 instructions per SHA-256 call and 14 per
+//! SHA-512 call (docs/performance.md). FP/SIMD at EL2 is never trapped in the RMM
+//! (CPTR_EL2.TFP is 0 in every value the RMM writes, and EL3 leaves CPTR_EL3.TFP clear).
+
+use cca_measure::engine::{Sha2Engine, Sha2Features, Software, SHA256_K, SHA512_K};
+use cca_measure::hasher::Hasher;
+
+core::arch::global_asm!(
+    include_str!("../../measure/src/aarch64_sha2.s"),
+    options(raw)
+);
+
+unsafe extern "C" {
+    fn rmm_sha256_blocks(state: *mut u32, blocks: *const u8, count: usize, k: *const u32);
+    fn rmm_sha512_blocks(state: *mut u64, blocks: *const u8, count: usize, k: *const u64);
+}
+
+/// The instruction engine; SHA-512 (and SHA-384) falls back to software without FEAT_SHA512.
+struct Instructions {
+    sha512: bool,
+}
+
+impl Sha2Engine for Instructions {
+    fn sha256_blocks(&self, state: &mut [u32; 8], blocks: &[u8]) {
+        let count = blocks.len() / 64;
+        // SAFETY: the routine reads `count` 64-byte blocks from `blocks` (inside the slice),
+        // the 64 constants, and reads and writes the 8-word state; it restores every SIMD
+        // register it uses and touches no other memory than its own stack frame.
+        unsafe {
+            rmm_sha256_blocks(
+                state.as_mut_ptr(),
+                blocks.as_ptr(),
+                count,
+                SHA256_K.as_ptr(),
+            )
+        };
+    }
+
+    fn sha512_blocks(&self, state: &mut [u64; 8], blocks: &[u8]) {
+        if !self.sha512 {
+            Software.sha512_blocks(state, blocks);
+            return;
+        }
+        let count = blocks.len() / 128;
+        // SAFETY: as for SHA-256, with 128-byte blocks and the 80 SHA-512 constants.
+        unsafe {
+            rmm_sha512_blocks(
+                state.as_mut_ptr(),
+                blocks.as_ptr(),
+                count,
+                SHA512_K.as_ptr(),
+            )
+        };
+    }
+
+    fn name(&self) -> &'static str {
+        if self.sha512 {
+            "FEAT_SHA512 instructions"
+        } else {
+            "FEAT_SHA256 instructions, software SHA-512"
+        }
+    }
+}
+
+static SHA256_ONLY: Instructions = Instructions { sha512: false };
+static SHA256_AND_512: Instructions = Instructions { sha512: true };
+
+/// Hashes a fixed multi-block message (both padding paths) on `engine` and on the software
+/// engine, for every algorithm, and compares.
+fn agrees_with_software(engine: &'static dyn Sha2Engine) -> bool {
+    use cca_abi::rmi::HashAlgorithm;
+    let mut msg = [0u8; 300];
+    for (i, b) in msg.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(73).wrapping_add(11);
+    }
+    [
+        HashAlgorithm::Sha256,
+        HashAlgorithm::Sha384,
+        HashAlgorithm::Sha512,
+    ]
+    .into_iter()
+    .all(|algo| {
+        [0usize, 55, 119, 300].into_iter().all(|len| {
+            let mut a = Hasher::with_engine(algo, engine);
+            let mut b = Hasher::with_engine(algo, &Software);
+            a.update(&msg[..len]);
+            b.update(&msg[..len]);
+            a.finalize() == b.finalize()
+        })
+    })
+}
+
+/// Installs the instruction engine if `ID_AA64ISAR0_EL1` / `ID_AA64PFR0_EL1` show the SHA-2
+/// instructions and they agree with the software; returns the engine in use.
+pub fn init(isar0: u64, pfr0: u64) -> &'static str {
+    let f = Sha2Features::from_id_regs(isar0, pfr0);
+    if !f.sha256 {
+        return "software (the CPU has no SHA-2 instructions)";
+    }
+    let engine: &'static Instructions = if f.sha512 {
+        &SHA256_AND_512
+    } else {
+        &SHA256_ONLY
+    };
+    if !agrees_with_software(engine) {
+        log::error!(
+            "the SHA-2 instructions disagree with the software on the known-answer test: not used"
+        );
+        return "software (the SHA-2 instructions failed the known-answer test)";
+    }
+    cca_measure::install(engine);
+    cca_measure::engine().name()
+}
