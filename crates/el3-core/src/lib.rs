@@ -11,6 +11,16 @@
 pub mod carveout;
 pub mod features;
 pub mod gpt;
+pub mod gtsi;
 pub mod manifest;
+pub mod memmap;
 pub mod psci;
 pub mod routing;
+pub mod session;
+
+#[cfg(test)]
+mod gtsi_tests;
+#[cfg(test)]
+mod psci_tests;
+#[cfg(test)]
+mod session_tests;

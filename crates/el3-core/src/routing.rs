@@ -44,7 +44,17 @@ pub enum Route {
     Unknown,
 }
 
-/// Decides what to do with an SMC whose x0 is `x0`, made from `world`.
+/// Decides what to do with an SMC whose syndrome (ESR_EL3) is `esr` and whose x0 is `x0`,
+/// made from `world`. SMCCC reserves every immediate but 0 (`SMC #0`): any other is
+/// `SMC_UNKNOWN`, whatever x0 says.
+pub fn route_smc(world: World, esr: u64, x0: u64) -> Route {
+    if esr & 0xffff != 0 {
+        return Route::Unknown;
+    }
+    route(world, x0)
+}
+
+/// Decides what to do with an SMC #0 whose x0 is `x0`, made from `world`.
 pub fn route(world: World, x0: u64) -> Route {
     if x0 >> 32 != 0 {
         return Route::Unknown;
@@ -101,6 +111,31 @@ mod tests {
         assert_eq!(route(World::NonSecure, 0x8400_0008), Route::Psci);
         assert_eq!(route(World::NonSecure, 0xC200_0001), Route::SipExit);
         assert_eq!(route(World::NonSecure, 0x1_C400_0150), Route::Unknown);
+    }
+
+    #[test]
+    fn smc_immediates_other_than_zero_are_unknown() {
+        let smc = 0x17 << 26 | 1 << 25;
+        assert_eq!(
+            route_smc(World::NonSecure, smc, 0xC400_0150),
+            Route::ForwardRmi
+        );
+        assert_eq!(
+            route_smc(World::NonSecure, smc | 1, 0xC400_0150),
+            Route::Unknown
+        );
+        assert_eq!(
+            route_smc(World::NonSecure, smc | 0xffff, 0x8400_0000),
+            Route::Unknown
+        );
+        assert_eq!(
+            route_smc(World::Realm, smc | 0x8000, 0xC400_018F),
+            Route::Unknown
+        );
+        assert_eq!(
+            route_smc(World::Realm, smc, 0xC400_018F),
+            Route::RmiComplete
+        );
     }
 
     #[test]

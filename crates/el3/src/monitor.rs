@@ -6,12 +6,14 @@ use crate::mmu::MmuRegs;
 use crate::platform::*;
 use crate::{gpt, power};
 use cca_abi::el3::{El3Error, MemoryBank, RMM_EL3_IFC_VERSION};
-use cca_abi::{psci, smccc};
+use cca_abi::smccc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use el3_core::carveout::Carveout;
 use el3_core::gpt::GptError;
-use el3_core::psci::{CpuOnError, CpuStates, PowerState};
-use el3_core::routing::{route, Route, World};
+use el3_core::memmap::{MemoryMap, Region};
+use el3_core::psci::{CpuStates, PsciAction};
+use el3_core::routing::{route_smc, Route, World};
+use el3_core::session::{RealmVerdict, Session};
 use fw_support::println;
 use fw_support::sysreg::CpuId;
 use spin::{Mutex, Once};
@@ -19,6 +21,9 @@ use spin::{Mutex, Once};
 /// EL3's translation registers, shared with secondary CPUs.
 pub static MMU: Once<MmuRegs> = Once::new();
 static CPUS: Once<CpuStates<MAX_CPUS>> = Once::new();
+/// DRAM, the Realm carve-out and EL3's memory: what granule transitions and CPU_ON entry
+/// points are checked against.
+static MEMORY_MAP: Once<MemoryMap> = Once::new();
 static NCPUS: AtomicU64 = AtomicU64::new(1);
 static CARVEOUT: Mutex<Carveout> = Mutex::new(Carveout::new(RMM_RESERVE_LOW, RMM_SHARED));
 /// Per-CPU entry point and context id handed over by CPU_ON (0 = no request).
@@ -35,6 +40,11 @@ pub fn init_shared(ncpus: usize, dram_base: u64, dram_size: u64) {
     states.set_count(ncpus);
     CPUS.call_once(|| states);
     NCPUS.store(ncpus as u64, Ordering::Relaxed);
+    MEMORY_MAP.call_once(|| MemoryMap {
+        dram: Region::new(dram_base, dram_size),
+        carveout: Region::new(RMM_BASE, RMM_LIMIT - RMM_BASE),
+        root: Region::new(SECURE_RAM.0, SECURE_RAM.1),
+    });
     let banks = [MemoryBank {
         base: dram_base,
         size: dram_size,
@@ -50,6 +60,10 @@ pub fn init_shared(ncpus: usize, dram_base: u64, dram_size: u64) {
 
 fn cpus() -> &'static CpuStates<MAX_CPUS> {
     CPUS.get().expect("platform initialised")
+}
+
+fn memory_map() -> &'static MemoryMap {
+    MEMORY_MAP.get().expect("platform initialised")
 }
 
 /// Parks a secondary CPU until a CPU_ON names it; returns the entry point and context id.
@@ -108,6 +122,7 @@ enum Next {
 
 fn run_cpu(cpu: usize, id: &CpuId, realm: &mut WorldCtx, ns: &mut WorldCtx) {
     let mut current = World::Realm;
+    let mut session = Session::booting();
     loop {
         let ctx = if current == World::Realm {
             &mut *realm
@@ -125,8 +140,8 @@ fn run_cpu(cpu: usize, id: &CpuId, realm: &mut WorldCtx, ns: &mut WorldCtx) {
             );
         }
         let next = match current {
-            World::Realm => realm_call(cpu, id, realm, ns),
-            World::NonSecure => ns_call(cpu, id, ns, realm),
+            World::Realm => realm_call(cpu, id, esr, &mut session, realm, ns),
+            World::NonSecure => ns_call(cpu, id, esr, &mut session, ns, realm),
         };
         match next {
             Next::Stay => {}
@@ -143,16 +158,43 @@ fn run_cpu(cpu: usize, id: &CpuId, realm: &mut WorldCtx, ns: &mut WorldCtx) {
 }
 
 fn el3_error(e: GptError) -> u64 {
-    match e {
-        GptError::BadPas => El3Error::BadPas.to_reg(),
-        _ => El3Error::BadAddr.to_reg(),
+    el3_core::gtsi::gpt_error(e).to_reg()
+}
+
+/// `RMM_GTSI_DELEGATE` / `RMM_GTSI_UNDELEGATE` of the granule at `pa`: the address checks,
+/// then the PAS check and the transition under the table lock.
+fn gtsi(pa: u64, t: el3_core::gtsi::Transition) -> u64 {
+    if let Err(e) = el3_core::gtsi::screen(memory_map(), pa) {
+        return e.to_reg();
     }
+    let r = match t {
+        el3_core::gtsi::Transition::Delegate => gpt::delegate(pa),
+        el3_core::gtsi::Transition::Undelegate => gpt::undelegate(pa),
+    };
+    r.map_or_else(el3_error, |()| 0)
 }
 
 /// Serves an SMC from the RMM.
-fn realm_call(cpu: usize, id: &CpuId, realm: &mut WorldCtx, ns: &mut WorldCtx) -> Next {
+fn realm_call(
+    cpu: usize,
+    id: &CpuId,
+    esr: u64,
+    session: &mut Session,
+    realm: &mut WorldCtx,
+    ns: &mut WorldCtx,
+) -> Next {
     let x = realm.x;
-    match route(World::Realm, x[0]) {
+    let r = route_smc(World::Realm, esr, x[0]);
+    if let RealmVerdict::Refuse(x0) = session.realm_call(r) {
+        println!(
+            "refused {:#x} from the RMM on CPU {cpu} in phase {:?}",
+            x[0],
+            session.phase()
+        );
+        realm.ret(&[x0]);
+        return Next::Stay;
+    }
+    match r {
         Route::RmiComplete => {
             ns.x[..8].copy_from_slice(&x[1..9]);
             Next::Switch
@@ -172,13 +214,11 @@ fn realm_call(cpu: usize, id: &CpuId, realm: &mut WorldCtx, ns: &mut WorldCtx) -
             Next::Switch
         }
         Route::GtsiDelegate => {
-            let r = gpt::delegate(x[1]).map_or_else(el3_error, |()| 0);
-            realm.ret(&[r]);
+            realm.ret(&[gtsi(x[1], el3_core::gtsi::Transition::Delegate)]);
             Next::Stay
         }
         Route::GtsiUndelegate => {
-            let r = gpt::undelegate(x[1]).map_or_else(el3_error, |()| 0);
-            realm.ret(&[r]);
+            realm.ret(&[gtsi(x[1], el3_core::gtsi::Transition::Undelegate)]);
             Next::Stay
         }
         Route::ReserveMemory => {
@@ -194,7 +234,10 @@ fn realm_call(cpu: usize, id: &CpuId, realm: &mut WorldCtx, ns: &mut WorldCtx) -
             Next::Stay
         }
         Route::El3Features => {
-            realm.ret(&[0, 0]);
+            match el3_core::session::el3_features(x[1], false) {
+                Ok(reg) => realm.ret(&[0, reg]),
+                Err(e) => realm.ret(&[e.to_reg(), 0]),
+            }
             Next::Stay
         }
         Route::SmcccVersion => {
@@ -245,11 +288,18 @@ fn feature_availability(ctx: &mut WorldCtx, id: &CpuId) {
 }
 
 /// Serves an SMC from the host.
-fn ns_call(cpu: usize, id: &CpuId, ns: &mut WorldCtx, realm: &mut WorldCtx) -> Next {
+fn ns_call(
+    cpu: usize,
+    id: &CpuId,
+    esr: u64,
+    session: &mut Session,
+    ns: &mut WorldCtx,
+    realm: &mut WorldCtx,
+) -> Next {
     let x = ns.x;
-    match route(World::NonSecure, x[0]) {
+    match route_smc(World::NonSecure, esr, x[0]) {
         Route::ForwardRmi => {
-            if RMM_FAILED.load(Ordering::Acquire) {
+            if RMM_FAILED.load(Ordering::Acquire) || !session.host_rmi() {
                 ns.ret(&[smccc::SMC_UNKNOWN]);
                 return Next::Stay;
             }
@@ -283,70 +333,32 @@ fn ns_call(cpu: usize, id: &CpuId, ns: &mut WorldCtx, realm: &mut WorldCtx) -> N
 fn psci_call(cpu: usize, ns: &mut WorldCtx) -> Next {
     let x = ns.x;
     let fid = smccc::normalize(x[0]);
-    let r = match fid {
-        psci::VERSION => psci::PSCI_VERSION_1_1,
-        psci::FEATURES => match x[1] as u32 {
-            psci::VERSION
-            | psci::FEATURES
-            | psci::CPU_ON_32
-            | psci::CPU_ON_64
-            | psci::CPU_OFF
-            | psci::AFFINITY_INFO_32
-            | psci::AFFINITY_INFO_64
-            | psci::SYSTEM_OFF
-            | psci::SYSTEM_RESET
-            | psci::MIGRATE_INFO_TYPE => 0,
-            _ => psci::PsciStatus::NotSupported.to_reg(),
-        },
-        psci::CPU_ON_32 | psci::CPU_ON_64 => cpu_on(x[1], x[2], x[3]),
-        psci::CPU_OFF => {
-            println!("CPU {cpu} powering off");
-            return Next::PowerOff;
-        }
-        psci::AFFINITY_INFO_32 | psci::AFFINITY_INFO_64 => {
-            if x[2] != 0 {
-                psci::PsciStatus::InvalidParameters.to_reg()
-            } else {
-                match cpus().index_of(x[1]) {
-                    None => psci::PsciStatus::InvalidParameters.to_reg(),
-                    Some(i) => match cpus().get(i) {
-                        PowerState::On => psci::AFFINITY_ON,
-                        PowerState::Off => psci::AFFINITY_OFF,
-                        PowerState::OnPending => 2,
-                    },
-                }
-            }
-        }
-        psci::MIGRATE_INFO_TYPE => 2,
-        psci::SYSTEM_OFF => {
-            println!("PSCI SYSTEM_OFF from the host");
-            power::exit(0)
-        }
-        psci::SYSTEM_RESET => {
-            println!("PSCI SYSTEM_RESET from the host");
-            power::reset()
-        }
-        _ => psci::PsciStatus::NotSupported.to_reg(),
-    };
-    ns.ret(&[r]);
-    Next::Stay
-}
-
-fn cpu_on(mpidr: u64, entry: u64, context_id: u64) -> u64 {
-    if entry == 0 {
-        return psci::PsciStatus::InvalidAddress.to_reg();
-    }
-    match cpus().begin_on(mpidr) {
-        Ok(idx) => {
-            PEN_CONTEXT[idx].store(context_id, Ordering::Relaxed);
+    match el3_core::psci::dispatch(cpus(), memory_map(), fid, [x[1], x[2], x[3]]) {
+        PsciAction::Return(r) => ns.ret(&[r]),
+        PsciAction::CpuOn {
+            idx,
+            entry,
+            context,
+        } => {
+            PEN_CONTEXT[idx].store(context, Ordering::Relaxed);
             PEN_ENTRY[idx].store(entry, Ordering::Release);
             cpus().set_on(idx);
             // SAFETY: `dsb`+`sev` only publish the stores above and wake parked CPUs.
             unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
-            0
+            ns.ret(&[0]);
         }
-        Err(CpuOnError::AlreadyOn) => psci::PsciStatus::AlreadyOn.to_reg(),
-        Err(CpuOnError::OnPending) => psci::PsciStatus::OnPending.to_reg(),
-        Err(CpuOnError::InvalidParameters) => psci::PsciStatus::InvalidParameters.to_reg(),
+        PsciAction::CpuOff => {
+            println!("CPU {cpu} powering off");
+            return Next::PowerOff;
+        }
+        PsciAction::SystemOff => {
+            println!("PSCI SYSTEM_OFF from the host");
+            power::exit(0)
+        }
+        PsciAction::SystemReset => {
+            println!("PSCI SYSTEM_RESET from the host");
+            power::reset()
+        }
     }
+    Next::Stay
 }
