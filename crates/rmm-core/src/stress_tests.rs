@@ -620,6 +620,8 @@ const INPUT: u64 = RmiStatus::ErrorInput as u64;
 /// The test's own model of the RMM: global state, each granule's state (absent: NS), the
 /// first 16 bytes the host would read from NS granules, and the operation handles seen.
 struct Model {
+    /// Several threads share the machine: this model only tracks handles and host writes.
+    concurrent: bool,
     active: bool,
     state: HashMap<u64, GranuleState>,
     secure: HashSet<u64>,
@@ -632,6 +634,7 @@ struct Model {
 impl Model {
     fn new() -> Self {
         Self {
+            concurrent: false,
             active: false,
             state: HashMap::new(),
             secure: secure_granules().into_iter().collect(),
@@ -1081,6 +1084,12 @@ struct Stats {
 /// Builds the registers (and host writes) of a realm op.
 /// The host writes `bytes` at `page` if it can, and the model records what it reads back.
 fn host_put(f: &Fixture, model: &mut Model, page: u64, bytes: &[u8]) {
+    if model.concurrent {
+        // Another thread may have delegated the page: the write then faults, as a host's
+        // would, and the RMM reads whatever the page holds.
+        let _ = f.sim.host_write(pa(page), bytes);
+        return;
+    }
     if model.ns_usable(page) {
         f.sim.host_write(pa(page), bytes).unwrap();
         let mut head = model.head.get(&page).copied().unwrap_or([0; 16]);
@@ -1394,42 +1403,7 @@ fn run_ops(ops: &[Op], stats: &mut Stats) {
     let mut maps = Mappings::new();
     // Most streams start active, with a realm, so the realm commands get somewhere.
     if ops.len() % 4 != 0 {
-        let boot: [RealmOp; 7] = [
-            RealmOp::Delegate { first: b1(0), n: 5 },
-            RealmOp::Delegate {
-                first: b1(6),
-                n: 42,
-            },
-            RealmOp::Create {
-                rd: b1(0),
-                root: b1(2),
-                kind: 1,
-            },
-            RealmOp::RttCreate {
-                rd: b1(0),
-                rtt: b1(4),
-                ipa: 0x4000_0000,
-                level: 2,
-            },
-            RealmOp::RttCreate {
-                rd: b1(0),
-                rtt: b1(6),
-                ipa: 0x4000_0000,
-                level: 3,
-            },
-            RealmOp::RttCreate {
-                rd: b1(0),
-                rtt: b1(7),
-                ipa: 1 << 39,
-                level: 2,
-            },
-            RealmOp::RttCreate {
-                rd: b1(0),
-                rtt: b1(8),
-                ipa: 1 << 39,
-                level: 3,
-            },
-        ];
+        let boot = stream_prologue();
         let act = [u64::from(RmiFid::RMM_ACTIVATE.fid()), 0, 0, 0, 0, 0, 0, 0];
         maps = step(&act, &f, &rmm, &mut model, stats, &maps);
         for op in &boot {
@@ -1759,6 +1733,601 @@ fn randomized_call_streams_match_the_model() {
         assert!(
             stats.by_fid.get(name).is_some_and(|e| e.1 > 0),
             "no stream got {name} to succeed"
+        );
+    }
+}
+
+/// The machine-wide invariants at a quiescent point of the threaded streams: every granule
+/// unlocked, its PAS the one its state implies (NS: Non-secure, or Secure for the secure
+/// granules; anything else: Realm), the host able to read exactly the NS-PAS ones, every
+/// DELEGATED granule zero, and the realms' structure ([`check_realms`]: RTT trees, refcounts,
+/// REC and auxiliary ownership, operations in flight). Returns the granules per state.
+fn check_quiescent(rmm: &Rmm<'_, &SimPlatform>, sim: &SimPlatform) -> HashMap<GranuleState, u64> {
+    let secure: HashSet<u64> = secure_granules().into_iter().collect();
+    let mut by_state: HashMap<GranuleState, u64> = HashMap::new();
+    for g in rmm.granules().iter() {
+        let a = g.pa().get();
+        assert!(!g.is_locked(), "granule {a:#x} left locked");
+        let st = g.state_unlocked();
+        *by_state.entry(st).or_default() += 1;
+        let readable = sim.host_read(g.pa(), &mut [0u8; 1]).is_ok();
+        if st == GranuleState::Ns {
+            let pas = if secure.contains(&a) {
+                Pas::Secure
+            } else {
+                Pas::NonSecure
+            };
+            assert_eq!(sim.pas(g.pa()), pas, "NS granule {a:#x}");
+            assert_eq!(readable, pas == Pas::NonSecure, "NS granule {a:#x}");
+        } else {
+            assert_eq!(sim.pas(g.pa()), Pas::Realm, "{st} granule {a:#x}");
+            assert!(!readable, "{st} granule {a:#x} is readable as NS");
+            if st == GranuleState::Delegated {
+                assert!(sim.is_zero(g.pa()), "delegated granule {a:#x} is not zero");
+            }
+        }
+    }
+    check_realms(rmm, sim);
+    by_state
+}
+
+/// What one thread's call must satisfy whatever the other threads do: x0 is a defined
+/// answer; the calls whose result depends on no granule (version, features, tracking, GPT,
+/// unknown and unimplemented FIDs, the boot commands of an active RMM) give exactly the
+/// model's registers; a range (un)delegation either progresses within its range and the
+/// per-call limit or fails at its base.
+fn check_concurrent_call(regs: &Regs, got: &Regs, stateless: &mut Model) {
+    let fid = RmiFid::from_fid((regs[0] as u32) & !SVE_HINT);
+    let exact = match fid {
+        None => true,
+        Some(f) => {
+            matches!(
+                f,
+                RmiFid::VERSION
+                    | RmiFid::FEATURES
+                    | RmiFid::GRANULE_TRACKING_GET
+                    | RmiFid::GPT_L1_CREATE
+                    | RmiFid::RMM_CONFIG_SET
+                    | RmiFid::RMM_ACTIVATE
+            ) || f.class() != cca_abi::rmi::RmiClass::Core
+        }
+    };
+    if exact {
+        let e = stateless.expect(regs);
+        if let Some(e) = e {
+            assert_eq!(*got, e, "registers of {regs:#x?}");
+            return;
+        }
+    }
+    assert!(
+        got[0] == SMC_UNKNOWN || cca_abi::rmi::RmiReturn::from_reg(got[0]).is_some(),
+        "{regs:#x?}: x0 {:#x} is no RMI status",
+        got[0]
+    );
+    if matches!(
+        fid,
+        Some(RmiFid::GRANULE_RANGE_DELEGATE | RmiFid::GRANULE_RANGE_UNDELEGATE)
+    ) {
+        let (base, top) = (regs[1], regs[2]);
+        if got[0] == 0 {
+            assert!(
+                got[1] > base
+                    && got[1] <= top
+                    && (got[1] - base) / G <= MAX_GRANULES_PER_CALL
+                    && got[1] % G == 0,
+                "{regs:#x?}: progress to {:#x}",
+                got[1]
+            );
+        } else {
+            assert_eq!(
+                got[1], base,
+                "{regs:#x?}: a failed range call reports its base"
+            );
+        }
+    }
+}
+
+/// Runs `op` from one thread of the threaded streams (composites as [`run_ops`] expands
+/// them, without the model's expectations), checking each call with
+/// [`check_concurrent_call`]. `run_page` is the thread's own `RecRun` page. Returns the
+/// number of calls made.
+fn concurrent_op(
+    op: &Op,
+    f: &Fixture,
+    rmm: &Rmm<'_, &SimPlatform>,
+    model: &mut Model,
+    stateless: &mut Model,
+    run_page: u64,
+    by_fid: &mut HashMap<&'static str, (u64, u64)>,
+) -> u64 {
+    let mut calls = 0;
+    let mut call = |regs: Regs, model: &mut Model| {
+        let enter = RmiFid::from_fid((regs[0] as u32) & !SVE_HINT) == Some(RmiFid::REC_ENTER);
+        if enter {
+            // Whatever else is queued, the run this call may start ends with an IRQ.
+            f.sim.push_realm_step(irq_step());
+        }
+        let got = rmm.handle_rmi(&regs);
+        check_concurrent_call(&regs, &got, stateless);
+        if let Some(fid) = RmiFid::from_fid((regs[0] as u32) & !SVE_HINT) {
+            let e = by_fid.entry(fid.name()).or_default();
+            e.0 += 1;
+            if got[0] == 0 || got[0] & 0xff == RmiStatus::Incomplete as u64 {
+                e.1 += 1;
+            }
+        }
+        if got[0] & 0xff == RmiStatus::Incomplete as u64
+            && matches!(
+                RmiFid::from_fid((regs[0] as u32) & !SVE_HINT),
+                Some(RmiFid::REC_CREATE | RmiFid::REC_DESTROY)
+            )
+        {
+            model.handles.push(got[1]);
+            if model.handles.len() > 64 {
+                model.handles.remove(0);
+            }
+        }
+        calls += 1;
+        got
+    };
+    match op {
+        Op::Call(regs) => {
+            call(*regs, model);
+        }
+        Op::HostWrite(a, byte) => {
+            let _ = f.sim.host_write(pa(*a), &[*byte; 4096]);
+        }
+        Op::ConfigSet(a, t, g) => {
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&t.to_le_bytes());
+            b[8..].copy_from_slice(&g.to_le_bytes());
+            if *a % G == 0 && banks().iter().any(|k| *a >= k.base && *a < k.base + k.size) {
+                let _ = f.sim.host_write(pa(*a), &b);
+            }
+            call(
+                [
+                    u64::from(RmiFid::RMM_CONFIG_SET.fid()),
+                    *a,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ],
+                model,
+            );
+        }
+        Op::Realm(RealmOp::RecFull {
+            rd,
+            rec,
+            first,
+            mpidr,
+        }) => {
+            for op in [
+                RealmOp::Delegate { first: *rec, n: 1 },
+                RealmOp::Delegate {
+                    first: *first,
+                    n: 16,
+                },
+                RealmOp::RecCreate {
+                    rd: *rd,
+                    rec: *rec,
+                    mpidr: *mpidr,
+                    flags: 1,
+                },
+            ] {
+                let regs = realm_regs(&op, f, model);
+                call(regs, model);
+            }
+            let h = model.handles.len().wrapping_sub(1);
+            for op in [
+                RealmOp::Donate {
+                    h,
+                    first: *first,
+                    n: 16,
+                },
+                RealmOp::Continue { h },
+            ] {
+                let regs = realm_regs(&op, f, model);
+                call(regs, model);
+            }
+        }
+        Op::Realm(RealmOp::RecTeardown { rec }) => {
+            let regs = realm_regs(&RealmOp::RecDestroy { rec: *rec }, f, model);
+            let got = call(regs, model);
+            if got[0] & 0xff == RmiStatus::Incomplete as u64 {
+                let h = model.handles.len() - 1;
+                for _ in 0..3 {
+                    let regs = realm_regs(&RealmOp::Reclaim { h, cap: 16 }, f, model);
+                    call(regs, model);
+                }
+                let regs = realm_regs(&RealmOp::Continue { h }, f, model);
+                call(regs, model);
+            }
+        }
+        Op::Realm(RealmOp::Ephemeral { rd, with_data }) => {
+            let (rd, root, rtt, rtt3, data) = (*rd, *rd + G, *rd + 2 * G, *rd + 3 * G, *rd + 4 * G);
+            let mut seq = std::vec![
+                RealmOp::Delegate { first: rd, n: 2 },
+                RealmOp::Create { rd, root, kind: 0 },
+            ];
+            if *with_data {
+                seq.extend([
+                    RealmOp::Delegate { first: rtt, n: 3 },
+                    RealmOp::RttCreate {
+                        rd,
+                        rtt,
+                        ipa: 0,
+                        level: 2,
+                    },
+                    RealmOp::RttCreate {
+                        rd,
+                        rtt: rtt3,
+                        ipa: 0,
+                        level: 3,
+                    },
+                    RealmOp::MapInit {
+                        rd,
+                        data,
+                        ipa: 0,
+                        flags: 1,
+                    },
+                ]);
+            }
+            seq.push(RealmOp::Lifecycle {
+                fid: RmiFid::REALM_TERMINATE,
+                rd,
+            });
+            if *with_data {
+                seq.extend([
+                    RealmOp::Unmap {
+                        fid: RmiFid::RTT_DATA_UNMAP,
+                        rd,
+                        ipa: 0,
+                        n: 1,
+                        addr_type: 0,
+                    },
+                    RealmOp::RttOp {
+                        fid: RmiFid::RTT_DESTROY,
+                        rd,
+                        ipa: 0,
+                        level: 3,
+                    },
+                    RealmOp::RttOp {
+                        fid: RmiFid::RTT_DESTROY,
+                        rd,
+                        ipa: 0,
+                        level: 2,
+                    },
+                ]);
+            }
+            seq.push(RealmOp::Lifecycle {
+                fid: RmiFid::REALM_DESTROY,
+                rd,
+            });
+            for op in &seq {
+                let regs = realm_regs(op, f, model);
+                call(regs, model);
+            }
+        }
+        Op::Realm(RealmOp::Enter {
+            rec,
+            flags,
+            enter0,
+            script,
+            setup,
+            complete,
+        }) => {
+            if *setup {
+                for k in 0..2u64 {
+                    let Some(n) = rec_count(rmm, &f.sim, b1(0)) else {
+                        break;
+                    };
+                    let (r, first) = (b1(60 + k), b1(300 + 16 * k));
+                    for op in [
+                        RealmOp::Delegate { first: r, n: 1 },
+                        RealmOp::Delegate { first, n: 16 },
+                        RealmOp::RecCreate {
+                            rd: b1(0),
+                            rec: r,
+                            mpidr: cca_abi::rmi::rec_mpidr::from_index(n),
+                            flags: 1,
+                        },
+                    ] {
+                        let regs = realm_regs(&op, f, model);
+                        call(regs, model);
+                    }
+                    let h = model.handles.len().wrapping_sub(1);
+                    for op in [RealmOp::Donate { h, first, n: 16 }, RealmOp::Continue { h }] {
+                        let regs = realm_regs(&op, f, model);
+                        call(regs, model);
+                    }
+                }
+                let op = RealmOp::Lifecycle {
+                    fid: RmiFid::REALM_ACTIVATE,
+                    rd: b1(0),
+                };
+                let regs = realm_regs(&op, f, model);
+                call(regs, model);
+            }
+            let mut run = [0u8; 0x300];
+            run[..8].copy_from_slice(&flags.to_le_bytes());
+            run[0x200..0x208].copy_from_slice(&enter0.to_le_bytes());
+            let _ = f.sim.host_write(pa(run_page), &run);
+            for a in script {
+                f.sim.push_realm_step(a.step());
+            }
+            let regs = [
+                u64::from(RmiFid::REC_ENTER.fid()),
+                *rec,
+                run_page,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ];
+            call(regs, model);
+            if let (Some(status), Some(target)) = (complete, psci_target(rmm, &f.sim, *rec)) {
+                let op = RealmOp::PsciComplete {
+                    calling: *rec,
+                    target,
+                    status: *status,
+                };
+                let regs = realm_regs(&op, f, model);
+                call(regs, model);
+            }
+        }
+        Op::Realm(r) => {
+            if let RealmOp::SetRipas {
+                rec,
+                base,
+                n,
+                ram,
+                change,
+                ..
+            } = *r
+            {
+                let ripas = if ram {
+                    cca_abi::rmi::Ripas::Ram
+                } else {
+                    cca_abi::rmi::Ripas::Empty
+                };
+                rmm.rec_request_ripas_change(
+                    pa(rec),
+                    base,
+                    base.wrapping_add(n * G),
+                    ripas,
+                    change,
+                );
+            }
+            let regs = realm_regs(r, f, model);
+            call(regs, model);
+        }
+    }
+    calls
+}
+
+/// A reusable barrier that gives up (panics) when a thread that should arrive panicked.
+struct Rendezvous {
+    threads: usize,
+    arrived: AtomicU64,
+    generation: AtomicU64,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Rendezvous {
+    fn new(threads: usize) -> Self {
+        Self {
+            threads,
+            arrived: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn wait(&self) {
+        let gen = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads as u64 {
+            self.arrived.store(0, Ordering::Release);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+        while self.generation.load(Ordering::Acquire) == gen {
+            assert!(
+                !self.failed.load(Ordering::Acquire),
+                "another thread of the stream failed"
+            );
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Marks the rendezvous failed when the thread holding it unwinds.
+struct FailOnPanic<'a>(&'a Rendezvous);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.failed.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// The realm [`run_ops`] starts most streams with: two delegated ranges, a realm at b1(0)
+/// with RTTs at levels 2 and 3 in both IPA halves.
+fn stream_prologue() -> [RealmOp; 7] {
+    [
+        RealmOp::Delegate { first: b1(0), n: 5 },
+        RealmOp::Delegate {
+            first: b1(6),
+            n: 42,
+        },
+        RealmOp::Create {
+            rd: b1(0),
+            root: b1(2),
+            kind: 1,
+        },
+        RealmOp::RttCreate {
+            rd: b1(0),
+            rtt: b1(4),
+            ipa: 0x4000_0000,
+            level: 2,
+        },
+        RealmOp::RttCreate {
+            rd: b1(0),
+            rtt: b1(6),
+            ipa: 0x4000_0000,
+            level: 3,
+        },
+        RealmOp::RttCreate {
+            rd: b1(0),
+            rtt: b1(7),
+            ipa: 1 << 39,
+            level: 2,
+        },
+        RealmOp::RttCreate {
+            rd: b1(0),
+            rtt: b1(8),
+            ipa: 1 << 39,
+            level: 3,
+        },
+    ]
+}
+
+#[test]
+fn randomized_call_streams_match_the_model_on_four_threads() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{RngAlgorithm, TestRng};
+    // CCA_THREADED_CALLS=n runs about n calls (at least 10^5 by default).
+    let target: u64 = std::env::var("CCA_THREADED_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    const THREADS: u64 = 4;
+    const OPS_PER_ROUND: usize = 100;
+    // Each epoch is a fresh machine (as each stream of the single-threaded test is), so
+    // operations left in flight do not exhaust the context pool for the rest of the run.
+    const ROUNDS_PER_EPOCH: u64 = 20;
+    let calls = AtomicU64::new(0);
+    let rounds = AtomicU64::new(0);
+    let start = std::time::Instant::now();
+    let mut peak: HashMap<GranuleState, u64> = HashMap::new();
+    let fids: std::sync::Mutex<HashMap<&'static str, (u64, u64)>> = Default::default();
+    let mut epoch = 0u64;
+    while calls.load(Ordering::Relaxed) < target {
+        let f = Fixture::new();
+        for s in secure_granules() {
+            f.sim.set_pas(pa(s), Pas::Secure);
+        }
+        let rmm = f.active_rmm();
+        let mut m = Model::new();
+        m.concurrent = true;
+        for op in &stream_prologue() {
+            let regs = realm_regs(op, &f, &mut m);
+            rmm.handle_rmi(&regs);
+        }
+        take_debug_logs();
+        check_quiescent(&rmm, &f.sim);
+        let barrier = Rendezvous::new(THREADS as usize);
+        let peaks = std::sync::Mutex::new(&mut peak);
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let (f, rmm, calls, rounds, barrier, peaks, fids) =
+                    (&f, &rmm, &calls, &rounds, &barrier, &peaks, &fids);
+                s.spawn(move || {
+                    let _guard = FailOnPanic(barrier);
+                    let mut seed = [0u8; 32];
+                    seed[0] = t as u8 + 1;
+                    seed[1..9].copy_from_slice(&epoch.to_le_bytes());
+                    seed[16] = 0xCA;
+                    let mut runner = TestRunner::new_with_rng(
+                        Config::default(),
+                        TestRng::from_seed(RngAlgorithm::ChaCha, &seed),
+                    );
+                    let strategy = prop::collection::vec(op_strategy(), OPS_PER_ROUND);
+                    let mut model = Model::new();
+                    model.concurrent = true;
+                    let mut stateless = Model::new();
+                    stateless.active = true;
+                    // Each thread has its own RecRun page (bank 0 granules 12..16).
+                    let run_page = R_RUN + t * G;
+                    let mut by_fid = HashMap::new();
+                    for _ in 0..ROUNDS_PER_EPOCH {
+                        let ops = strategy.new_tree(&mut runner).unwrap().current();
+                        let mut n = 0;
+                        for op in &ops {
+                            n += concurrent_op(
+                                op,
+                                f,
+                                rmm,
+                                &mut model,
+                                &mut stateless,
+                                run_page,
+                                &mut by_fid,
+                            );
+                        }
+                        take_debug_logs();
+                        calls.fetch_add(n, Ordering::Relaxed);
+                        // A quiescent point: every thread has returned from its calls.
+                        barrier.wait();
+                        if t == 0 {
+                            let by_state = check_quiescent(rmm, &f.sim);
+                            let mut p = peaks.lock().unwrap();
+                            for (k, v) in by_state {
+                                let e = p.entry(k).or_default();
+                                *e = (*e).max(v);
+                            }
+                            rounds.fetch_add(1, Ordering::Relaxed);
+                        }
+                        barrier.wait();
+                    }
+                    let mut all = fids.lock().unwrap();
+                    for (k, v) in by_fid {
+                        let e = all.entry(k).or_default();
+                        e.0 += v.0;
+                        e.1 += v.1;
+                    }
+                });
+            }
+        });
+        epoch += 1;
+    }
+    let calls = calls.load(Ordering::Relaxed);
+    let mut peak: Vec<_> = peak
+        .iter()
+        .map(|(k, v)| (std::format!("{k}"), *v))
+        .collect();
+    peak.sort();
+    let fids = fids.into_inner().unwrap();
+    let mut fids: Vec<_> = fids.into_iter().filter(|(_, v)| v.1 > 0).collect();
+    fids.sort();
+    std::eprintln!(
+        "randomized_call_streams_match_the_model_on_four_threads: {calls} RMI calls on \
+         {THREADS} threads sharing one RMM ({epoch} machines) in {:.1} s; invariants held at \
+         all {} quiescent points; most granules seen per state: {peak:?}; realm commands \
+         (calls, successes): {fids:?}",
+        start.elapsed().as_secs_f64(),
+        rounds.load(Ordering::Relaxed),
+    );
+    assert!(calls >= target);
+    for st in ["RD", "RTT", "DATA", "REC"] {
+        assert!(
+            peak.iter().any(|(k, v)| k == st && *v > 0),
+            "the threads never built a {st} granule"
+        );
+    }
+    for name in [
+        "RTT_CREATE",
+        "RTT_DESTROY",
+        "RTT_DATA_MAP_INIT",
+        "REC_ENTER",
+        "REALM_DESTROY",
+    ] {
+        assert!(
+            fids.iter().any(|(k, v)| *k == name && v.1 > 0),
+            "no thread got {name} to succeed"
         );
     }
 }
