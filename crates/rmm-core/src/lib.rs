@@ -38,15 +38,19 @@
 //!   exits, the RSI and PSCI calls realms make, `PSCI_COMPLETE`) behind
 //!   [`Platform::run_realm`]; [`idregs`]: the ID registers realms read and the EL2 traps that
 //!   go with them;
+//! * [`attest`], [`token`], [`ecdsa`]: realm attestation (`RSI_ATTESTATION_TOKEN_*`), the
+//!   token's encoding and the restartable ES384 signer;
 //! * `sim` (cargo feature `sim`): a simulated machine for tests.
 
 #![no_std]
 #![forbid(unsafe_code)]
 
 pub mod addr_list;
+pub mod attest;
 pub mod config;
 pub mod delegate;
 pub mod dispatch;
+pub mod ecdsa;
 pub mod error;
 pub use cca_abi::arch::esr;
 pub mod features;
@@ -67,9 +71,12 @@ pub mod s2tt;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod sro;
+pub mod token;
 pub mod tracking;
 pub mod version;
 
+#[cfg(test)]
+mod attest_tests;
 #[cfg(test)]
 mod idregs_tests;
 #[cfg(test)]

@@ -74,8 +74,11 @@ pub struct Rd {
     pub rim: [u8; 64],
     /// Realm Extensible Measurements 1..=4.
     pub rem: [[u8; 64]; 4],
+    /// The Realm Instance ID (attestation claim 256): 0x01 (UEID type RAND) and 32 random
+    /// bytes made at `REALM_CREATE`; the rest is zero.
+    pub instance_id: [u8; 64],
 }
-const _: () = assert!(core::mem::size_of::<Rd>() == 0x200);
+const _: () = assert!(core::mem::size_of::<Rd>() == 0x240);
 const _: () = assert!(core::mem::offset_of!(Rd, rpv) == 0x80);
 const _: () = assert!(core::mem::offset_of!(Rd, rim) == 0xC0);
 
@@ -431,6 +434,15 @@ impl<'a, P: Platform> Rmm<'a, P> {
             RealmParams::read_from_bytes(&buf).map_err(|_| RmiError::input("realm parameters"))?;
         let v = self.validate_realm_params(&p)?;
         let rim = cca_measure::Measurement::realm_create(&p).ok_or(RmiError::input("hash_algo"))?;
+        // TF-RMM: the Realm Instance ID is made before any resource is taken; no random
+        // number is RMI_ERROR_GLOBAL.
+        let mut instance_id = [0u8; 64];
+        instance_id[0] = 0x01;
+        if !crate::attest::random(&mut instance_id[1..crate::token::INSTANCE_ID_LEN]) {
+            return Err(RmiError::global(
+                "no random number for the Realm Instance ID",
+            ));
+        }
 
         let vmid = self
             .vmid_alloc()
@@ -483,6 +495,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
             rpv: p.rpv,
             rim: [0; 64],
             rem: [[0; 64]; 4],
+            instance_id,
         };
         rd.rim = rim.slot;
         self.init_roots(&rd.s2());

@@ -183,16 +183,8 @@ impl<'a, P: Platform> Rmm<'a, P> {
             }
             rsi::MEASUREMENT_READ => self.rsi_measurement_read(rec, &mut out),
             rsi::MEASUREMENT_EXTEND => self.rsi_measurement_extend(rec, &mut out),
-            rsi::ATTESTATION_TOKEN_INIT => {
-                // TF-RMM answers ERROR_UNKNOWN when the token context cannot be set up;
-                // this RMM has no attestation yet, so that is always the case.
-                out.x[0] = reject(
-                    rec,
-                    RsiStatus::ErrorUnknown,
-                    "attestation is not implemented by this RMM",
-                );
-            }
-            rsi::ATTESTATION_TOKEN_CONTINUE => self.rsi_token_continue(rec, &mut out),
+            rsi::ATTESTATION_TOKEN_INIT => self.rsi_token_init(rec, &mut out),
+            rsi::ATTESTATION_TOKEN_CONTINUE => self.rsi_token_continue(rec, exit, &mut out),
             rsi::REALM_CONFIG => self.rsi_realm_config(rec, &mut out),
             rsi::IPA_STATE_SET => rsi_ipa_state_set(rec, exit, &mut out),
             rsi::IPA_STATE_GET => self.rsi_ipa_state_get(rec, &mut out),
@@ -272,9 +264,8 @@ impl<'a, P: Platform> Rmm<'a, P> {
     }
 
     /// `RSI_ATTESTATION_TOKEN_CONTINUE(ipa, offset, size)`: the arguments are checked as
-    /// TF-RMM does; then, since no `RSI_ATTESTATION_TOKEN_INIT` can have succeeded, the
-    /// answer is `RSI_ERROR_STATE` (TF-RMM's answer when INIT was not called).
-    fn rsi_token_continue(&self, rec: &mut Rec, out: &mut RsiOut) {
+    /// TF-RMM does, then [`crate::attest`] signs and copies.
+    fn rsi_token_continue(&self, rec: &mut Rec, exit: &mut RecExit, out: &mut RsiOut) {
         let (ipa, offset, size) = (rec.ctx.gprs[1], rec.ctx.gprs[2], rec.ctx.gprs[3]);
         let end = offset.checked_add(size);
         if !cca_abi::granule_aligned(ipa)
@@ -293,11 +284,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
                 "the buffer is not in the protected half",
             );
         } else {
-            out.x[0] = reject(
-                rec,
-                RsiStatus::ErrorState,
-                "no attestation token was initialised (attestation is not implemented)",
-            );
+            self.rsi_token_continue_checked(rec, exit, out);
         }
     }
 
@@ -347,7 +334,14 @@ impl<'a, P: Platform> Rmm<'a, P> {
 
     /// TF-RMM `realm_mem_lock_map` failing: RIPAS EMPTY (or DEV) is the realm's mistake
     /// (`RSI_ERROR_INPUT`); anything else is the host's to fix (a stage 2 abort exit).
-    fn unmapped_result(&self, rec: &Rec, out: &mut RsiOut, level: i8, ripas: Ripas, call: &str) {
+    pub(crate) fn unmapped_result(
+        &self,
+        rec: &Rec,
+        out: &mut RsiOut,
+        level: i8,
+        ripas: Ripas,
+        call: &str,
+    ) {
         if ripas == Ripas::Empty {
             out.x[0] = reject(rec, RsiStatus::ErrorInput, "the IPA has RIPAS EMPTY");
         } else {

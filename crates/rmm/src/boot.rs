@@ -294,6 +294,7 @@ pub fn cold(
     );
     println!("measurement hashing: {engine}");
     crate::realm::init(&id_regs);
+    crate::attest::init(shared, id.rng());
     let platform = FwPlatform {
         features: cpu_features(&id),
         id_regs,

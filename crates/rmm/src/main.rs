@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod attest;
 mod boot;
 mod entry;
 mod hash;
