@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use xtask::setup::step;
 use xtask::{images, launch, qemu, setup, workspace_root, RunArgs};
 
+mod profile;
+
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
@@ -29,8 +31,9 @@ enum Cmd {
     Demo(RunArgs),
     /// Run the whole test suite: host-side unit tests, then the QEMU end-to-end tests.
     Test(TestArgs),
-    /// Boot under `-icount shift=0` and report instructions per RMI operation.
-    Bench,
+    /// Boot under `-icount shift=0` and report instructions per RMI operation; with `--rmm`,
+    /// the same for another RMM image and the ratio ours / theirs.
+    Bench(BenchArgs),
     /// Boot a Linux realm (kvmtool's options: -k, -i, -p, -m, -c, --measurement-algo,
     /// --realm-pv), interactively.
     Run(launch::LaunchArgs),
@@ -42,6 +45,24 @@ enum Cmd {
     },
     /// Check formatting and run clippy on the host crates and on the firmware images.
     Lint,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Also benchmark this RMM image (ELF or raw, e.g. TF-RMM's rmm.img, see
+    /// docs/performance.md) under the same EL3, host and payload, and print ours, theirs and
+    /// the ratio side by side.
+    #[arg(long, visible_alias = "against", value_name = "FILE")]
+    rmm: Option<std::path::PathBuf>,
+    /// Skip the Linux realm part (the micro-benchmarks only, about a minute).
+    #[arg(long)]
+    skip_linux: bool,
+    /// Instead of the table, show where the instructions of operation OP go (EL3, the RMM's
+    /// entry, command, copies, scrubs, hashing, the host), by function; `all` for every
+    /// benchmarked operation, `list` for their names, `rec_enter` for the RMM's part of every
+    /// REC_ENTER of the payload realm (its RSI calls included). Our RMM only; no Linux part.
+    #[arg(long, value_name = "OP")]
+    profile: Option<String>,
 }
 
 #[derive(Args)]
@@ -150,18 +171,46 @@ fn main() -> Result<()> {
         Cmd::Guest { refresh } => {
             xtask::guest::fetch_and_report(refresh)?;
         }
-        Cmd::Bench => {
+        Cmd::Bench(b) => {
             let tc = setup::ensure_all()?;
             let imgs = images::build_all(&root, &tc)?;
-            let mut rows = qemu::bench(&imgs)?;
-            rows.extend(launch::bench_linux(&imgs, &root.join("target/launch"))?);
-            println!(
-                "\n{:<36} {:>8} {:>16}",
-                "operation", "ops", "instructions/op"
-            );
-            for (name, ops, per_op) in rows {
-                println!("{name:<36} {ops:>8} {per_op:>16}");
+            if let Some(op) = &b.profile {
+                let p = profile::run(&root, &imgs, op == profile::REC_ENTER)?;
+                let ops = match op.as_str() {
+                    "list" => {
+                        println!("{}", p.operations().join("\n"));
+                        return Ok(());
+                    }
+                    "all" => p.operations(),
+                    one => vec![one.to_string()],
+                };
+                for op in ops {
+                    println!("\n{}", p.report(&op, 25)?);
+                }
+                return Ok(());
             }
+            let mut ours = qemu::bench(&imgs)?;
+            if !b.skip_linux {
+                ours.extend(launch::bench_linux(&imgs, &root.join("target/launch"))?);
+            }
+            let theirs = match &b.rmm {
+                None => None,
+                Some(other) => {
+                    let mut rows = qemu::bench_with(&imgs, Some(other))?;
+                    if !b.skip_linux {
+                        match linux_rows_with(&imgs, &root.join("target/launch-theirs")) {
+                            Ok(r) => rows.extend(r),
+                            Err(e) => eprintln!(
+                                "    the Linux realm part did not pass with {}: {e:#}",
+                                other.display()
+                            ),
+                        }
+                    }
+                    Some(rows)
+                }
+            };
+            println!();
+            print!("{}", qemu::bench_table(&ours, theirs.as_deref()));
         }
         Cmd::Lint => lint(&root)?,
         Cmd::Test(t) => {
@@ -190,6 +239,41 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The Linux realm rows of `cargo xtask bench` for the RMM image `bench_with` left in
+/// `imgs.dir` (`bench-rmm.bin`): the same boot as `launch::bench_linux`, passing when the host
+/// and the init script did (another RMM does not log the RIM it measured, so the RIM check
+/// of our runs does not apply).
+fn linux_rows_with(
+    imgs: &images::Images,
+    out_dir: &std::path::Path,
+) -> Result<Vec<qemu::BenchRow>> {
+    use xtask::guest::{InitScript, Then};
+    let theirs = images::Images {
+        dir: imgs.dir.clone(),
+        el3: imgs.el3.clone(),
+        rmm: imgs.dir.join("bench-rmm.bin"),
+        host: imgs.host.clone(),
+    };
+    let mut args = launch::LaunchArgs::new(256, 2);
+    args.icount = true;
+    args.timeout = 1200;
+    let init = InitScript::Evidence {
+        then: Then::PowerOff,
+    };
+    step("benchmark: Debian's Linux as a realm under -icount shift=0, on the other RMM");
+    let run = launch::boot_linux(&theirs, &args, init, &[], out_dir, false, &[])?;
+    if !run.outcome.passed() || !run.evidence.done {
+        for l in &run.outcome.lines {
+            eprintln!("{l}");
+        }
+        bail!("the Linux realm did not boot to its init script");
+    }
+    Ok(qemu::bench_rows(&run.outcome.lines)
+        .into_iter()
+        .filter(|r| r.0.starts_with("linux_"))
+        .collect())
 }
 
 /// `cargo xtask lint`: rustfmt, then clippy with `-D warnings` on the host crates, the

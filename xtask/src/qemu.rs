@@ -229,16 +229,37 @@ pub fn run_command_with_input(
     })
 }
 
-/// Where the host looks for the benchmark request, and the request itself ("BNCH").
-const BENCH_FLAG: &str = "loader,addr=0x5ffff000,data=0x48434e42,data-len=4";
+/// Where the host looks for the benchmark request, and the request itself ("BNCH"), as a
+/// QEMU `-device` argument.
+pub const BENCH_FLAG: &str = "loader,addr=0x5ffff000,data=0x48434e42,data-len=4";
+
+/// A benchmark result: `(operation, operations timed, instructions per operation)`.
+pub type BenchRow = (String, u64, u64);
 
 /// Boots under `-icount shift=0` with the benchmark request and returns
 /// `(operation, ops, instructions per op)` rows from the host's `BENCH` lines.
-pub fn bench(imgs: &Images) -> Result<Vec<(String, u64, u64)>> {
+pub fn bench(imgs: &Images) -> Result<Vec<BenchRow>> {
+    bench_with(imgs, None)
+}
+
+/// [`bench`] with another RMM image (ELF or raw, e.g. TF-RMM's `rmm.img`) in place of ours;
+/// the EL3 monitor, the host and the realm payload stay ours, so both runs time the same
+/// host code doing the same calls.
+pub fn bench_with(imgs: &Images, rmm: Option<&Path>) -> Result<Vec<BenchRow>> {
     let realm = imgs.realm();
-    let mut cmd = command(&imgs.el3, &imgs.rmm, &imgs.host, Some(&realm), true);
+    let rmm_img = match rmm {
+        Some(p) => raw_image(p, &imgs.dir, "bench-rmm.bin")?,
+        None => imgs.rmm.clone(),
+    };
+    let mut cmd = command(&imgs.el3, &rmm_img, &imgs.host, Some(&realm), true);
     cmd.arg("-device").arg(BENCH_FLAG);
-    step("benchmarking on QEMU with -icount shift=0");
+    match rmm {
+        Some(p) => step(&format!(
+            "benchmarking {} on QEMU with -icount shift=0",
+            p.display()
+        )),
+        None => step("benchmarking on QEMU with -icount shift=0"),
+    }
     let out = run_command(&mut cmd, Duration::from_secs(600), false)?;
     if !out.passed() {
         for l in &out.lines {
@@ -246,8 +267,12 @@ pub fn bench(imgs: &Images) -> Result<Vec<(String, u64, u64)>> {
         }
         anyhow::bail!("the benchmark run failed");
     }
-    Ok(out
-        .lines
+    Ok(bench_rows(&out.lines))
+}
+
+/// The `[HOST] BENCH <name> <ops> <per op>` lines of a run.
+pub fn bench_rows(lines: &[String]) -> Vec<BenchRow> {
+    lines
         .iter()
         .filter_map(|l| l.strip_prefix("[HOST] BENCH "))
         .filter_map(|l| {
@@ -258,5 +283,93 @@ pub fn bench(imgs: &Images) -> Result<Vec<(String, u64, u64)>> {
                 w.next()?.parse().ok()?,
             ))
         })
-        .collect())
+        .collect()
+}
+
+/// The table `cargo xtask bench` prints: one row per operation, ours / theirs as a ratio
+/// when another RMM was measured (a row only one side produced shows `-` on the other).
+pub fn bench_table(ours: &[BenchRow], theirs: Option<&[BenchRow]>) -> String {
+    use std::fmt::Write;
+    let mut t = String::new();
+    let Some(theirs) = theirs else {
+        let _ = writeln!(
+            t,
+            "{:<36} {:>8} {:>16}",
+            "operation", "ops", "instructions/op"
+        );
+        for (name, ops, per_op) in ours {
+            let _ = writeln!(t, "{name:<36} {ops:>8} {per_op:>16}");
+        }
+        return t;
+    };
+    let _ = writeln!(
+        t,
+        "{:<36} {:>14} {:>14} {:>7}",
+        "operation (instructions/op)", "ours", "theirs", "ratio"
+    );
+    let find = |rows: &[BenchRow], name: &str| rows.iter().find(|r| r.0 == name).map(|r| r.2);
+    let mut names: Vec<&str> = ours.iter().map(|r| r.0.as_str()).collect();
+    for r in theirs {
+        if !names.contains(&r.0.as_str()) {
+            names.push(&r.0);
+        }
+    }
+    for name in names {
+        let (a, b) = (find(ours, name), find(theirs, name));
+        let cell = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        let ratio = match (a, b) {
+            (Some(a), Some(b)) if b != 0 => format!("{:.2}", a as f64 / b as f64),
+            _ => "-".to_string(),
+        };
+        let _ = writeln!(t, "{name:<36} {:>14} {:>14} {ratio:>7}", cell(a), cell(b));
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: &str, ops: u64, per: u64) -> BenchRow {
+        (n.to_string(), ops, per)
+    }
+
+    #[test]
+    fn bench_lines_become_rows_and_malformed_ones_are_skipped() {
+        let lines: Vec<String> = [
+            "[HOST] BENCH rtt_create_level3 16 20496",
+            "[RMM] BENCH not_the_host 1 2",
+            "[HOST] BENCH missing_fields 16",
+            "[HOST] BENCH not_a_number x 3",
+            "[HOST] BENCH realm_create 16 64969 trailing",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            bench_rows(&lines),
+            vec![
+                row("rtt_create_level3", 16, 20496),
+                row("realm_create", 16, 64969)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_comparison_table_has_ours_theirs_and_the_ratio() {
+        let ours = [row("a", 1, 150), row("b", 1, 10), row("only_ours", 1, 7)];
+        let theirs = [row("a", 1, 100), row("b", 1, 0), row("only_theirs", 1, 9)];
+        let t = bench_table(&ours, Some(&theirs));
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].contains("ours") && lines[0].contains("ratio"));
+        let cols = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(cols(lines[1]), ["a", "150", "100", "1.50"]);
+        assert_eq!(cols(lines[2]), ["b", "10", "0", "-"], "no division by zero");
+        assert_eq!(cols(lines[3]), ["only_ours", "7", "-", "-"]);
+        assert_eq!(cols(lines[4]), ["only_theirs", "-", "9", "-"]);
+        assert_eq!(lines.len(), 5);
+        let single = bench_table(&ours, None);
+        assert_eq!(single.lines().count(), 4);
+        assert!(single.lines().nth(1).unwrap().starts_with("a "));
+    }
 }

@@ -27,8 +27,54 @@ pub fn report(out: &mut dyn Write, clock: &dyn Clock, name: &str, ops: u64, tick
     let _ = writeln!(out, "BENCH {name} {ops} {per_op}");
 }
 
+/// Which profile window [`region_start`] opens next.
+static REGIONS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The start of a timed region. `cargo xtask bench --profile` finds this function in the host
+/// image and counts every instruction (EL3, RMM, host) from its first instruction to
+/// [`region_end`]'s, as window `n`, the value returned; the region is named by the
+/// `REGION <n> <name> <ops>` line [`Region::end`] prints. Outside a profile run it only
+/// counts.
+#[inline(never)]
+pub fn region_start() -> u64 {
+    REGIONS.fetch_add(1, core::sync::atomic::Ordering::Relaxed)
+}
+
+/// The end of a timed region (see [`region_start`]).
+#[inline(never)]
+pub fn region_end() {
+    core::hint::black_box(REGIONS.load(core::sync::atomic::Ordering::Relaxed));
+}
+
+/// One timed region: the profile window and the counter readings around it.
+pub struct Region {
+    index: u64,
+    t0: u64,
+}
+
+impl Region {
+    /// Opens the window and reads the counter.
+    pub fn start(clock: &mut dyn Clock) -> Self {
+        let index = region_start();
+        Self {
+            index,
+            t0: clock.ticks(),
+        }
+    }
+
+    /// Reads the counter, closes the window, names it (`REGION <n> <name> <ops>`) and
+    /// returns the ticks elapsed.
+    pub fn end(self, clock: &mut dyn Clock, out: &mut dyn Write, name: &str, ops: u64) -> u64 {
+        let ticks = clock.ticks().saturating_sub(self.t0);
+        region_end();
+        let _ = writeln!(out, "REGION {} {name} {ops}", self.index);
+        ticks
+    }
+}
+
 /// Measures granule delegation and undelegation: one granule per call, and whole ranges.
 /// `pool` must be `granules` Non-secure granules the RMM tracks. Returns false on an error.
+/// Each measurement is a [`Region`]; the results are printed in the order they were taken.
 pub fn delegation<C: Conduit, K: Clock>(
     rmi: &mut Rmi<'_, C>,
     clock: &mut K,
@@ -38,78 +84,112 @@ pub fn delegation<C: Conduit, K: Clock>(
     let g = cca_abi::GRANULE_SIZE;
     rmi.verbose = false;
     let mut ok = true;
-    let t0 = clock.ticks();
-    for i in 0..granules {
-        let pa = pool + i * g;
-        ok &= rmi
-            .call(RmiFid::GRANULE_RANGE_DELEGATE, &[pa, pa + g])
-            .status()
-            == Some(RmiStatus::Success);
-    }
-    let t1 = clock.ticks();
-    for i in 0..granules {
-        let pa = pool + i * g;
-        ok &= rmi
-            .call(RmiFid::GRANULE_RANGE_UNDELEGATE, &[pa, pa + g])
-            .status()
-            == Some(RmiStatus::Success);
-    }
-    let t2 = clock.ticks();
-    ok &= crate::boot::range_loop(
-        rmi,
-        RmiFid::GRANULE_RANGE_DELEGATE,
-        pool,
-        pool + granules * g,
-    )
-    .is_ok();
-    let t3 = clock.ticks();
-    ok &= crate::boot::range_loop(
-        rmi,
-        RmiFid::GRANULE_RANGE_UNDELEGATE,
-        pool,
-        pool + granules * g,
-    )
-    .is_ok();
-    let t4 = clock.ticks();
-    let t5 = clock.ticks();
+    let mut results: [(&str, u64); 5] = [("", 0); 5];
+    let r = Region::start(clock);
     for _ in 0..granules {
         ok &= rmi
             .call(RmiFid::VERSION, &[cca_abi::rmi::RMI_VERSION_2_0])
             .status()
             == Some(RmiStatus::Success);
     }
-    let t6 = clock.ticks();
+    results[0] = (
+        "rmi_version_round_trip",
+        r.end(clock, rmi.out(), "rmi_version_round_trip", granules),
+    );
+    for (i, (fid, name)) in [
+        (
+            RmiFid::GRANULE_RANGE_DELEGATE,
+            "delegate_single_granule_call",
+        ),
+        (
+            RmiFid::GRANULE_RANGE_UNDELEGATE,
+            "undelegate_single_granule_call",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = Region::start(clock);
+        for i in 0..granules {
+            let pa = pool + i * g;
+            ok &= rmi.call(fid, &[pa, pa + g]).status() == Some(RmiStatus::Success);
+        }
+        results[1 + i] = (name, r.end(clock, rmi.out(), name, granules));
+    }
+    for (i, (fid, name)) in [
+        (
+            RmiFid::GRANULE_RANGE_DELEGATE,
+            "delegate_per_granule_in_range",
+        ),
+        (
+            RmiFid::GRANULE_RANGE_UNDELEGATE,
+            "undelegate_per_granule_in_range",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = Region::start(clock);
+        ok &= crate::boot::range_loop(rmi, fid, pool, pool + granules * g).is_ok();
+        results[3 + i] = (name, r.end(clock, rmi.out(), name, granules));
+    }
     rmi.verbose = true;
-    let out = rmi.out();
-    report(out, clock, "rmi_version_round_trip", granules, t6 - t5);
-    report(
-        out,
-        clock,
-        "delegate_single_granule_call",
-        granules,
-        t1 - t0,
-    );
-    report(
-        out,
-        clock,
-        "undelegate_single_granule_call",
-        granules,
-        t2 - t1,
-    );
-    report(
-        out,
-        clock,
-        "delegate_per_granule_in_range",
-        granules,
-        t3 - t2,
-    );
-    report(
-        out,
-        clock,
-        "undelegate_per_granule_in_range",
-        granules,
-        t4 - t3,
-    );
+    for (name, ticks) in results {
+        report(rmi.out(), clock, name, granules, ticks);
+    }
+    ok
+}
+
+/// Measures how delegation scales: per granule, with 1, 8, 64 and 512 granules per
+/// `GRANULE_RANGE_DELEGATE` / `UNDELEGATE` call (`BENCH delegate_per_granule_<n>_per_call`,
+/// `undelegate_...`), over `pool`, which must hold at least 512 Non-secure granules the RMM
+/// tracks; and then the same range calls over all `pool_granules` (`..._all`), so that a
+/// small pool and a large one (16 MiB and 1 GiB) can be compared. Returns false on an error.
+pub fn delegation_scaling<C: Conduit, K: Clock>(
+    rmi: &mut Rmi<'_, C>,
+    clock: &mut K,
+    pool: u64,
+    pool_granules: u64,
+) -> bool {
+    use core::fmt::Write as _;
+    let g = cca_abi::GRANULE_SIZE;
+    let verbose = rmi.verbose;
+    rmi.verbose = false;
+    let mut ok = pool_granules >= 512;
+    let mut name = alloc::string::String::new();
+    for per_call in [1u64, 8, 64, 512] {
+        let total = 512;
+        for (fid, what) in [
+            (RmiFid::GRANULE_RANGE_DELEGATE, "delegate"),
+            (RmiFid::GRANULE_RANGE_UNDELEGATE, "undelegate"),
+        ] {
+            name.clear();
+            let _ = write!(name, "{what}_per_granule_{per_call}_per_call");
+            let r = Region::start(clock);
+            let mut base = pool;
+            while ok && base < pool + total * g {
+                let top = base + per_call * g;
+                let out = rmi.call(fid, &[base, top]);
+                ok &= out.status() == Some(RmiStatus::Success) && out.regs[1] == top;
+                base = top;
+            }
+            let ticks = r.end(clock, rmi.out(), name.as_str(), total);
+            report(rmi.out(), clock, name.as_str(), total, ticks);
+        }
+    }
+    for (fid, what) in [
+        (RmiFid::GRANULE_RANGE_DELEGATE, "delegate_per_granule_all"),
+        (
+            RmiFid::GRANULE_RANGE_UNDELEGATE,
+            "undelegate_per_granule_all",
+        ),
+    ] {
+        let r = Region::start(clock);
+        ok &= crate::boot::range_loop(rmi, fid, pool, pool + pool_granules * g).is_ok();
+        let ticks = r.end(clock, rmi.out(), what, pool_granules);
+        report(rmi.out(), clock, what, pool_granules, ticks);
+    }
+    rmi.verbose = verbose;
     ok
 }
 
@@ -148,13 +228,14 @@ pub fn realm_ops<C: Conduit, K: Clock, M: crate::HostMem>(
     let p = crate::realm::realm_params(feat0, root);
     mem.write(params_page, p.as_bytes());
 
+    // REALM_CREATE is timed call by call (the teardown between them is not).
     let mut t_create = 0;
     for _ in 0..N {
-        let t0 = clock.ticks();
-        let r = c.rmi.call(RmiFid::REALM_CREATE, &[rd, params_page]);
-        t_create += clock.ticks() - t0;
+        let r = Region::start(clock);
+        let out = c.rmi.call(RmiFid::REALM_CREATE, &[rd, params_page]);
+        t_create += r.end(clock, c.rmi.out(), "realm_create", 1);
         c.check(
-            r.status() == Some(RmiStatus::Success),
+            out.status() == Some(RmiStatus::Success),
             format_args!("REALM_CREATE"),
         );
         c.expect(RmiFid::REALM_TERMINATE, &[rd], RmiStatus::Success);
@@ -167,12 +248,12 @@ pub fn realm_ops<C: Conduit, K: Clock, M: crate::HostMem>(
     c.expect(RmiFid::RTT_CREATE, &[rd, l2, 0, 2], RmiStatus::Success);
     let l3 = pool.take(N, G);
     delegate(&mut c, l3, N);
-    let t0 = clock.ticks();
+    let r = Region::start(clock);
     for i in 0..N {
         c.rmi
             .call(RmiFid::RTT_CREATE, &[rd, l3 + i * G, i << 21, 3]);
     }
-    let t_rtt = clock.ticks() - t0;
+    let t_rtt = r.end(clock, c.rmi.out(), "rtt_create_level3", N);
     c.expect(
         RmiFid::RTT_READ_ENTRY,
         &[rd, (N - 1) << 21, 2],
@@ -181,20 +262,20 @@ pub fn realm_ops<C: Conduit, K: Clock, M: crate::HostMem>(
 
     let data = pool.take(N, G);
     delegate(&mut c, data, N);
-    let t0 = clock.ticks();
+    let r = Region::start(clock);
     for i in 0..N {
         c.rmi.call(
             RmiFid::RTT_DATA_MAP_INIT,
             &[rd, data + i * G, i * G, src, 1],
         );
     }
-    let t_init = clock.ticks() - t0;
+    let t_init = r.end(clock, c.rmi.out(), "data_map_init_measured_per_4k", N);
 
     const BLOCKS: u64 = 4;
     let blocks = pool.take(512 * BLOCKS, 1 << 21);
     delegate(&mut c, blocks, 512 * BLOCKS);
     let base_ipa = 0x1000_0000;
-    let t0 = clock.ticks();
+    let r = Region::start(clock);
     for i in 0..BLOCKS {
         let d = AddrRangeDesc {
             size: BlockSize::L2_2M,
@@ -208,7 +289,7 @@ pub fn realm_ops<C: Conduit, K: Clock, M: crate::HostMem>(
             &[rd, ipa, ipa + (1 << 21), 1, d.encode()],
         );
     }
-    let t_map = clock.ticks() - t0;
+    let t_map = r.end(clock, c.rmi.out(), "data_map_per_2m_block", BLOCKS);
 
     const RECS: u64 = 4;
     let recs = pool.take(RECS, G);
@@ -228,18 +309,17 @@ pub fn realm_ops<C: Conduit, K: Clock, M: crate::HostMem>(
         rp.flags = 1;
         rp.mpidr = i;
         mem.write(params_page, rp.as_bytes());
-        let t0 = clock.ticks();
+        let r = Region::start(clock);
         let first = c
             .rmi
             .call(RmiFid::REC_CREATE, &[rd, recs + i * G, params_page]);
         let done = drive_sro(&mut c, mem, first, list_page, &mut take_aux, &mut reclaimed);
-        t_rec += clock.ticks() - t0;
+        t_rec += r.end(clock, c.rmi.out(), "rec_create_sro", 1);
         c.check(
             done.status() == Some(RmiStatus::Success),
             format_args!("REC_CREATE {i}"),
         );
     }
-
     // Teardown, untimed.
     c.expect(RmiFid::REALM_TERMINATE, &[rd], RmiStatus::Success);
     let mut none = |_: &mut crate::boot::Checker<'_, '_, C>, _: u64| 0;
@@ -392,6 +472,82 @@ mod tests {
             10,
             "{out}"
         );
+        // Every timed region is named, in order, for `cargo xtask bench --profile`: five
+        // delegation regions, 16 REALM_CREATEs, RTT_CREATE, DATA_MAP_INIT, DATA_MAP, 4
+        // REC_CREATEs.
+        let regions: Vec<&str> = out.lines().filter(|l| l.starts_with("REGION ")).collect();
+        assert_eq!(regions.len(), 5 + 16 + 3 + 4, "{out}");
+        // Window numbers only grow (other tests open windows at the same time).
+        let numbers: Vec<u64> = regions
+            .iter()
+            .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+            .collect();
+        assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+        assert!(
+            regions[0].ends_with(" rmi_version_round_trip 64"),
+            "{}",
+            regions[0]
+        );
+        assert!(regions[5].ends_with(" realm_create 1"), "{}", regions[5]);
+    }
+
+    #[test]
+    fn delegation_scales_over_calls_of_every_size_and_the_whole_pool() {
+        let banks = [MemoryBank {
+            base: 0x8000_0000,
+            size: 0x0100_0000,
+        }];
+        let sim = SimPlatform::new(&banks);
+        let storage = rmm_core::sim::granule_storage(&banks);
+        let sro = rmm_core::SroStorage::new();
+        let rmm = Rmm::new(&sim, GranuleTable::new(&banks, &storage).unwrap(), &sro).unwrap();
+        let mut out = String::new();
+        {
+            let mut rmi = Rmi::new(Direct(&rmm), &mut out);
+            rmi.call(RmiFid::RMM_ACTIVATE, &[]);
+            assert!(delegation_scaling(
+                &mut rmi,
+                &mut Steps(0),
+                0x8000_0000,
+                1024
+            ));
+        }
+        let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("BENCH ")).collect();
+        let names: Vec<&str> = rows
+            .iter()
+            .map(|l| l.split_whitespace().nth(1).unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "delegate_per_granule_1_per_call",
+                "undelegate_per_granule_1_per_call",
+                "delegate_per_granule_8_per_call",
+                "undelegate_per_granule_8_per_call",
+                "delegate_per_granule_64_per_call",
+                "undelegate_per_granule_64_per_call",
+                "delegate_per_granule_512_per_call",
+                "undelegate_per_granule_512_per_call",
+                "delegate_per_granule_all",
+                "undelegate_per_granule_all",
+            ]
+        );
+        assert!(rows[8].contains(" 1024 "), "{}", rows[8]);
+        let mut out2 = String::new();
+        let mut rmi2 = Rmi::new(Direct(&rmm), &mut out2);
+        // Everything went back to NS: the whole pool can be delegated again.
+        assert_eq!(
+            rmi2.call(RmiFid::GRANULE_RANGE_DELEGATE, &[0x8000_0000, 0x8040_0000])
+                .status(),
+            Some(RmiStatus::Success)
+        );
+        // A pool smaller than one 512-granule call is refused, not overrun.
+        assert!(!delegation_scaling(
+            &mut rmi2,
+            &mut Steps(0),
+            0x8080_0000,
+            511
+        ));
     }
 
     #[test]
