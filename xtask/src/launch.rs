@@ -7,13 +7,16 @@
 //! and the initrd where the host expects them (`host_core::vmm::placement`) and sizes the
 //! machine's DRAM for the realm.
 
+#[path = "disk.rs"]
+pub mod disk;
+
 use crate::images::Images;
 use crate::qemu::{self, Outcome};
 use crate::setup::step;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use host_core::vmm::launch::{self, HashAlgo, HostBlob, LaunchDesc, LaunchLimits};
-use host_core::vmm::linux::{LinuxConfig, LinuxPlan};
+use host_core::vmm::linux::{DeviceSet, LinuxConfig, LinuxPlan};
 use host_core::vmm::placement::{self, FILES_BASE, FILES_END, LAUNCH_PAGE};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -56,6 +59,9 @@ pub struct LaunchArgs {
     /// Kill QEMU after this many seconds (0: never; the default for an interactive run).
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
+    /// A raw disk image for virtio-blk (`FILE` or `FILE,ro`): flushed writes reach the file.
+    #[arg(short = 'd', long, value_name = "FILE[,ro]")]
+    pub disk: Option<String>,
 }
 
 impl LaunchArgs {
@@ -73,6 +79,7 @@ impl LaunchArgs {
             rmm: None,
             icount: false,
             timeout: 0,
+            disk: None,
         }
     }
 }
@@ -94,6 +101,8 @@ pub struct Prepared {
     pub bootargs: String,
     /// DRAM to give QEMU, in MiB.
     pub machine_mib: u64,
+    /// The disk image file (absolute).
+    pub disk: Option<PathBuf>,
 }
 
 /// Parses a hex RPV (an optional `0x`, whitespace-free, an even number of digits, at most
@@ -174,6 +183,17 @@ pub fn prepare(
         size: b.len() as u64,
     });
     desc.hash = hash;
+    let disk_file = match &args.disk {
+        Some(spec) => {
+            let arg = disk::parse_disk_arg(spec)?;
+            desc.disk = Some(disk::place(&arg, files_end, FILES_END)?);
+            Some(
+                std::fs::canonicalize(&arg.path)
+                    .with_context(|| format!("the disk {}", arg.path.display()))?,
+            )
+        }
+        None => None,
+    };
     if let Some(pv) = &args.realm_pv {
         desc.rpv = parse_rpv(pv)?;
     }
@@ -189,8 +209,9 @@ pub fn prepare(
         );
     }
     let cfg = LinuxConfig::from_launch(&desc);
-    let plan = LinuxPlan::new(
+    let plan = LinuxPlan::with_devices(
         &cfg,
+        DeviceSet::from_launch(&desc),
         &kernel_bytes,
         kernel_bytes.len() as u64,
         initrd_bytes.as_ref().map(|b| b.len() as u64),
@@ -214,6 +235,7 @@ pub fn prepare(
         rim: format!("{rim}"),
         bootargs: plan.bootargs,
         machine_mib: dram >> 20,
+        disk: disk_file,
     })
 }
 
@@ -311,6 +333,19 @@ pub fn command(imgs: &Images, p: &Prepared, rmm: Option<&Path>, icount: bool) ->
     if let (Some(i), Some(f)) = (p.desc.initrd, &p.initrd) {
         load(f, i.pa);
     }
+    if let (Some(d), Some(f)) = (p.desc.disk, &p.disk) {
+        // Raw, whatever the image looks like; the host writes flushed sectors back to the
+        // file it finds on the semihosting command line.
+        cmd.arg("-device").arg(format!(
+            "loader,file={},addr={:#x},force-raw=on",
+            disk::qemu_opt_escape(&f.display().to_string()),
+            d.pa
+        ));
+        cmd.arg("-semihosting-config").arg(format!(
+            "enable=on,target=native,arg={}",
+            disk::qemu_opt_escape(&f.display().to_string())
+        ));
+    }
     cmd
 }
 
@@ -332,6 +367,18 @@ pub fn describe(p: &Prepared) {
             .map_or("none".into(), |i| i.display().to_string())
     ));
     eprintln!("    kernel command line: {}", p.bootargs);
+    if let (Some(d), Some(f)) = (p.desc.disk, &p.disk) {
+        eprintln!(
+            "    disk: {} ({} bytes, {}) on virtio-blk, with a virtio-console",
+            f.display(),
+            d.size,
+            if d.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            }
+        );
+    }
     eprintln!("    RIM predicted by the launcher: {}", p.rim);
 }
 

@@ -4,6 +4,11 @@
 //!
 //! Host memory follows `host_core::vmm::placement`.
 
+extern crate alloc;
+
+#[path = "disk.rs"]
+mod disk;
+
 use crate::machine::Machine;
 use crate::vmhost::Hw;
 use crate::{smc, Dram, Smc};
@@ -17,6 +22,7 @@ use host_core::vmm::granules::GranulePool;
 use host_core::vmm::launch::{self, LaunchLimits};
 use host_core::vmm::linux::LinuxConfig;
 use host_core::vmm::linux::LinuxPlan;
+use host_core::vmm::linux::{DeviceSet, Devices, PlatformStats};
 use host_core::vmm::placement::{FILES_BASE, FILES_END, LAUNCH_PAGE, POOL_BASE};
 use host_core::vmm::runloop::{DefaultHooks, RunLimits};
 use host_core::vmm::vm::{Stop, Vm, VmSpec};
@@ -62,6 +68,16 @@ impl ConsoleOut for RealmConsole {
         } else {
             self.matched = usize::from(byte == INIT_MARKER[0]);
         }
+    }
+}
+
+/// The virtio-console's output (the guest's `hvc0`): lines labelled `[HVC0]`, apart from the
+/// 16550's `[REALM]` lines.
+struct HvcConsole;
+
+impl ConsoleOut for HvcConsole {
+    fn write_byte(&mut self, byte: u8) {
+        fw_support::console::write_bytes_as("HVC0", &[byte]);
     }
 }
 
@@ -121,7 +137,15 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
         ))
     };
     let files_end = FILES_END.min(machine.dram_end());
-    for (what, blob) in [("kernel", Some(kernel)), ("initrd", desc.initrd)] {
+    let disk_blob = desc.disk.map(|d| launch::HostBlob {
+        pa: d.pa,
+        size: d.size,
+    });
+    for (what, blob) in [
+        ("kernel", Some(kernel)),
+        ("initrd", desc.initrd),
+        ("disk", disk_blob),
+    ] {
         if let Some(b) = blob {
             let inside =
                 b.pa >= FILES_BASE && b.pa.checked_add(b.size).is_some_and(|e| e <= files_end);
@@ -136,10 +160,12 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
     let cfg = LinuxConfig::from_launch(&desc);
     let mut head = [0u8; 64];
     Dram.read(kernel.pa, &mut head);
-    let plan = match LinuxPlan::new(&cfg, &head, kernel.size, desc.initrd.map(|i| i.size)) {
-        Ok(p) => p,
-        Err(e) => fail(format_args!("{e}")),
-    };
+    let set = DeviceSet::from_launch(&desc);
+    let plan =
+        match LinuxPlan::with_devices(&cfg, set, &head, kernel.size, desc.initrd.map(|i| i.size)) {
+            Ok(p) => p,
+            Err(e) => fail(format_args!("{e}")),
+        };
     println!(
         "   {} vCPU(s), {} MiB of RAM at {:#x}, {}-bit IPAs, kernel {} bytes, initrd {} bytes{}",
         cfg.cpus,
@@ -162,7 +188,27 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
     };
     Dram.write(dtb_pa, &plan.dtb);
     let loads = plan.loads(kernel.pa, desc.initrd.map(|i| i.pa), dtb_pa);
-    let (vgic, bus) = match host_core::vmm::linux::platform(cfg.cpus) {
+    let mut devices = Devices {
+        disk: None,
+        virtio_console: set.virtio_console,
+        hvc_out: Some(alloc::boxed::Box::new(HvcConsole)),
+    };
+    if let Some(d) = desc.disk {
+        match disk::HostDisk::open(&d) {
+            Ok(h) => {
+                println!(
+                    "   disk: {} bytes at {:#x}, {}, file {} (virtio-blk and virtio-console on PCI)",
+                    d.size,
+                    d.pa,
+                    if d.read_only { "read-only" } else { "read-write, flushes written back by semihosting" },
+                    if h.path.is_empty() { "(none)" } else { h.path.as_str() }
+                );
+                devices.disk = Some(alloc::boxed::Box::new(h));
+            }
+            Err(e) => fail(format_args!("the disk: {e}")),
+        }
+    }
+    let (vgic, bus, dev_stats) = match host_core::vmm::linux::platform_with(cfg.cpus, devices) {
         Ok(v) => v,
         Err(e) => fail(format_args!("{e}")),
     };
@@ -215,6 +261,7 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
         vm.memory.stats,
         vm.memory.census()
     );
+    print_device_stats(&dev_stats, &vm.memory.stats);
     println!("BENCH linux_run 1 {}", ticks_to_ns(&mut hw, t2 - t1));
     if let Some(t) = console.init_seen {
         println!(
@@ -260,6 +307,76 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
         }
         Err(e) => fail(format_args!("realm: {e}")),
     }
+}
+
+/// What the devices did: a line each for people, a `STAT` line each for the benchmark.
+fn print_device_stats(p: &PlatformStats, mem: &host_core::vmm::memory::MemoryStats) {
+    let u = p.uart.get();
+    println!(
+        "   16550: {} bytes out, {} register accesses",
+        u.console_bytes, u.accesses
+    );
+    println!(
+        "STAT uart bytes={} accesses={}",
+        u.console_bytes, u.accesses
+    );
+    if let Some(h) = &p.blk {
+        let s = h.get();
+        println!(
+            "   virtio-blk: {} requests ({} reads, {} writes, {} flushes, {} refused), {} bytes \
+             to the guest, {} from it, {} register accesses, {} interrupts, {} ring errors{}",
+            s.requests,
+            s.reads,
+            s.writes,
+            s.flushes,
+            s.refused,
+            s.bytes_to_guest,
+            s.bytes_from_guest,
+            s.accesses,
+            s.interrupts,
+            s.errors,
+            match s.last_error {
+                Some(e) => alloc::format!(" (last: {e})"),
+                None => alloc::string::String::new(),
+            }
+        );
+        println!(
+            "STAT virtio_blk requests={} reads={} writes={} flushes={} refused={} to_guest={} \
+             from_guest={} accesses={} notifies={} interrupts={} errors={}",
+            s.requests,
+            s.reads,
+            s.writes,
+            s.flushes,
+            s.refused,
+            s.bytes_to_guest,
+            s.bytes_from_guest,
+            s.accesses,
+            s.notifies,
+            s.interrupts,
+            s.errors
+        );
+    }
+    if let Some(h) = &p.console {
+        let s = h.get();
+        println!(
+            "   virtio-console: {} bytes out in {} buffers, {} bytes in, {} register accesses, \
+             {} ring errors",
+            s.console_bytes, s.requests, s.bytes_to_guest, s.accesses, s.errors
+        );
+        println!(
+            "STAT virtio_console bytes={} buffers={} in={} accesses={} notifies={} errors={}",
+            s.console_bytes, s.requests, s.bytes_to_guest, s.accesses, s.notifies, s.errors
+        );
+    }
+    println!(
+        "   shared memory: {} pages mapped at the unprotected alias (RTT_UNPROT_MAP), {} \
+         unmapped again (RTT_UNPROT_UNMAP)",
+        mem.shared_mapped, mem.shared_unmapped
+    );
+    println!(
+        "STAT shared unprot_map={} unprot_unmap={}",
+        mem.shared_mapped, mem.shared_unmapped
+    );
 }
 
 fn hw_counter(hw: &mut Hw) -> u64 {

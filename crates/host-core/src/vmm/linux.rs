@@ -39,6 +39,50 @@ pub struct LinuxConfig {
     pub measure_initrd: bool,
 }
 
+/// The virtio devices of a Linux realm, on a PCI host bridge that exists only if one of
+/// them does. They take devices 0, 1, ... of bus 0 in this order; device `d`'s INTA is SPI
+/// [`PCI_SPI_BASE`]` + d`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceSet {
+    /// A virtio-blk device.
+    pub virtio_blk: bool,
+    /// A virtio-console device (`hvc0`).
+    pub virtio_console: bool,
+}
+
+/// What the host adds to the command line when there are virtio devices: a 16 MiB swiotlb
+/// pool (8192 slabs of 2 KiB). Debian's 7.x kernels size a realm's pool at 1 MiB per GiB of
+/// RAM, rounded up to 512 KiB for 256 MiB, and virtio-console's receive buffers alone (128
+/// pages) fill that, leaving virtio-blk nothing to bounce through. A `swiotlb=` in the
+/// launch's own parameters comes later and wins.
+pub const SWIOTLB_ARG: &str = " swiotlb=8192";
+
+/// The SPI of PCI device 0's INTA (the 16550 has SPI 0).
+pub const PCI_SPI_BASE: u32 = 1;
+
+impl DeviceSet {
+    /// The devices a launch description asks for: a disk brings the PCI bus, and with it a
+    /// virtio-console next to the 16550.
+    pub fn from_launch(desc: &super::launch::LaunchDesc) -> Self {
+        Self {
+            virtio_blk: desc.disk.is_some(),
+            virtio_console: desc.disk.is_some(),
+        }
+    }
+
+    /// The `interrupt-map` entries, in device order.
+    pub fn intx(&self) -> Vec<dtb::PciIntx> {
+        let n = usize::from(self.virtio_blk) + usize::from(self.virtio_console);
+        (0..n as u8)
+            .map(|device| dtb::PciIntx {
+                device,
+                pin: 1,
+                spi: PCI_SPI_BASE + u32::from(device),
+            })
+            .collect()
+    }
+}
+
 /// Why a plan cannot be made.
 #[derive(Debug)]
 pub enum PlanError {
@@ -87,9 +131,27 @@ pub struct LinuxPlan {
 impl LinuxPlan {
     /// Plans a realm for `cfg` booting the kernel whose file starts with `kernel_head` (at
     /// least its 64-byte header) and is `kernel_len` bytes long, with an initrd of
-    /// `initrd_len` bytes.
+    /// `initrd_len` bytes, and no PCI devices.
     pub fn new(
         cfg: &LinuxConfig,
+        kernel_head: &[u8],
+        kernel_len: u64,
+        initrd_len: Option<u64>,
+    ) -> Result<Self, PlanError> {
+        Self::with_devices(
+            cfg,
+            DeviceSet::default(),
+            kernel_head,
+            kernel_len,
+            initrd_len,
+        )
+    }
+
+    /// [`LinuxPlan::new`] with `devices` on a PCI host bridge (in the device tree, and
+    /// [`SWIOTLB_ARG`] on the command line).
+    pub fn with_devices(
+        cfg: &LinuxConfig,
+        devices: DeviceSet,
         kernel_head: &[u8],
         kernel_len: u64,
         initrd_len: Option<u64>,
@@ -109,6 +171,9 @@ impl LinuxPlan {
         )
         .map_err(PlanError::Load)?;
         let mut bootargs = dtb::console_bootargs(ipa_bits).ok_or(PlanError::BadRam)?;
+        if devices != DeviceSet::default() {
+            bootargs.push_str(SWIOTLB_ARG);
+        }
         if !cfg.params.is_empty() {
             bootargs.push(' ');
             bootargs.push_str(&cfg.params);
@@ -116,13 +181,14 @@ impl LinuxPlan {
         let mpidrs: Vec<u64> = (0..cfg.cpus as u64)
             .map(|i| rec_mpidr::to_mpidr_el1(rec_mpidr::from_index(i)))
             .collect();
+        let intx = devices.intx();
         let dtb = dtb::generate(&DtbConfig {
             ram_base: RAM_BASE,
             ram_size: cfg.mem,
             mpidrs: &mpidrs,
             bootargs: Some(&bootargs),
             initrd: layout.initrd.map(|r| (r.base, r.size)),
-            pci: None,
+            pci: (!intx.is_empty()).then_some(dtb::PciHostBridge { intx: &intx }),
         })
         .map_err(PlanError::Dtb)?;
         let mut params = RealmParams::new_zeroed();
@@ -209,6 +275,54 @@ impl LinuxPlan {
 /// distributor and the redistributors. Unknown addresses are left off the bus (the run loop
 /// answers them as RAZ/WI).
 pub fn platform(cpus: usize) -> super::error::VmResult<(crate::vgic::Vgic, crate::devices::Bus)> {
+    let (vgic, bus, _) = platform_with(cpus, Devices::default())?;
+    Ok((vgic, bus))
+}
+
+/// What [`platform_with`] puts on the PCI bus.
+#[derive(Default)]
+pub struct Devices {
+    /// The disk a virtio-blk device serves.
+    pub disk: Option<alloc::boxed::Box<dyn crate::devices::virtio::blk::BlockBackend>>,
+    /// Whether there is a virtio-console.
+    pub virtio_console: bool,
+    /// Where the virtio-console's output goes (the run's console if `None`).
+    pub hvc_out: Option<alloc::boxed::Box<dyn crate::devices::ConsoleOut>>,
+}
+
+impl Devices {
+    /// The devices as the plan (and its device tree) sees them.
+    pub fn set(&self) -> DeviceSet {
+        DeviceSet {
+            virtio_blk: self.disk.is_some(),
+            virtio_console: self.virtio_console,
+        }
+    }
+}
+
+/// The counters of the platform's devices.
+#[derive(Clone, Debug, Default)]
+pub struct PlatformStats {
+    /// The 16550 (accesses and console bytes).
+    pub uart: crate::devices::virtio::StatsHandle,
+    /// The virtio-blk device, if any.
+    pub blk: Option<crate::devices::virtio::StatsHandle>,
+    /// The virtio-console, if any.
+    pub console: Option<crate::devices::virtio::StatsHandle>,
+}
+
+/// [`platform`] with `devices` on a PCI host bridge (ECAM at
+/// [`platform::PCI_ECAM_BASE`], memory window at [`platform::PCI_MMIO_BASE`]) in the
+/// order and with the interrupts [`DeviceSet::intx`] gives; the bridge comes first on the
+/// bus, so an active virtio-console gets console input before the 16550.
+pub fn platform_with(
+    cpus: usize,
+    devices: Devices,
+) -> super::error::VmResult<(crate::vgic::Vgic, crate::devices::Bus, PlatformStats)> {
+    use crate::devices::pci::{self, PciHost};
+    use crate::devices::virtio::{
+        blk::VirtioBlk, console::VirtioConsole, pci::VirtioPci, stats::Metered, StatsHandle,
+    };
     use crate::devices::{gicd::Gicd, gicr::Gicr, rtc::Mc146818Rtc, uart16550::Uart16550, Bus};
     use alloc::boxed::Box;
     use platform::*;
@@ -222,10 +336,42 @@ pub fn platform(cpus: usize) -> super::error::VmResult<(crate::vgic::Vgic, crate
         .collect();
     let vgic = crate::vgic::Vgic::new(&mpidrs, NR_SPIS);
     let mut bus = Bus::new();
+    let mut stats = PlatformStats::default();
+    let intids: Vec<u32> = devices
+        .set()
+        .intx()
+        .iter()
+        .map(|e| SPI_BASE + e.spi)
+        .collect();
+    let mut host = PciHost::new();
+    let bad = |_| super::error::VmError::Config("the PCI bus refused a device");
+    let mut slot = intids.iter().copied();
+    if let Some(disk) = devices.disk {
+        let h = StatsHandle::default();
+        let dev = VirtioPci::new(VirtioBlk::new(disk, "cca-vda"), h.clone());
+        host.add(Box::new(dev), slot.next()).map_err(bad)?;
+        stats.blk = Some(h);
+    }
+    if devices.virtio_console {
+        let h = StatsHandle::default();
+        let con = match devices.hvc_out {
+            Some(out) => VirtioConsole::with_output(out),
+            None => VirtioConsole::new(),
+        };
+        let dev = VirtioPci::new(con, h.clone());
+        host.add(Box::new(dev), slot.next()).map_err(bad)?;
+        stats.console = Some(h);
+    }
+    if !host.is_empty() {
+        bus.add(pci::WINDOW.0, pci::WINDOW.1, Box::new(host))?;
+    }
     bus.add(
         UART_BASE,
         UART_SIZE,
-        Box::new(Uart16550::new(SPI_BASE + UART_SPI)),
+        Box::new(Metered::new(
+            Uart16550::new(SPI_BASE + UART_SPI),
+            stats.uart.clone(),
+        )),
     )?;
     bus.add(RTC_BASE, RTC_SIZE, Box::new(Mc146818Rtc::new()))?;
     bus.add(GICD_BASE, GICD_SIZE, Box::new(Gicd::new()))?;
@@ -237,7 +383,7 @@ pub fn platform(cpus: usize) -> super::error::VmResult<(crate::vgic::Vgic, crate
             Box::new(Gicr::new(i, i + 1 == cpus)),
         )?;
     }
-    Ok((vgic, bus))
+    Ok((vgic, bus, stats))
 }
 
 impl LinuxConfig {

@@ -9,7 +9,8 @@
 
 use super::queue::{QueueError, Virtqueue};
 use super::{device_type, DeviceStats, VirtioDevice};
-use crate::devices::DeviceCtx;
+use crate::devices::{ConsoleOut, DeviceCtx};
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
@@ -21,18 +22,29 @@ pub const TX: usize = 1;
 pub const MAX_PENDING: usize = 4096;
 
 /// The console device.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct VirtioConsole {
     pending: VecDeque<u8>,
     active: bool,
+    /// Where its output goes (the context's console if `None`).
+    out: Option<Box<dyn ConsoleOut>>,
     /// Input bytes dropped because [`MAX_PENDING`] were waiting.
     pub dropped: u64,
 }
 
 impl VirtioConsole {
-    /// A console in its reset state.
+    /// A console in its reset state, its output on the context's console.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A console whose output goes to `out` (for example a console line labelled apart
+    /// from the 16550's).
+    pub fn with_output(out: Box<dyn ConsoleOut>) -> Self {
+        Self {
+            out: Some(out),
+            ..Self::default()
+        }
     }
 
     /// Whether the guest wrote to it since the last reset (it then takes console input).
@@ -53,8 +65,12 @@ impl VirtioConsole {
             while off < len {
                 let n = (len - off).min(buf.len() as u64) as usize;
                 chain.read(ctx.dma, off, &mut buf[..n])?;
+                let out: &mut dyn ConsoleOut = match &mut self.out {
+                    Some(o) => o.as_mut(),
+                    None => &mut *ctx.console,
+                };
                 for &b in &buf[..n] {
-                    ctx.console.write_byte(b);
+                    out.write_byte(b);
                 }
                 off += n as u64;
             }
@@ -289,6 +305,22 @@ mod tests {
         e.con.reset();
         assert!(!e.con.active());
         assert!(!e.input(b'z'));
+    }
+
+    #[test]
+    fn output_can_go_to_its_own_console() {
+        struct Shared(alloc::rc::Rc<core::cell::RefCell<Vec<u8>>>);
+        impl ConsoleOut for Shared {
+            fn write_byte(&mut self, b: u8) {
+                self.0.borrow_mut().push(b);
+            }
+        }
+        let mut e = Env::new();
+        let seen = alloc::rc::Rc::default();
+        e.con = VirtioConsole::with_output(Box::new(Shared(alloc::rc::Rc::clone(&seen))));
+        e.send(b"on hvc0");
+        assert_eq!(&*seen.borrow(), b"on hvc0");
+        assert!(e.out.0.is_empty(), "not on the context's console");
     }
 
     #[test]

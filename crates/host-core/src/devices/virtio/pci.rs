@@ -189,6 +189,17 @@ impl<D: VirtioDevice> VirtioPci<D> {
             }
         }
         if let Some(e) = err {
+            if !self.needs_reset {
+                // The guest's driver will not say why its device stopped: the host does, on
+                // the console the guest's output goes to.
+                let msg = alloc::format!(
+                    "\n[host: {}: {e}; the device needs a reset]\n",
+                    self.dev.name()
+                );
+                for b in msg.bytes() {
+                    ctx.console.write_byte(b);
+                }
+            }
             self.needs_reset = true;
             st.errors += 1;
             st.last_error = Some(e);

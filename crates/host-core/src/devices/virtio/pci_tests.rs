@@ -560,3 +560,110 @@ fn the_console_over_pci_and_its_input() {
     assert!(!e.gic.spi_level(CON_INTID), "the reset clears the ISR");
     assert!(!e.input(b'x'));
 }
+
+#[test]
+fn the_linux_platform_wires_the_devices_as_its_device_tree_says() {
+    use crate::vmm::linux::{platform_with, DeviceSet, Devices, PCI_SPI_BASE};
+    let devices = Devices {
+        disk: Some(Box::new(VecDisk::new(vec![0; 1 << 20], false))),
+        virtio_console: true,
+        hvc_out: None,
+    };
+    let set = devices.set();
+    assert_eq!(
+        set,
+        DeviceSet {
+            virtio_blk: true,
+            virtio_console: true
+        }
+    );
+    let intx = set.intx();
+    assert_eq!(intx.len(), 2);
+    assert_eq!(
+        (intx[0].device, intx[0].pin, intx[0].spi),
+        (0, 1, PCI_SPI_BASE)
+    );
+    assert_eq!(
+        (intx[1].device, intx[1].pin, intx[1].spi),
+        (1, 1, PCI_SPI_BASE + 1)
+    );
+    let (mut gic, mut bus, stats) = platform_with(1, devices).unwrap();
+    let mut out = Captured::default();
+    let mut m = FakeDma::new(RAM, 1);
+    let mut ctx = DeviceCtx {
+        gic: &mut gic,
+        console: &mut out,
+        unix_time: 0,
+        dma: &mut m,
+    };
+    assert_eq!(bus.read(0, cfg(0, 0), 4, &mut ctx), Some(0x1042_1af4));
+    assert_eq!(bus.read(0, cfg(1, 0), 4, &mut ctx), Some(0x1043_1af4));
+    assert_eq!(bus.read(0, cfg(2, 0), 4, &mut ctx), Some(0xffff_ffff));
+    assert_eq!(bus.device_at(0x7fff_ffff), Some("pci"), "the memory window");
+    assert_eq!(bus.device_at(0x8000_0000), None, "RAM is not on the bus");
+    assert_eq!(bus.device_at(0x0100_0000), Some("uart16550"));
+    // The 16550 is counted.
+    bus.write(0, 0x0100_0000, 1, u64::from(b'x'), &mut ctx);
+    assert_eq!(stats.uart.get().console_bytes, 1);
+    assert!(stats.blk.is_some() && stats.console.is_some());
+    // Without devices there is no PCI bus at all.
+    let (_, bus, stats) = platform_with(1, Devices::default()).unwrap();
+    assert_eq!(bus.device_at(0x4000_0000), None);
+    assert!(stats.blk.is_none() && stats.console.is_none());
+    assert!(DeviceSet::default().intx().is_empty());
+}
+
+#[test]
+fn the_plan_describes_the_bus_only_when_there_are_devices() {
+    use crate::vmm::linux::{DeviceSet, LinuxConfig, LinuxPlan, SWIOTLB_ARG};
+    let mut kernel = vec![0u8; 4096];
+    kernel[0x10..0x18].copy_from_slice(&(2u64 << 20).to_le_bytes());
+    kernel[0x18..0x20].copy_from_slice(&0x2u64.to_le_bytes());
+    kernel[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    let cfg = LinuxConfig {
+        mem: 256 << 20,
+        cpus: 1,
+        hash_algo: 0,
+        rpv: [0; 64],
+        num_bps: 2,
+        num_wps: 2,
+        params: "quiet".into(),
+        measure_initrd: true,
+    };
+    let both = DeviceSet {
+        virtio_blk: true,
+        virtio_console: true,
+    };
+    let with = LinuxPlan::with_devices(&cfg, both, &kernel, 4096, None).unwrap();
+    let without = LinuxPlan::new(&cfg, &kernel, 4096, None).unwrap();
+    assert!(with.bootargs.contains(SWIOTLB_ARG.trim()));
+    assert!(
+        with.bootargs.ends_with(" quiet"),
+        "the launch's parameters come last"
+    );
+    assert!(!without.bootargs.contains("swiotlb"));
+    let fdt = fdt::Fdt::new(&with.dtb).unwrap();
+    let pci = fdt.find_node("/pci@40000000").expect("a host bridge");
+    let map = pci.property("interrupt-map").unwrap().value;
+    assert_eq!(map.len(), 2 * 10 * 4, "one entry per device");
+    let cell = |i: usize| u32::from_be_bytes(map[4 * i..4 * i + 4].try_into().unwrap());
+    assert_eq!(
+        (cell(0), cell(3), cell(8)),
+        (0, 1, 1),
+        "00:00.0 INTA -> SPI 1"
+    );
+    assert_eq!(
+        (cell(10), cell(13), cell(18)),
+        (1 << 11, 1, 2),
+        "00:01.0 INTA -> SPI 2"
+    );
+    assert!(fdt::Fdt::new(&without.dtb)
+        .unwrap()
+        .find_node("/pci@40000000")
+        .is_none());
+    assert_ne!(
+        with.predict_rim(&kernel, None),
+        without.predict_rim(&kernel, None),
+        "the bus is measured"
+    );
+}
