@@ -282,6 +282,111 @@ poweroff -f
 while :; do sleep 1; done
 "#;
 
+/// The benchmark guest (after the usual prologue, which loads `virtio_blk`): 32 MiB read
+/// sequentially from the raw `/dev/vda`, 32 MiB written to it and `fsync`ed, each timed with
+/// `/proc/uptime` (nanoseconds are instructions under `-icount shift=0`); then 64 KiB on the
+/// 16550 and 64 KiB on `hvc0`, in 64-byte lines.
+const BENCH_SCRIPT: &str = r#"i=0
+while [ ! -b /dev/vda ] && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done
+up() { cut -d' ' -f1 /proc/uptime; }
+a=$(up); dd if=/dev/vda of=/dev/null bs=1M count=32 2>/dev/null; b=$(up)
+echo "CCA-INIT: bench-read: 33554432 $a $b"
+a=$(up); dd if=/dev/zero of=/dev/vda bs=1M count=32 conv=fsync 2>/dev/null; b=$(up)
+echo "CCA-INIT: bench-write: 33554432 $a $b"
+line=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
+yes $line | head -c 65536 > /dev/ttyS0
+sleep 1
+yes $line | head -c 65536 > /dev/hvc0
+echo "CCA-INIT: done"
+sleep 1
+poweroff -f
+while :; do sleep 1; done
+"#;
+
+/// The value of `key=` in the host's `STAT <dev>` line of `run`.
+pub fn stat(run: &super::LinuxRun, dev: &str, key: &str) -> Option<u64> {
+    let prefix = format!("[HOST] STAT {dev} ");
+    let line = run
+        .outcome
+        .lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&prefix))?;
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+}
+
+/// `(bytes, nanoseconds)` of a `CCA-INIT: bench-NAME: BYTES T0 T1` line (uptimes in s).
+fn timed(console: &str, name: &str) -> Option<(u64, u64)> {
+    let marker = format!("CCA-INIT: bench-{name}: ");
+    let v = console.lines().find_map(|l| l.split(&marker).nth(1))?;
+    let mut w = v.split_whitespace();
+    let bytes = w.next()?.parse().ok()?;
+    let t0: f64 = w.next()?.parse().ok()?;
+    let t1: f64 = w.next()?.parse().ok()?;
+    Some((bytes, ((t1 - t0) * 1e9) as u64))
+}
+
+/// `cargo xtask bench`'s virtio rows, from one Linux realm boot under `-icount shift=0`
+/// with a blank 64 MiB disk: `(name, ops, value)` where the value is, by row, bytes per
+/// million guest instructions (ops: bytes), register accesses (exits) per request × 100
+/// (ops: requests), and console bytes per exit × 100 (ops: bytes).
+pub fn bench_virtio(
+    imgs: &crate::images::Images,
+    out_dir: &Path,
+) -> Result<Vec<(String, u64, u64)>> {
+    std::fs::create_dir_all(out_dir)?;
+    let image = out_dir.join("bench-disk.img");
+    let f =
+        std::fs::File::create(&image).with_context(|| format!("creating {}", image.display()))?;
+    f.set_len(64 << 20)?;
+    drop(f);
+    let mut args = super::LaunchArgs::new(256, 2);
+    args.icount = true;
+    args.timeout = 1800;
+    args.disk = Some(image.display().to_string());
+    let init = InitScript::Custom(format!("{}{BENCH_SCRIPT}", InitScript::prologue()));
+    step("benchmark: virtio-blk and the two consoles in a Linux realm under -icount shift=0");
+    let run = super::boot_linux(imgs, &args, init, &["virtio_blk"], out_dir, false, &[])?;
+    if !run.passed() {
+        for l in &run.outcome.lines {
+            eprintln!("{l}");
+        }
+        bail!("the virtio benchmark run failed");
+    }
+    let console = run.realm_console();
+    let mut rows = Vec::new();
+    for name in ["read", "write"] {
+        let (bytes, ns) = timed(&console, name)
+            .with_context(|| format!("no bench-{name} line from the guest"))?;
+        rows.push((
+            format!("virtio_blk_seq_{name}_bytes_per_Minsn"),
+            bytes,
+            (u128::from(bytes) * 1_000_000 / u128::from(ns.max(1))) as u64,
+        ));
+    }
+    let get = |dev: &str, key: &str| {
+        stat(&run, dev, key).with_context(|| format!("no {key} in the host's STAT {dev} line"))
+    };
+    let (requests, accesses) = (
+        get("virtio_blk", "requests")?,
+        get("virtio_blk", "accesses")?,
+    );
+    rows.push((
+        "virtio_blk_exits_per_request_x100".into(),
+        requests,
+        accesses * 100 / requests.max(1),
+    ));
+    for (row, dev) in [
+        ("console_16550_bytes_per_exit_x100", "uart"),
+        ("console_virtio_bytes_per_exit_x100", "virtio_console"),
+    ] {
+        let (bytes, accesses) = (get(dev, "bytes")?, get(dev, "accesses")?);
+        rows.push((row.into(), bytes, bytes * 100 / accesses.max(1)));
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +470,16 @@ mod tests {
         );
         assert_eq!(read_from_image(&img, "/nothing").unwrap(), None);
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn benchmark_lines() {
+        let c =
+            "x\n[ 1.0] CCA-INIT: bench-read: 33554432 12.50 13.75\nCCA-INIT: bench-write: 8 1 x\n";
+        assert_eq!(timed(c, "read"), Some((33554432, 1_250_000_000)));
+        assert_eq!(timed(c, "write"), None, "malformed");
+        assert_eq!(timed(c, "other"), None);
+        assert!(BENCH_SCRIPT.contains("CCA-INIT: done"));
     }
 
     #[test]

@@ -141,8 +141,14 @@ fn main() -> Result<()> {
         Cmd::Run(args) => {
             let tc = setup::ensure_all()?;
             let imgs = images::build_all(&root, &tc)?;
+            // With a disk the shell's initramfs brings the virtio-blk driver (`/dev/vda`).
+            let modules: &[&str] = if args.disk.is_some() {
+                &["virtio_blk"]
+            } else {
+                &[]
+            };
             let (kernel, initrd) =
-                launch::guest_files(&args, xtask::guest::InitScript::Shell, &[])?;
+                launch::guest_files(&args, xtask::guest::InitScript::Shell, modules)?;
             let p = launch::prepare(
                 &args,
                 &kernel,
@@ -192,6 +198,10 @@ fn main() -> Result<()> {
             let mut ours = qemu::bench(&imgs)?;
             if !b.skip_linux {
                 ours.extend(launch::bench_linux(&imgs, &root.join("target/launch"))?);
+                ours.extend(launch::disk::bench_virtio(
+                    &imgs,
+                    &root.join("target/launch-virtio"),
+                )?);
             }
             let theirs = match &b.rmm {
                 None => None,
