@@ -5,7 +5,7 @@ use crate::entry::{ExitKind, MAX_CPUS};
 use crate::mmu::MmuRegs;
 use crate::platform::*;
 use crate::{gpt, power};
-use cca_abi::el3::{El3Error, MemoryBank, RMM_EL3_IFC_VERSION};
+use cca_abi::el3::{MemoryBank, RMM_EL3_IFC_VERSION};
 use cca_abi::smccc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use el3_core::carveout::Carveout;
@@ -229,8 +229,7 @@ fn realm_call(
             Next::Stay
         }
         Route::Attestation => {
-            // Attestation keys and the platform token are not provisioned yet.
-            realm.ret(&[El3Error::Unknown.to_reg()]);
+            crate::attest::serve(realm);
             Next::Stay
         }
         Route::El3Features => {

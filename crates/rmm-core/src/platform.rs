@@ -53,7 +53,50 @@ pub trait PhysMem {
 
     /// Zeroes the whole granule at `pa` (granule aligned) through the Realm PAS.
     fn realm_zero(&self, pa: Pa);
+
+    /// Writes `count` consecutive 8-byte words of Realm memory at `pa` (8-byte aligned, all
+    /// inside one granule), word `i` being `first + i * step` (wrapping): RTTs are filled with
+    /// it. The default goes through [`PhysMem::realm_write`] 64 words at a time; the firmware
+    /// stores the words directly.
+    fn realm_fill_words(&self, pa: Pa, count: usize, first: u64, step: u64) {
+        use zerocopy::IntoBytes;
+        let mut buf = [0u64; 64];
+        let mut done = 0usize;
+        let mut v = first;
+        while done < count {
+            let n = (count - done).min(buf.len());
+            for w in &mut buf[..n] {
+                *w = v;
+                v = v.wrapping_add(step);
+            }
+            self.realm_write(Pa::new(pa.get() + 8 * done as u64), buf[..n].as_bytes());
+            done += n;
+        }
+    }
+
+    /// Copies the whole NS granule at `src` into the Realm granule at `dst` (both granule
+    /// aligned). On a fault part of `dst` may have been written. The default goes through a
+    /// buffer ([`PhysMem::ns_read`], [`PhysMem::realm_write`]); the firmware copies directly.
+    fn ns_to_realm(&self, dst: Pa, src: Pa) -> Result<(), NsFault> {
+        let mut page = [0u8; GRANULE_BYTES];
+        self.ns_read(src, &mut page)?;
+        self.realm_write(dst, &page);
+        Ok(())
+    }
+
+    /// Calls `f` with the `len` bytes of Realm memory at `pa` (inside one granule), in place
+    /// where the firmware can (it must not change while `f` runs: the core holds the granule);
+    /// the default copies them into a buffer first.
+    fn realm_inspect(&self, pa: Pa, len: usize, f: &mut dyn FnMut(&[u8])) {
+        let mut page = [0u8; GRANULE_BYTES];
+        let len = len.min(GRANULE_BYTES);
+        self.realm_read(pa, &mut page[..len]);
+        f(&page[..len]);
+    }
 }
+
+/// The size of a granule, as a buffer length.
+const GRANULE_BYTES: usize = cca_abi::GRANULE_SIZE as usize;
 
 /// The RMM-EL3 runtime calls the core needs.
 pub trait El3 {
@@ -147,6 +190,15 @@ impl<T: PhysMem + ?Sized> PhysMem for &T {
     }
     fn realm_zero(&self, pa: Pa) {
         (**self).realm_zero(pa)
+    }
+    fn realm_fill_words(&self, pa: Pa, count: usize, first: u64, step: u64) {
+        (**self).realm_fill_words(pa, count, first, step)
+    }
+    fn ns_to_realm(&self, dst: Pa, src: Pa) -> Result<(), NsFault> {
+        (**self).ns_to_realm(dst, src)
+    }
+    fn realm_inspect(&self, pa: Pa, len: usize, f: &mut dyn FnMut(&[u8])) {
+        (**self).realm_inspect(pa, len, f)
     }
 }
 

@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use cca_abi::rmi::{feat0, realm_flags, HashAlgorithm, RealmParams, RealmState, RmiStatus};
 use cca_abi::GRANULE_SIZE;
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use crate::dispatch::Regs;
 use crate::error::{Reason, RmiError};
@@ -428,10 +428,8 @@ impl<'a, P: Platform> Rmm<'a, P> {
     /// `REALM_CREATE(rd, params)`.
     pub(crate) fn cmd_realm_create(&self, regs: &Regs, _out: &mut Regs) -> Result<(), RmiError> {
         let (rd_addr, params_addr) = (regs[1], regs[2]);
-        let mut buf = [0u8; 4096];
-        self.read_ns_page(params_addr, &mut buf)?;
-        let p =
-            RealmParams::read_from_bytes(&buf).map_err(|_| RmiError::input("realm parameters"))?;
+        let mut p = RealmParams::new_zeroed();
+        self.read_ns_page(params_addr, p.as_mut_bytes())?;
         let v = self.validate_realm_params(&p)?;
         let rim = cca_measure::Measurement::realm_create(&p).ok_or(RmiError::input("hash_algo"))?;
         // TF-RMM: the Realm Instance ID is made before any resource is taken; no random
@@ -517,11 +515,14 @@ impl<'a, P: Platform> Rmm<'a, P> {
     }
 
     /// Fills the starting-level RTTs: unassigned_empty in the protected half, unassigned_ns
-    /// in the unprotected half, zeros past the end of the IPA space.
+    /// in the unprotected half, zeros past the end of the IPA space. Each table is at most
+    /// three runs of one value, written with [`crate::PhysMem::realm_fill_words`].
     fn init_roots(&self, s2: &S2Ctx) {
-        let per_table = s2tt::entries(s2.start_level);
+        let per_table = s2tt::entries(s2.start_level) as u64;
         let entry_size = s2tt::map_size(s2.start_level);
-        let mut ipa = 0u64;
+        // Entries (counted from the first table) that start below each boundary.
+        let par_entries = s2.par_size().div_ceil(entry_size);
+        let ipa_entries = s2.ipa_size().div_ceil(entry_size);
         for i in 0..s2.num_root_rtts {
             let Some(pa) = s2.root.add_granules(i.into()) else {
                 return;
@@ -529,19 +530,24 @@ impl<'a, P: Platform> Rmm<'a, P> {
             let Ok(g) = self.granules.lock(pa, GranuleState::Rtt) else {
                 return;
             };
-            let mut table = [0u64; s2tt::ENTRIES];
-            for e in table.iter_mut().take(per_table) {
-                if ipa >= s2.ipa_size() {
-                    break;
+            let first = u64::from(i) * per_table;
+            let clamp = |n: u64| n.saturating_sub(first).min(per_table);
+            let (empty, ns) = (clamp(par_entries), clamp(ipa_entries));
+            let runs = [
+                (0, empty, s2tt::unassigned(cca_abi::rmi::Ripas::Empty)),
+                (empty, ns, s2tt::unassigned_ns()),
+                (ns, s2tt::ENTRIES as u64, 0),
+            ];
+            for (from, to, value) in runs {
+                if to > from {
+                    self.platform.realm_fill_words(
+                        Pa::new(g.pa().get() + 8 * from),
+                        (to - from) as usize,
+                        value,
+                        0,
+                    );
                 }
-                *e = if s2.in_par(ipa) {
-                    s2tt::unassigned(cca_abi::rmi::Ripas::Empty)
-                } else {
-                    s2tt::unassigned_ns()
-                };
-                ipa = ipa.saturating_add(entry_size);
             }
-            self.rtt_write_all(&g, &table);
         }
     }
 

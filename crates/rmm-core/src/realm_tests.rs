@@ -653,3 +653,72 @@ fn realm_commands_are_gated_before_activation() {
         );
     }
 }
+
+/// Delegation leaves the host's bytes in a granule (as TF-RMM); every object the RMM builds
+/// on a DELEGATED granule must therefore initialise all of it. Fill the granules with a
+/// pattern first, build one of everything, and look for the pattern.
+#[test]
+fn objects_built_on_delegated_granules_keep_none_of_the_hosts_bytes() {
+    const DIRT: u8 = 0xA5;
+    let f = Fixture::new();
+    let rmm = f.active_rmm();
+    for i in 0..B1_GRANULES {
+        f.sim.host_write(pa(B1 + i * G), &[DIRT; 4096]).unwrap();
+    }
+    let dirty_word = u64::from_ne_bytes([DIRT; 8]);
+    delegate(&rmm, RD, 1);
+    delegate(&rmm, ROOT, 2);
+    assert_eq!(
+        create_realm_with(&f, &rmm, RD, PARAMS, &Params::default())[0],
+        0
+    );
+    let rd = f.sim.peek(pa(RD));
+    assert!(
+        rd[core::mem::size_of::<crate::Rd>()..]
+            .iter()
+            .all(|&b| b == 0),
+        "the RD granule keeps host bytes after the RD"
+    );
+    assert!(
+        rd.windows(8).all(|w| w != [DIRT; 8]),
+        "the RD holds a host word"
+    );
+    // Both starting-level tables, every entry.
+    for root in [ROOT, ROOT + G] {
+        let t = f.sim.peek(pa(root));
+        for (i, e) in t.chunks_exact(8).enumerate() {
+            let e = u64::from_le_bytes(e.try_into().unwrap());
+            assert_ne!(e, dirty_word, "root {root:#x} entry {i} is the host's");
+        }
+    }
+    // An RTT at each level (entry 0 of the level 2 table now points to the level 3 one).
+    setup_l3(&rmm, 0);
+    for i in 0..2 {
+        let t = f.sim.peek(pa(rtt(i)));
+        let last = &t[4088..];
+        assert!(
+            t[8..].chunks_exact(8).all(|e| e == last),
+            "RTT {i} is not uniformly unassigned"
+        );
+        assert_ne!(last, [DIRT; 8]);
+        assert_ne!(&t[..8], [DIRT; 8]);
+    }
+    // A REC and its auxiliary granules.
+    let rec = B1 + 100 * G;
+    create_rec_ok(&f, &rmm, rec, 0, 1, 0x1000, &[]);
+    let r = f.sim.peek(pa(rec));
+    assert!(r[core::mem::size_of::<crate::Rec>()..]
+        .iter()
+        .all(|&b| b == 0));
+    for a in 0..16 {
+        assert!(f.sim.is_zero(pa(aux_base(0) + a * G)), "aux {a} not zeroed");
+    }
+    // Unmeasured data is zeroed; measured data is the source's.
+    assert_eq!(data_map_pages(&rmm, 0, data(0), 1)[0], 0);
+    assert!(f.sim.is_zero(pa(data(0))));
+    f.sim.host_write(pa(NS2), &[0x3c; 4096]).unwrap();
+    delegate(&rmm, data(1), 1);
+    let out = call(&rmm, RmiFid::RTT_DATA_MAP_INIT, &[RD, data(1), G, NS2, 1]);
+    assert_eq!(out[0], 0);
+    assert!(f.sim.peek(pa(data(1))).iter().all(|&b| b == 0x3c));
+}

@@ -182,12 +182,9 @@ impl Rec {
 impl<'a, P: Platform> Rmm<'a, P> {
     /// Reads the REC object of a locked REC granule.
     pub(crate) fn rec_read(&self, g: &LockedGranule<'_>) -> Rec {
-        let mut buf = [0u8; core::mem::size_of::<Rec>()];
-        self.platform.realm_read(g.pa(), &mut buf);
-        match Rec::read_from_bytes(&buf) {
-            Ok(r) => r,
-            Err(_) => unreachable!("REC buffer size"),
-        }
+        let mut r = Rec::new_zeroed();
+        self.platform.realm_read(g.pa(), r.as_mut_bytes());
+        r
     }
 
     /// Writes the REC object of a locked REC granule.
@@ -398,10 +395,8 @@ impl<'a, P: Platform> Rmm<'a, P> {
     }
 
     fn build_rec(&self, ctx: &mut SroCtx) -> Result<(), RmiError> {
-        let mut buf = [0u8; 4096];
-        self.read_ns_page(ctx.params_addr, &mut buf)?;
-        let params =
-            RecParams::read_from_bytes(&buf).map_err(|_| RmiError::input("REC parameters"))?;
+        let mut params = RecParams::new_zeroed();
+        self.read_ns_page(ctx.params_addr, params.as_mut_bytes())?;
         let (rec_pa, rd_pa) = (Pa::new(ctx.obj_addr), Pa::new(ctx.rd_addr));
         let (mut g_rec, mut g_rd) = self
             .granules

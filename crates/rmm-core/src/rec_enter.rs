@@ -47,11 +47,11 @@ use zerocopy::{FromZeros, IntoBytes};
 use crate::dispatch::Regs;
 use crate::error::{Reason, RmiError};
 use crate::esr::{self, ec};
-use crate::granule::GranuleState;
+use crate::granule::{GranuleState, LockedGranule};
 use crate::idregs;
 use crate::pa::Pa;
 use crate::platform::Platform;
-use crate::realm::S2Ctx;
+use crate::realm::{Rd, S2Ctx};
 use crate::rec::{Rec, PENDING_PSCI, PENDING_RIPAS};
 use crate::rmm::Rmm;
 use crate::rsi::IpaLookup;
@@ -126,30 +126,45 @@ impl<'a, P: Platform> Rmm<'a, P> {
     }
 
     /// Counts the REC as running in its RD if the realm is ACTIVE (RD lock held briefly).
+    /// Only the RD's first two words (state, running count) are read and the count written.
     fn realm_running_inc(&self, rec: &Rec) -> Result<(), RmiError> {
         let g = self.lock_rec_rd(rec);
-        let mut rd = self.rd_read(&g);
-        if rd.realm_state() != RealmState::Active {
+        let [state, running] = self.rd_state_and_running(&g);
+        if RealmState::from_u64(state) != Some(RealmState::Active) {
             return Err(RmiError::new(
                 RmiStatus::ErrorRealm,
-                Reason::Value("the realm is not ACTIVE; its state is", rd.state),
+                Reason::Value("the realm is not ACTIVE; its state is", state),
             ));
         }
-        rd.active_recs = rd
-            .active_recs
+        let running = running
             .checked_add(1)
             .ok_or(RmiError::realm("the running-REC count overflows"))?;
-        self.rd_write(&g, &rd);
+        self.rd_set_running(&g, running);
         Ok(())
     }
 
     /// Undoes [`Self::realm_running_inc`].
     fn realm_running_dec(&self, rec: &Rec) {
         let g = self.lock_rec_rd(rec);
-        let mut rd = self.rd_read(&g);
-        debug_assert!(rd.active_recs != 0, "running-REC count underflow");
-        rd.active_recs = rd.active_recs.saturating_sub(1);
-        self.rd_write(&g, &rd);
+        let [_, running] = self.rd_state_and_running(&g);
+        debug_assert!(running != 0, "running-REC count underflow");
+        self.rd_set_running(&g, running.saturating_sub(1));
+    }
+
+    /// `Rd::state` and `Rd::active_recs` of a locked RD.
+    fn rd_state_and_running(&self, g: &LockedGranule<'_>) -> [u64; 2] {
+        const _: () = assert!(core::mem::offset_of!(Rd, active_recs) == 8);
+        let mut w = [0u64; 2];
+        self.platform.realm_read(g.pa(), w.as_mut_bytes());
+        w
+    }
+
+    /// Writes `Rd::active_recs` of a locked RD.
+    fn rd_set_running(&self, g: &LockedGranule<'_>, running: u64) {
+        self.platform.realm_write(
+            Pa::new(g.pa().get() + core::mem::offset_of!(Rd, active_recs) as u64),
+            &running.to_le_bytes(),
+        );
     }
 
     /// The part of `REC_ENTER` that runs with the REC counted as running.
@@ -268,11 +283,14 @@ impl<'a, P: Platform> Rmm<'a, P> {
             .inject_sync_exception(&mut rec.ctx, esr::ESR_EL1_UNDEF, 0);
     }
 
-    /// Runs the REC until an exit that needs the host; `exit` then describes it.
+    /// Runs the REC until an exit that needs the host; `exit` (all zero on entry) then
+    /// describes it. An exit the RMM handles itself (an RSI call answered in the realm, an
+    /// emulated ID register, an injected exception) writes nothing into `exit` but its
+    /// `exit_reason`, so only that is cleared before the realm runs again: `RecExit` is
+    /// zeroed once per `REC_ENTER`, not once per exit.
     fn run_loop(&self, rec: &mut Rec, exit: &mut RecExit) {
         loop {
             let e = self.platform.run_realm(&mut rec.ctx);
-            *exit = RecExit::new_zeroed();
             if self.handle_exit(rec, &e, exit) {
                 exit.cntp_ctl = e.timers.cntp_ctl;
                 exit.cntp_cval = e.timers.cntp_cval;
@@ -280,6 +298,11 @@ impl<'a, P: Platform> Rmm<'a, P> {
                 exit.cntv_cval = e.timers.cntv_cval;
                 return;
             }
+            exit.exit_reason = 0;
+            debug_assert!(
+                exit.as_bytes().iter().all(|&b| b == 0),
+                "an exit handled inside the realm wrote into RecExit"
+            );
         }
     }
 

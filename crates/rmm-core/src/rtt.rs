@@ -22,6 +22,7 @@ use crate::platform::Platform;
 use crate::realm::S2Ctx;
 use crate::rmm::Rmm;
 use crate::s2tt::{self, Entry};
+use zerocopy::IntoBytes;
 
 /// The end of a walk: the last table reached (locked), its level and the entry index.
 pub(crate) struct Walk<'t> {
@@ -50,24 +51,30 @@ impl<'a, P: Platform> Rmm<'a, P> {
 
     /// Reads a whole locked RTT.
     pub(crate) fn rtt_read_all(&self, t: &LockedGranule<'_>) -> [u64; s2tt::ENTRIES] {
-        let mut b = [0u8; GRANULE_SIZE as usize];
-        self.platform.realm_read(t.pa(), &mut b);
         let mut out = [0u64; s2tt::ENTRIES];
-        for (o, c) in out.iter_mut().zip(b.chunks_exact(8)) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            *o = u64::from_le_bytes(w);
-        }
+        self.platform.realm_read(t.pa(), out.as_mut_bytes());
         out
     }
 
     /// Writes a whole locked RTT.
     pub(crate) fn rtt_write_all(&self, t: &LockedGranule<'_>, entries: &[u64; s2tt::ENTRIES]) {
-        let mut b = [0u8; GRANULE_SIZE as usize];
-        for (c, e) in b.chunks_exact_mut(8).zip(entries) {
-            c.copy_from_slice(&e.to_le_bytes());
+        self.platform.realm_write(t.pa(), entries.as_bytes());
+    }
+
+    /// Fills a whole locked RTT with the entries `entry(0..512)`. When they form an
+    /// arithmetic sequence (one value, or output addresses a fixed size apart, which is what
+    /// RTT_CREATE writes) the platform stores them directly.
+    pub(crate) fn rtt_fill(&self, t: &LockedGranule<'_>, entry: impl Fn(u64) -> u64) {
+        let first = entry(0);
+        let step = entry(1).wrapping_sub(first);
+        let last = s2tt::ENTRIES as u64 - 1;
+        if entry(last) == first.wrapping_add(step.wrapping_mul(last)) {
+            self.platform
+                .realm_fill_words(t.pa(), s2tt::ENTRIES, first, step);
+        } else {
+            let table: [u64; s2tt::ENTRIES] = core::array::from_fn(|i| entry(i as u64));
+            self.rtt_write_all(t, &table);
         }
-        self.platform.realm_write(t.pa(), &b);
     }
 
     /// Locks the first starting-level RTT of a realm.
@@ -227,42 +234,41 @@ impl<'a, P: Platform> Rmm<'a, P> {
         let mut g_rtt = g
             .lock_while_state(GranuleState::Delegated)
             .map_err(|e| RmiError::input_lock(rtt_pa, GranuleState::Delegated, e))?;
-        let mut child = [0u64; s2tt::ENTRIES];
         let size = s2tt::map_size(level);
         let mut parent_ref = true;
         match pe {
-            Entry::UnassignedEmpty => child.fill(s2tt::unassigned(Ripas::Empty)),
-            Entry::UnassignedRam => child.fill(s2tt::unassigned(Ripas::Ram)),
-            Entry::UnassignedDestroyed => child.fill(s2tt::unassigned(Ripas::Destroyed)),
-            Entry::UnassignedNs => child.fill(s2tt::unassigned_ns()),
+            Entry::UnassignedEmpty => self.rtt_fill(&g_rtt, |_| s2tt::unassigned(Ripas::Empty)),
+            Entry::UnassignedRam => self.rtt_fill(&g_rtt, |_| s2tt::unassigned(Ripas::Ram)),
+            Entry::UnassignedDestroyed => {
+                self.rtt_fill(&g_rtt, |_| s2tt::unassigned(Ripas::Destroyed))
+            }
+            Entry::UnassignedNs => self.rtt_fill(&g_rtt, |_| s2tt::unassigned_ns()),
             Entry::AssignedEmpty(pa) | Entry::AssignedDestroyed(pa) | Entry::AssignedRam(pa) => {
                 let ripas = pe.ripas();
-                for (i, e) in child.iter_mut().enumerate() {
-                    *e = s2tt::assigned(pa + i as u64 * size, level, ripas, s2.lpa2);
-                }
                 if let Entry::AssignedRam(_) = pe {
                     // Break before make.
                     self.rtt_write(&w.table, w.index, 0);
                     self.tlbi_entry(&s2, ipa, level - 1);
                 }
+                self.rtt_fill(&g_rtt, |i| {
+                    s2tt::assigned(pa + i * size, level, ripas, s2.lpa2)
+                });
                 g_rtt.refcount_add(s2tt::ENTRIES as u16);
                 parent_ref = false;
             }
             Entry::AssignedNs(desc) => {
                 let attrs = s2tt::ns_attrs(desc);
                 let pa = s2tt::desc_pa(desc, level - 1, s2.lpa2);
-                for (i, e) in child.iter_mut().enumerate() {
-                    let oa = pa + i as u64 * size;
-                    *e = s2tt::assigned_ns(oa | attrs, level, s2.lpa2);
-                }
                 self.rtt_write(&w.table, w.index, 0);
                 self.tlbi_entry(&s2, ipa, level - 1);
+                self.rtt_fill(&g_rtt, |i| {
+                    s2tt::assigned_ns((pa + i * size) | attrs, level, s2.lpa2)
+                });
             }
             Entry::Table(_) | Entry::Invalid => {
                 return Err(RmiError::rtt(level - 1, "the parent entry is corrupt"));
             }
         }
-        self.rtt_write_all(&g_rtt, &child);
         g_rtt.set_state(GranuleState::Rtt);
         if parent_ref {
             let mut t = w.table;

@@ -9,12 +9,12 @@
 //! call, as TF-RMM does (so they can return `RMI_BLOCKED` or `RMI_BUSY`), but never yield:
 //! like TF-RMM's default build they complete synchronously.
 
-use cca_abi::rmi::{data_flags, map_flags, RealmState, Ripas, RmiFid};
+use cca_abi::rmi::{data_flags, map_flags, RealmState, Ripas, RmiFid, RmiStatus};
 use cca_abi::GRANULE_SIZE;
 
 use crate::addr_list::{InList, OutList, MAX_RANGES};
 use crate::dispatch::Regs;
-use crate::error::RmiError;
+use crate::error::{Reason, RmiError};
 use crate::granule::GranuleState;
 use crate::pa::Pa;
 use crate::platform::Platform;
@@ -58,10 +58,6 @@ impl<'a, P: Platform> Rmm<'a, P> {
                 src_addr,
             ));
         }
-        // Copy the source now (no lock but the source's own is held); a failure is reported
-        // where TF-RMM reads it, after the RTT checks.
-        let mut page = [0u8; GRANULE_SIZE as usize];
-        let copied = self.read_ns_page(src_addr, &mut page);
         let g_rd = self.lock_rd(rd_addr)?;
         let mut rd = self.rd_read(&g_rd);
         if rd.realm_state() != RealmState::New {
@@ -99,14 +95,21 @@ impl<'a, P: Platform> Rmm<'a, P> {
             .granules
             .lock_while_state(data, GranuleState::Delegated)
             .map_err(|err| RmiError::input_lock(data, GranuleState::Delegated, err))?;
-        copied?;
+        // The source is copied straight into the data granule under the source's lock (a
+        // failure is reported here, after the RTT checks, where TF-RMM reads it), then
+        // measured from there, so what is measured is what the realm gets.
+        self.copy_ns_page_to(data, src)?;
         let mut m = cca_measure::Measurement {
             algo: rd.algorithm(),
             slot: rd.rim,
         };
-        m.extend_data(ipa, flags, &page);
+        self.platform
+            .realm_inspect(data, GRANULE_SIZE as usize, &mut |bytes| {
+                if let Ok(page) = <&[u8; GRANULE_SIZE as usize]>::try_from(bytes) {
+                    m.extend_data(ipa, flags, page);
+                }
+            });
         rd.rim = m.slot;
-        self.platform.realm_write(data, &page);
         self.rtt_write(
             &w.table,
             w.index,
@@ -116,6 +119,22 @@ impl<'a, P: Platform> Rmm<'a, P> {
         g_data.set_state(GranuleState::Data);
         self.rd_write(&g_rd, &rd);
         Ok(())
+    }
+
+    /// Copies the NS granule `src` into the locked DELEGATED granule `data` while holding the
+    /// source's lock (it must still be NS). On a fault the partly written granule is scrubbed
+    /// (DELEGATED granules hold nothing of the host's after a failed command).
+    fn copy_ns_page_to(&self, data: Pa, src: Pa) -> Result<(), RmiError> {
+        let g = self
+            .granules
+            .lock_while_state(src, GranuleState::Ns)
+            .map_err(|e| RmiError::input_lock(src, GranuleState::Ns, e))?;
+        let r = self.platform.ns_to_realm(data, src);
+        drop(g);
+        r.map_err(|_| {
+            self.platform.realm_zero(data);
+            RmiError::new(RmiStatus::ErrorInput, Reason::NsFault(src))
+        })
     }
 
     /// TF-RMM's `validate_map_inputs_common`.

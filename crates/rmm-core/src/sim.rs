@@ -136,6 +136,9 @@ struct SimGranule {
     pas: Pas,
     /// `None` means all zeroes.
     data: Option<Box<[u8; GRANULE_SIZE as usize]>>,
+    /// The contents are still what the host left there when it delegated the granule: the
+    /// RMM has not written it through the Realm PAS since.
+    host_data: bool,
 }
 
 /// A hook called before every EL3 call, with the call's name and the granule.
@@ -275,6 +278,7 @@ impl SimPlatform {
                     Mutex::new(SimGranule {
                         pas: Pas::NonSecure,
                         data: None,
+                        host_data: false,
                     })
                 })
                 .collect(),
@@ -330,6 +334,15 @@ impl SimPlatform {
     }
 
     /// Returns true when the granule containing `pa` holds only zeroes (whatever its PAS).
+    /// True when the granule containing `pa` holds no realm data: it is zero, or still
+    /// holds exactly what the host left in it when it was delegated. A DELEGATED granule
+    /// must always satisfy this (undelegation scrubs, and every object the RMM frees is
+    /// scrubbed before it is DELEGATED again).
+    pub fn holds_no_realm_data(&self, pa: Pa) -> bool {
+        self.granule_for("test", pa, 0).0.host_data || self.is_zero(pa)
+    }
+
+    /// True when the granule containing `pa` is all zero.
     pub fn is_zero(&self, pa: Pa) -> bool {
         self.granule_for("test", pa, 0)
             .0
@@ -463,6 +476,7 @@ impl PhysMem for SimPlatform {
             "RMM wrote {pa} through the Realm PAS, but it is {:?}",
             g.pas
         );
+        g.host_data = false;
         Self::copy_in(&mut g, off, data);
     }
 
@@ -475,6 +489,7 @@ impl PhysMem for SimPlatform {
             g.pas
         );
         g.data = None;
+        g.host_data = false;
     }
 }
 
@@ -497,6 +512,7 @@ impl El3 for SimPlatform {
         }
         // Like the hardware, the contents stay as they are.
         g.pas = Pas::Realm;
+        g.host_data = g.data.is_some();
         Ok(())
     }
 

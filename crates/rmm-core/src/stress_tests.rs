@@ -53,8 +53,8 @@ fn check_consistent(rmm: &Rmm<'_, &SimPlatform>, sim: &SimPlatform) -> usize {
                 delegated += 1;
                 assert_eq!(sim.pas(g.pa()), Pas::Realm, "delegated granule {}", g.pa());
                 assert!(
-                    sim.is_zero(g.pa()),
-                    "delegated granule {} is not zero",
+                    sim.holds_no_realm_data(g.pa()),
+                    "delegated granule {} holds realm data",
                     g.pa()
                 );
                 assert!(
@@ -884,7 +884,10 @@ impl Model {
                 assert_eq!(sim.pas(g.pa()), Pas::Realm, "{st} granule {a:#x}");
                 assert!(!readable, "{st} granule {a:#x} is readable as NS");
                 if st == GranuleState::Delegated {
-                    assert!(sim.is_zero(g.pa()), "delegated granule {a:#x} is not zero");
+                    assert!(
+                        sim.holds_no_realm_data(g.pa()),
+                        "delegated granule {a:#x} holds realm data"
+                    );
                 }
             }
         }
@@ -1763,7 +1766,10 @@ fn check_quiescent(rmm: &Rmm<'_, &SimPlatform>, sim: &SimPlatform) -> HashMap<Gr
             assert_eq!(sim.pas(g.pa()), Pas::Realm, "{st} granule {a:#x}");
             assert!(!readable, "{st} granule {a:#x} is readable as NS");
             if st == GranuleState::Delegated {
-                assert!(sim.is_zero(g.pa()), "delegated granule {a:#x} is not zero");
+                assert!(
+                    sim.holds_no_realm_data(g.pa()),
+                    "delegated granule {a:#x} holds realm data"
+                );
             }
         }
     }

@@ -11,6 +11,7 @@ mod attest;
 mod boot;
 mod entry;
 mod hash;
+mod mem;
 mod platform;
 mod realm;
 
@@ -20,14 +21,47 @@ use rmm_core::{Regs, Rmm};
 /// The RMM core, created at cold boot and shared by every CPU.
 static RMM: spin::Once<Rmm<'static, platform::FwPlatform>> = spin::Once::new();
 
-/// Issues an SMC to EL3 with x0 = `fid` and x1.. = `args`, returning x0..x7.
+/// Issues an SMC to EL3 with x0 = `fid` and x1..x8 = `args` (at most eight), returning
+/// x0..x7.
 fn smc(fid: u32, args: &[u64]) -> Regs {
-    let mut a = [0u64; 17];
-    a[..args.len()].copy_from_slice(args);
-    let r = smccc::smc64(fid, a);
-    let mut out = [0u64; 8];
-    out.copy_from_slice(&r[..8]);
-    out
+    let mut a = [0u64; 8];
+    let n = args.len().min(8);
+    a[..n].copy_from_slice(&args[..n]);
+    smc_regs(fid, &a)
+}
+
+/// [`smc`] with x1..x8 given in full. Only x0-x8 carry values in the RMM-EL3 interface;
+/// EL3 may change x9-x17 (SMCCC 1.2) and preserves x18-x30.
+#[inline(always)]
+fn smc_regs(fid: u32, a: &[u64; 8]) -> Regs {
+    let mut r = [0u64; 8];
+    // SAFETY: an SMC to EL3, which returns here with x0-x17 as SMCCC 1.2 defines and the
+    // other registers and the RMM's memory as they were.
+    unsafe {
+        core::arch::asm!(
+            "smc #0",
+            inout("x0") u64::from(fid) => r[0],
+            inout("x1") a[0] => r[1],
+            inout("x2") a[1] => r[2],
+            inout("x3") a[2] => r[3],
+            inout("x4") a[3] => r[4],
+            inout("x5") a[4] => r[5],
+            inout("x6") a[5] => r[6],
+            inout("x7") a[6] => r[7],
+            inout("x8") a[7] => _,
+            lateout("x9") _,
+            lateout("x10") _,
+            lateout("x11") _,
+            lateout("x12") _,
+            lateout("x13") _,
+            lateout("x14") _,
+            lateout("x15") _,
+            lateout("x16") _,
+            lateout("x17") _,
+            options(nostack),
+        )
+    };
+    r
 }
 
 /// Reports the end of boot on this CPU to EL3 and, on success, serves RMI calls forever.
@@ -40,7 +74,7 @@ fn boot_complete(status: BootError, token: u64) -> ! {
     loop {
         let result = rmm.handle_rmi(&call);
         realm::leave();
-        call = smc(RMM_RMI_REQ_COMPLETE, &result);
+        call = smc_regs(RMM_RMI_REQ_COMPLETE, &result);
     }
 }
 

@@ -92,6 +92,43 @@ fn realm_ptr(pa: Pa) -> *mut u8 {
     (REALM_ALIAS + pa.get()) as *mut u8
 }
 
+/// Stores `count` words `first + i * step` at `p`, eight per iteration where it can.
+///
+/// # Safety
+///
+/// `p` must be valid for `count` 8-byte writes and 8-byte aligned.
+unsafe fn fill_words(p: *mut u64, count: usize, first: u64, step: u64) {
+    let mut v = first;
+    let mut i = 0;
+    while i + 8 <= count {
+        let s2 = step.wrapping_add(step);
+        let s4 = s2.wrapping_add(s2);
+        let (v1, v2) = (v.wrapping_add(step), v.wrapping_add(s2));
+        let v3 = v2.wrapping_add(step);
+        let (v4, v5) = (v.wrapping_add(s4), v1.wrapping_add(s4));
+        let (v6, v7) = (v2.wrapping_add(s4), v3.wrapping_add(s4));
+        // SAFETY: i + 8 <= count, inside the region the caller gave.
+        unsafe {
+            p.add(i).write(v);
+            p.add(i + 1).write(v1);
+            p.add(i + 2).write(v2);
+            p.add(i + 3).write(v3);
+            p.add(i + 4).write(v4);
+            p.add(i + 5).write(v5);
+            p.add(i + 6).write(v6);
+            p.add(i + 7).write(v7);
+        }
+        v = v4.wrapping_add(s4);
+        i += 8;
+    }
+    while i < count {
+        // SAFETY: i < count.
+        unsafe { p.add(i).write(v) };
+        v = v.wrapping_add(step);
+        i += 1;
+    }
+}
+
 impl PhysMem for FwPlatform {
     fn ns_read(&self, pa: Pa, buf: &mut [u8]) -> Result<(), NsFault> {
         // SAFETY: the NS alias maps every DRAM bank and `buf` is RMM memory; a fault (the
@@ -131,6 +168,34 @@ impl PhysMem for FwPlatform {
     fn realm_write(&self, pa: Pa, data: &[u8]) {
         // SAFETY: as for `realm_read`.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), realm_ptr(pa), data.len()) };
+    }
+
+    fn realm_fill_words(&self, pa: Pa, count: usize, first: u64, step: u64) {
+        debug_assert!(pa.get() % 8 == 0 && (pa.get() % 4096) as usize + 8 * count <= 4096);
+        // SAFETY: the core only writes granules it owns (locked, in a Realm state), mapped by
+        // the Realm alias; the words stay inside the granule and are aligned.
+        unsafe { fill_words(realm_ptr(pa).cast(), count, first, step) };
+    }
+
+    fn ns_to_realm(&self, dst: Pa, src: Pa) -> Result<(), NsFault> {
+        // SAFETY: the destination is a granule the core owns, mapped by the Realm alias; the
+        // source goes through the NS alias and a fault there is recovered and reported.
+        let ok = unsafe {
+            crate::entry::ns_copy(realm_ptr(dst), (NS_ALIAS + src.get()) as *const u8, 4096)
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(NsFault)
+        }
+    }
+
+    fn realm_inspect(&self, pa: Pa, len: usize, f: &mut dyn FnMut(&[u8])) {
+        let len = len.min(4096 - (pa.get() % 4096) as usize);
+        // SAFETY: the core holds the granule (locked, in a Realm state) while `f` runs, so
+        // the bytes, mapped by the Realm alias, do not change or go away meanwhile.
+        let bytes = unsafe { core::slice::from_raw_parts(realm_ptr(pa), len) };
+        f(bytes);
     }
 
     fn realm_zero(&self, pa: Pa) {
