@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use xtask::setup::step;
 use xtask::{images, launch, qemu, setup, workspace_root, RunArgs};
 
+mod token;
+
 mod profile;
 
 #[derive(Parser)]
@@ -45,6 +47,12 @@ enum Cmd {
     },
     /// Check formatting and run clippy on the host crates and on the firmware images.
     Lint,
+    /// Attestation tokens: verify one, or write the platform's endorsements.
+    #[command(subcommand)]
+    Token(token::TokenCmd),
+    /// Print the RIM a launch description produces (the options of `run`), for SHA-256 and
+    /// SHA-512.
+    Measure(launch::LaunchArgs),
 }
 
 #[derive(Args)]
@@ -223,6 +231,8 @@ fn main() -> Result<()> {
             print!("{}", qemu::bench_table(&ours, theirs.as_deref()));
         }
         Cmd::Lint => lint(&root)?,
+        Cmd::Token(t) => token::run(&t)?,
+        Cmd::Measure(a) => token::measure(&a)?,
         Cmd::Test(t) => {
             lint(&root)?;
             if !t.qemu_only {

@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod attest;
 pub mod carveout;
 pub mod features;
 pub mod gpt;

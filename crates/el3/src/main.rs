@@ -8,6 +8,7 @@
 #![no_std]
 #![no_main]
 
+mod attest;
 mod context;
 mod entry;
 mod gic;
@@ -177,6 +178,7 @@ extern "C" fn el3_primary_main(cpu: usize) -> ! {
     gic::init_distributor();
     gic::init_redistributor(cpu);
     init_el3_regs(&id);
+    attest::init(&id);
     monitor::run_primary(cpu, id)
 }
 

@@ -22,6 +22,10 @@
 //! * `RSI_HOST_CALL` [`HOST_CALL_VERDICT`]: the payload's verdict (`gprs[0]` checks passed,
 //!   `gprs[1]` failed, `u64::MAX` after a fatal error), recorded, gprs handed back unchanged;
 //! * [`HOST_CALL_TIMING`]: the payload's RSI timings, recorded for `cargo xtask bench`;
+//! * [`HOST_CALL_TOKEN`]: a chunk of the payload's attestation token; the host gathers them
+//!   (answering `gprs[0]` = the bytes it holds in order) and, once it holds the whole token,
+//!   prints it in base64 between [`TOKEN_BEGIN`] and [`TOKEN_END`] lines so that a verifier
+//!   off the machine can check it;
 //! * any other immediate: answered with every gpr + 1 (wrapping), the payload's echo check;
 //! * a RIPAS change to RAM whose base is in [`PayloadPlan::ripas_reject`]: rejected;
 //! * `CPU_ON`: allowed unless [`PayloadPlan::allow_cpu_on`] is false.
@@ -79,6 +83,18 @@ pub const HOST_CALL_VERDICT: u16 = 0xCCA0;
 /// `RSI_HOST_CALL` immediate of the payload's RSI timing report: `gprs[0..3]` = calls,
 /// counter ticks, CNTFRQ for `RSI_VERSION`; `gprs[3..6]` the same for `RSI_IPA_STATE_GET`.
 pub const HOST_CALL_TIMING: u16 = 0xCCA2;
+/// `RSI_HOST_CALL` immediate of a chunk of the payload's attestation token: `gprs[0]` = the
+/// token's length, `gprs[1]` = the chunk's offset, `gprs[2]` = its length (at most 224),
+/// `gprs[3..31]` = its bytes, little-endian.
+pub const HOST_CALL_TOKEN: u16 = 0xCCA3;
+/// The largest token the host takes from the payload.
+pub const TOKEN_MAX: usize = 16 * 1024;
+/// The host line before the token's base64 lines (followed by ` <length> bytes`).
+pub const TOKEN_BEGIN: &str = "attestation token from the realm:";
+/// The prefix of each base64 line of the token.
+pub const TOKEN_LINE: &str = "TOKEN-B64 ";
+/// The host line after the token's base64 lines.
+pub const TOKEN_END: &str = "attestation token end";
 /// Longest realm line; a longer one is split.
 pub const LINE_MAX: usize = 200;
 
@@ -195,6 +211,11 @@ pub struct PayloadReport {
     pub verdict: Option<Verdict>,
     /// RSI calls the payload timed itself.
     pub rsi_timings: [Option<RsiTiming>; 2],
+    /// The payload's attestation token timings: the whole token (INIT and every CONTINUE),
+    /// the CONTINUEs that only signed, INIT alone.
+    pub token_timings: [Option<RsiTiming>; 3],
+    /// The attestation token the payload handed over, when it handed all of it.
+    pub token: Option<alloc::vec::Vec<u8>>,
     /// `RSI_HOST_CALL` exits.
     pub host_calls: u64,
     /// RIPAS changes to RAM the host refused.
@@ -267,6 +288,9 @@ struct Hooks<'s, 'c> {
     allow_cpu_on: bool,
     verdict: Option<Verdict>,
     rsi_timings: [Option<RsiTiming>; 2],
+    token_timings: [Option<RsiTiming>; 3],
+    token: alloc::vec::Vec<u8>,
+    token_complete: bool,
     host_calls: u64,
     ripas_rejected: u64,
 }
@@ -279,6 +303,9 @@ impl<'s, 'c> Hooks<'s, 'c> {
             allow_cpu_on: plan.allow_cpu_on,
             verdict: None,
             rsi_timings: [None; 2],
+            token_timings: [None; 3],
+            token: alloc::vec::Vec::new(),
+            token_complete: false,
             host_calls: 0,
             ripas_rejected: 0,
         }
@@ -287,6 +314,67 @@ impl<'s, 'c> Hooks<'s, 'c> {
     fn say(&self, what: core::fmt::Arguments<'_>) {
         self.out.borrow_mut().host_line(what);
     }
+
+    /// Takes a [`HOST_CALL_TOKEN`] chunk; returns the bytes held in order. A chunk at offset
+    /// 0 starts a new token; one that does not continue the bytes held, or a token larger
+    /// than [`TOKEN_MAX`], is ignored.
+    fn token_chunk(&mut self, gprs: &[u64; 31]) -> usize {
+        let (total, off, len) = (gprs[0], gprs[1], gprs[2]);
+        let fits = usize::try_from(total).is_ok_and(|t| t <= TOKEN_MAX) && len <= 28 * 8;
+        if off == 0 {
+            self.token.clear();
+            self.token_complete = false;
+        }
+        if !fits || off != self.token.len() as u64 || off.saturating_add(len) > total {
+            return self.token.len();
+        }
+        let bytes = gprs[3..].iter().flat_map(|w| w.to_le_bytes());
+        self.token.extend(bytes.take(len as usize));
+        if self.token.len() as u64 == total && !self.token_complete {
+            self.token_complete = true;
+            self.say(format_args!("{TOKEN_BEGIN} {total} bytes"));
+            for chunk in self.token.chunks(72) {
+                let mut b64 = [0u8; 96];
+                let n = base64(chunk, &mut b64);
+                let text = core::str::from_utf8(&b64[..n]).unwrap_or("");
+                self.say(format_args!("{TOKEN_LINE}{text}"));
+            }
+            self.say(format_args!("{TOKEN_END}"));
+        }
+        self.token.len()
+    }
+}
+
+/// Standard base64 (RFC 4648, with padding) of `data` into `out`; returns the length
+/// (`out` must hold `4 * ceil(len / 3)` bytes, or the output is cut there).
+pub fn base64(data: &[u8], out: &mut [u8]) -> usize {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut n = 0;
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let quad = [
+            ALPHABET[(v >> 18) as usize & 63],
+            ALPHABET[(v >> 12) as usize & 63],
+            if c.len() > 1 {
+                ALPHABET[(v >> 6) as usize & 63]
+            } else {
+                b'='
+            },
+            if c.len() > 2 {
+                ALPHABET[v as usize & 63]
+            } else {
+                b'='
+            },
+        ];
+        for q in quad {
+            if let Some(slot) = out.get_mut(n) {
+                *slot = q;
+                n += 1;
+            }
+        }
+    }
+    n
 }
 
 impl ExitHooks for Hooks<'_, '_> {
@@ -325,12 +413,24 @@ impl ExitHooks for Hooks<'_, '_> {
                     Some(t("rsi_version_in_realm", 0)),
                     Some(t("rsi_ipa_state_get_in_realm", 3)),
                 ];
+                if gprs[6] != 0 {
+                    self.token_timings = [
+                        Some(t("attestation_token_in_realm", 6)),
+                        Some(t("attestation_token_signing_in_realm", 9)),
+                        Some(t("attestation_token_init_in_realm", 12)),
+                    ];
+                }
                 self.say(format_args!(
                     "REC {vcpu}: host call {imm:#x}: the payload's RSI timings ({} RSI_VERSION \
                      and {} RSI_IPA_STATE_GET calls)",
                     gprs[0], gprs[3]
                 ));
                 *gprs
+            }
+            HOST_CALL_TOKEN => {
+                let mut out = *gprs;
+                out[0] = self.token_chunk(gprs) as u64;
+                out
             }
             _ => {
                 self.say(format_args!(
@@ -677,6 +777,10 @@ fn run_vm<C: Conduit, M: HostMem, H: VmHost>(
     report.entered = total > 0;
     report.verdict = hooks.verdict;
     report.rsi_timings = hooks.rsi_timings;
+    report.token_timings = hooks.token_timings;
+    report.token = hooks
+        .token_complete
+        .then(|| core::mem::take(&mut hooks.token));
     report.host_calls = hooks.host_calls;
     report.ripas_rejected = hooks.ripas_rejected;
     report.realm_lines = lines.count;
@@ -835,3 +939,107 @@ fn teardown<C: Conduit, M: HostMem>(
 #[cfg(test)]
 #[path = "payload_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+    use alloc::string::{String, ToString};
+    use alloc::vec::Vec;
+
+    struct Out(Vec<String>);
+
+    impl PayloadConsole for Out {
+        fn realm_line(&mut self, _: &str) {}
+        fn host_line(&mut self, text: core::fmt::Arguments<'_>) {
+            self.0.push(text.to_string());
+        }
+    }
+
+    fn b64(data: &[u8]) -> String {
+        let mut out = [0u8; 64];
+        let n = base64(data, &mut out);
+        String::from_utf8(out[..n].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn base64_is_rfc_4648() {
+        for (data, want) in [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg=="),
+            (b"fooba", "Zm9vYmE="),
+            (b"foobar", "Zm9vYmFy"),
+            (&[0xFF, 0xEF, 0x3E], "/+8+"),
+        ] {
+            assert_eq!(b64(data), want);
+        }
+        // A short output buffer cuts the output, never more.
+        let mut out = [0u8; 3];
+        assert_eq!(base64(b"foobar", &mut out), 3);
+    }
+
+    /// The gprs of a chunk of `token` at `off`.
+    fn chunk(token: &[u8], off: usize) -> [u64; 31] {
+        let n = (token.len() - off).min(224);
+        let mut g = [0u64; 31];
+        g[0] = token.len() as u64;
+        g[1] = off as u64;
+        g[2] = n as u64;
+        for (i, b) in token[off..off + n].iter().enumerate() {
+            g[3 + i / 8] |= u64::from(*b) << (8 * (i % 8));
+        }
+        g
+    }
+
+    #[test]
+    fn token_chunks_are_gathered_and_printed_once() {
+        let mut out = Out(Vec::new());
+        let cell: RefCell<&mut dyn PayloadConsole> = RefCell::new(&mut out);
+        let plan = PayloadPlan::new(0, 0, 0, 0);
+        let mut h = Hooks::new(&cell, &plan);
+        let token: Vec<u8> = (0..500u32).map(|i| (i * 7) as u8).collect();
+        assert_eq!(h.host_call(0, HOST_CALL_TOKEN, &chunk(&token, 0))[0], 224);
+        // A chunk out of order is ignored; the answer says what the host holds.
+        assert_eq!(h.host_call(0, HOST_CALL_TOKEN, &chunk(&token, 448))[0], 224);
+        assert_eq!(h.host_call(0, HOST_CALL_TOKEN, &chunk(&token, 224))[0], 448);
+        assert_eq!(h.host_call(0, HOST_CALL_TOKEN, &chunk(&token, 448))[0], 500);
+        assert!(h.token_complete);
+        assert_eq!(h.token, token);
+        // Too long a chunk, or a token over the limit, is not taken.
+        let mut bad = chunk(&token, 0);
+        bad[2] = 225;
+        assert_eq!(h.host_call(0, HOST_CALL_TOKEN, &bad)[0], 0);
+        let mut big = chunk(&token, 0);
+        big[0] = TOKEN_MAX as u64 + 1;
+        assert_eq!(h.host_call(0, HOST_CALL_TOKEN, &big)[0], 0);
+        let mut past = chunk(&token, 0);
+        past[0] = 100;
+        assert_eq!(
+            h.host_call(0, HOST_CALL_TOKEN, &past)[0],
+            0,
+            "the chunk ends past the token"
+        );
+        drop(h);
+        let lines = &out.0;
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with(TOKEN_BEGIN)).count(),
+            1
+        );
+        assert_eq!(lines[0], "attestation token from the realm: 500 bytes");
+        let text: String = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(TOKEN_LINE))
+            .collect();
+        // Lines of 72 bytes (a multiple of 3): the lines join into the whole encoding.
+        assert_eq!(text, b64_all(&token));
+        assert!(lines.iter().any(|l| l == TOKEN_END));
+    }
+
+    fn b64_all(data: &[u8]) -> String {
+        let mut out = alloc::vec![0u8; data.len().div_ceil(3) * 4];
+        let n = base64(data, &mut out);
+        String::from_utf8(out[..n].to_vec()).unwrap()
+    }
+}

@@ -289,6 +289,7 @@ pub fn run(machine: &Machine) -> ! {
         tally.failed += t.failed;
         host_core::bench::rec_exits(rmi.out(), &Timer, &run.stats);
         host_core::bench::rsi_timings(rmi.out(), &run.rsi_timings);
+        host_core::bench::rsi_timings(rmi.out(), &run.token_timings);
     }
     println!(
         "{} RMI calls; {} checks passed, {} failed",

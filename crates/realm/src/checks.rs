@@ -11,7 +11,7 @@ use cca_abi::rsi::{
 use cca_measure::Measurement;
 use cca_rsi::{
     hash_algorithm, AffinityState, Conduit, Error, Granule, PsciError, Ripas, Rsi, RsiHostCall,
-    RsiRealmConfig, RsiResponse, SetRipas, Smc, VersionError,
+    RsiRealmConfig, RsiResponse, SetRipas, Smc, TokenStep, VersionError,
 };
 use core::fmt::{self, Display as _};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -132,7 +132,7 @@ static REC1_VERSION_X0: AtomicU64 = AtomicU64::new(u64::MAX);
 /// The granule `RSI_REALM_CONFIG` fills.
 static CONFIG: spin::Mutex<RsiRealmConfig> = spin::Mutex::new(RsiRealmConfig::ZEROED);
 
-/// Buffer for an attestation token, if the RMM provides one.
+/// Buffer for the attestation token.
 static TOKEN: spin::Mutex<[Granule; 4]> = spin::Mutex::new([Granule::ZEROED; 4]);
 
 /// The affinity fields of an MPIDR (Aff3, Aff2, Aff1, Aff0).
@@ -154,7 +154,7 @@ pub fn run(x0: u64) {
     measurements(&mut rsi, algo);
     ripas(&mut rsi);
     host_call(&mut rsi);
-    attestation(&mut rsi);
+    attestation(&mut rsi, algo);
     psci_checks(&mut rsi);
     crate::gic::timer_check();
     mmio();
@@ -510,32 +510,193 @@ fn host_call(rsi: &mut Rsi<Smc>) {
     );
 }
 
-#[inline(never)]
-fn attestation(rsi: &mut Rsi<Smc>) {
-    section("attestation");
-    let challenge: [u8; 64] = core::array::from_fn(|i| 0xA0 ^ i as u8);
-    match rsi.attestation_token_init(&challenge) {
-        Err(e) => check(
-            true,
-            format_args!(
-                "ATTESTATION_TOKEN_INIT -> {e} (no attestation yet: any error is accepted)"
-            ),
-        ),
-        Ok(bound) => {
-            let mut buf = TOKEN.lock();
-            let r = rsi.attestation_token(&challenge, &mut buf[..]);
-            check(
-                matches!(r, Ok(n) if n > 0 && n as u64 <= bound),
-                format_args!(
-                    "ATTESTATION_TOKEN_INIT -> SUCCESS (at most {bound} bytes), token -> {}",
-                    Fmt(|f| match r {
-                        Ok(n) => write!(f, "{n} bytes"),
-                        Err(e) => e.fmt(f),
-                    })
-                ),
-            );
+/// `RSI_HOST_CALL` immediate: one chunk of the attestation token for the host. `gprs[0]` =
+/// the token's length, `gprs[1]` = this chunk's offset, `gprs[2]` = its length (at most
+/// [`TOKEN_CHUNK`]), `gprs[3..31]` = its bytes, little-endian. The host answers `gprs[0]` =
+/// the bytes it holds in order.
+pub const HOST_CALL_TOKEN: u16 = 0xCCA3;
+/// Token bytes per host call.
+pub const TOKEN_CHUNK: usize = 28 * 8;
+
+/// Counter ticks of the last token: INIT, the CONTINUEs that only signed, all CONTINUEs.
+static TOKEN_TICKS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+
+/// The counter ticks of the payload's attestation token: `(INIT, signing, INIT + every
+/// CONTINUE)`, reported to the host with the RSI timings.
+pub fn token_ticks() -> [u64; 3] {
+    core::array::from_fn(|i| TOKEN_TICKS[i].load(Ordering::Relaxed))
+}
+
+/// A challenge nobody can have asked for before: SHA-512 of the counter and this realm's
+/// RIM.
+fn fresh_challenge(rim: &[u8; 64]) -> [u8; 64] {
+    let mut h = cca_measure::Hasher::new(HashAlgorithm::Sha512);
+    h.update(b"cca-rs realm payload challenge");
+    h.update(&counter().to_le_bytes());
+    h.update(rim);
+    h.finalize()
+}
+
+/// The byte at `i` of the token buffer.
+fn token_byte(buf: &[Granule], i: usize) -> u8 {
+    buf[i / 4096].0[i % 4096]
+}
+
+/// True when `needle` occurs in the first `len` bytes of the token buffer.
+fn token_contains(buf: &[Granule], len: usize, needle: &[u8]) -> bool {
+    (0..=len.saturating_sub(needle.len())).any(|i| {
+        needle
+            .iter()
+            .enumerate()
+            .all(|(j, &b)| token_byte(buf, i + j) == b)
+    })
+}
+
+/// INIT then CONTINUE granule after granule, timing both; the token's length.
+fn fetch_token(
+    rsi: &mut Rsi<Smc>,
+    challenge: &[u8; 64],
+    buf: &mut [Granule],
+) -> cca_rsi::Result<usize> {
+    let t0 = counter();
+    rsi.attestation_token_init(challenge)?;
+    let t1 = counter();
+    let mut signing = 0;
+    let mut total = 0;
+    for granule in buf.iter_mut() {
+        let mut offset = 0;
+        while offset < 4096 {
+            let t = counter();
+            let step = rsi.attestation_token_continue(granule, offset, 4096 - offset)?;
+            let (done, written) = match step {
+                TokenStep::Done { written } => (true, written),
+                TokenStep::Incomplete { written } => (false, written),
+            };
+            if total == 0 && written == 0 {
+                signing += counter() - t;
+            }
+            offset += written;
+            total += written;
+            if done {
+                let t2 = counter();
+                TOKEN_TICKS[0].store(t1 - t0, Ordering::Relaxed);
+                TOKEN_TICKS[1].store(signing, Ordering::Relaxed);
+                TOKEN_TICKS[2].store(t2 - t0, Ordering::Relaxed);
+                return Ok(total);
+            }
         }
     }
+    Err(Error::BufferTooSmall)
+}
+
+/// Hands the token to the host, [`TOKEN_CHUNK`] bytes per host call; true if the host
+/// acknowledged all of it.
+fn hand_to_host(rsi: &mut Rsi<Smc>, buf: &[Granule], len: usize) -> (bool, usize) {
+    let mut calls = 0;
+    let mut acked = 0;
+    let mut off = 0;
+    while off < len {
+        let n = TOKEN_CHUNK.min(len - off);
+        let mut gprs = [0u64; HOST_CALL_NR_GPRS];
+        gprs[0] = len as u64;
+        gprs[1] = off as u64;
+        gprs[2] = n as u64;
+        for i in 0..n {
+            gprs[3 + i / 8] |= u64::from(token_byte(buf, off + i)) << (8 * (i % 8));
+        }
+        let mut call = RsiHostCall::new(HOST_CALL_TOKEN, gprs);
+        calls += 1;
+        if rsi.host_call(&mut call).is_err() {
+            return (false, calls);
+        }
+        acked = call.gprs[0];
+        off += n;
+    }
+    (acked == len as u64, calls)
+}
+
+#[inline(never)]
+fn attestation(rsi: &mut Rsi<Smc>, algo: HashAlgorithm) {
+    section("attestation");
+    let rim = rsi.measurement_read(rsi::RIM_INDEX).unwrap_or([0; 64]);
+    let challenge = fresh_challenge(&rim);
+    let bound = match rsi.attestation_token_init(&challenge) {
+        Ok(b) => b,
+        Err(e) => {
+            check(false, format_args!("ATTESTATION_TOKEN_INIT -> {e}"));
+            return;
+        }
+    };
+    check(
+        bound == 4096,
+        format_args!("ATTESTATION_TOKEN_INIT(fresh challenge) -> SUCCESS, at most {bound} bytes"),
+    );
+    let mut buf = TOKEN.lock();
+    let base = buf.as_ptr() as u64;
+    let r = rsi.call(rsi::ATTESTATION_TOKEN_CONTINUE, &[base + 8, 0, 8]);
+    let r2 = rsi.call(rsi::ATTESTATION_TOKEN_CONTINUE, &[base, 4000, 97]);
+    check(
+        r[0] == RsiStatus::ErrorInput.to_reg() && r2[0] == RsiStatus::ErrorInput.to_reg(),
+        format_args!(
+            "ATTESTATION_TOKEN_CONTINUE at an unaligned IPA -> {}, past the granule -> {}",
+            Status(r[0]),
+            Status(r2[0])
+        ),
+    );
+    let n = match fetch_token(rsi, &challenge, &mut buf[..]) {
+        Ok(n) => n,
+        Err(e) => {
+            check(
+                false,
+                format_args!("ATTESTATION_TOKEN_CONTINUE loop -> {e}"),
+            );
+            return;
+        }
+    };
+    let len = cca_measure::hash_len(algo);
+    let mut tagged_challenge = [0u8; 66];
+    tagged_challenge[..2].copy_from_slice(&[0x58, 0x40]);
+    tagged_challenge[2..].copy_from_slice(&challenge);
+    let mut tagged_rim = [0u8; 66];
+    tagged_rim[..2].copy_from_slice(&[0x58, len as u8]);
+    tagged_rim[2..2 + len].copy_from_slice(&rim[..len]);
+    let tag = [
+        token_byte(&buf[..], 0),
+        token_byte(&buf[..], 1),
+        token_byte(&buf[..], 2),
+    ];
+    println!("  attestation challenge: {}", Hex(&challenge));
+    check(
+        n > 0
+            && n as u64 <= bound
+            && (tag == [0xD9, 0x03, 0x8B] || tag == [0xD9, 0x01, 0x8F])
+            && token_contains(&buf[..], n, &tagged_challenge)
+            && token_contains(&buf[..], n, &tagged_rim[..2 + len]),
+        format_args!(
+            "token: {n} bytes (bound {bound}), CCA collection tag {}, holding the RIM and the \
+             challenge",
+            if tag == [0xD9, 0x01, 0x8F] {
+                "399"
+            } else {
+                "907"
+            }
+        ),
+    );
+    let r = rsi.attestation_token_continue(&mut buf[0], 0, 4096);
+    check(
+        r == Err(Error::Status(RsiStatus::ErrorState)),
+        format_args!(
+            "ATTESTATION_TOKEN_CONTINUE after the last byte -> {}",
+            Res(r.map(|_| ()))
+        ),
+    );
+    let (acked, calls) = hand_to_host(rsi, &buf[..], n);
+    check(
+        acked,
+        format_args!(
+            "HOST_CALL(imm {HOST_CALL_TOKEN:#x}) x {calls}: the host holds the {n}-byte token"
+        ),
+    );
 }
 
 /// A PSCI result printed as its name.
@@ -731,6 +892,10 @@ fn report_rsi_timing() {
     let mut gprs = [0u64; cca_abi::rsi::HOST_CALL_NR_GPRS];
     let freq = read_sysreg!(cntfrq_el0);
     gprs[..6].copy_from_slice(&[N, t1 - t0, freq, N, t2 - t1, freq]);
+    // The attestation token: the whole of it (INIT and every CONTINUE), the CONTINUEs that
+    // only signed, INIT alone.
+    let [init, sign, whole] = token_ticks();
+    gprs[6..15].copy_from_slice(&[1, whole, freq, 1, sign, freq, 1, init, freq]);
     let mut call = RsiHostCall::new(crate::layout::HOST_CALL_TIMING, gprs);
     let _ = rsi.host_call(&mut call);
 }

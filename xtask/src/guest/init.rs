@@ -44,6 +44,15 @@ pub enum InitScript {
         /// The physical address to read.
         addr: u64,
     },
+    /// The evidence, then an attestation token through configfs-tsm: `challenge` (32 to 64
+    /// bytes) written to `/sys/kernel/config/tsm/report/r0/inblob`, `outblob` read and printed
+    /// in base64 as `token-b64:` lines (then `token-rc:`, the read's exit status), then
+    /// [`DONE`] and power-off. Needs the `configfs`, `tsm_report` and `arm-cca-guest`
+    /// modules (or a kernel with them built in).
+    Attest {
+        /// The challenge.
+        challenge: Vec<u8>,
+    },
     /// This text, verbatim, as `/init` (it should start with `#!/bin/busybox sh`; see
     /// [`InitScript::prologue`]).
     Custom(String),
@@ -113,6 +122,25 @@ impl InitScript {
                 );
                 finish(&mut s, Then::PowerOff);
             }
+            InitScript::Attest { challenge } => {
+                s.push_str(PROLOGUE);
+                s.push_str(EVIDENCE);
+                // The challenge as octal escapes: BusyBox printf writes the bytes exactly.
+                let octal: String = challenge.iter().map(|b| format!("\\{b:03o}")).collect();
+                let _ = write!(
+                    s,
+                    "R=/sys/kernel/config/tsm/report/r0\n\
+                     mkdir -p $R\n\
+                     printf '{octal}' > $R/inblob\n\
+                     echo \"CCA-INIT: tsm-provider: $(cat $R/provider 2>/dev/null)\"\n\
+                     cat $R/outblob > /token.cbor\n\
+                     echo \"CCA-INIT: token-rc: $?\"\n\
+                     base64 /token.cbor | while read -r l; do echo \"CCA-INIT: token-b64: $l\"; done\n\
+                     echo \"CCA-INIT: token-size: $(wc -c < /token.cbor)\"\n\
+                     rmdir $R\n"
+                );
+                finish(&mut s, Then::PowerOff);
+            }
             InitScript::Shell => {
                 s.push_str(PROLOGUE);
                 s.push_str(
@@ -165,6 +193,12 @@ pub struct Evidence {
     pub probe_value: Option<String>,
     /// Whether [`DONE`] was printed.
     pub done: bool,
+    /// The TSM provider configfs-tsm reported ([`InitScript::Attest`]).
+    pub tsm_provider: Option<String>,
+    /// The exit status of the `outblob` read.
+    pub token_rc: Option<i32>,
+    /// The token's base64 lines, in order.
+    pub token_b64: Vec<String>,
 }
 
 impl Evidence {
@@ -194,6 +228,9 @@ impl Evidence {
                 }
                 "uname-r" => e.release = Some(value.to_string()),
                 "tsm-report" => e.tsm_report = Some(value == "present"),
+                "tsm-provider" => e.tsm_provider = Some(value.to_string()),
+                "token-rc" => e.token_rc = value.parse().ok(),
+                "token-b64" => e.token_b64.push(value.to_string()),
                 "probe-value" => {
                     e.probe_value = value.split_whitespace().next().map(str::to_string)
                 }
@@ -206,6 +243,15 @@ impl Evidence {
             }
         }
         e
+    }
+
+    /// The token [`InitScript::Attest`] printed, decoded (`None` if there was none or its
+    /// base64 is broken).
+    pub fn token(&self) -> Option<Vec<u8>> {
+        if self.token_b64.is_empty() {
+            return None;
+        }
+        cca_attest::b64::decode(&self.token_b64.concat())
     }
 
     /// The RSI version the kernel reported, as `(major, minor)`.
@@ -233,6 +279,9 @@ mod tests {
             InitScript::Evidence { then: Then::Reboot },
             InitScript::ProbeUnemulated { addr: 0x1000 },
             InitScript::Shell,
+            InitScript::Attest {
+                challenge: vec![1; 64],
+            },
         ] {
             let text = script.render();
             assert!(text.starts_with("#!/bin/busybox sh\n"), "{script:?}");
@@ -427,5 +476,35 @@ CCA-INIT: done\n";
         assert!(e.rsi.is_some());
         assert_eq!(e.rsi_version(), None);
         assert!(!Evidence::parse("CCA-INIT: done-ish\n").done);
+    }
+
+    #[test]
+    fn the_attestation_script_writes_the_challenge_and_prints_the_token() {
+        let mut challenge = vec![0u8; 64];
+        challenge[1] = 0x41;
+        challenge[2] = 0xFF;
+        let text = InitScript::Attest { challenge }.render();
+        assert!(text.contains("printf '\\000\\101\\377\\000"), "{text}");
+        assert!(text.contains("> $R/inblob"));
+        assert!(text.contains("cat $R/outblob"));
+        let l = lines(&text);
+        let read = l.iter().position(|x| x.contains("outblob")).unwrap();
+        let done = l
+            .iter()
+            .position(|x| *x == "echo \"CCA-INIT: done\"")
+            .unwrap();
+        assert!(read < done);
+        // Its lines read back.
+        let console = "[REALM] CCA-INIT: tsm-provider: arm_cca_guest\n\
+                       [REALM] CCA-INIT: token-rc: 0\n\
+                       [REALM] CCA-INIT: token-b64: Zm9v\n\
+                       [REALM] CCA-INIT: token-b64: YmFy\n";
+        let e = Evidence::parse(console);
+        assert_eq!(e.tsm_provider.as_deref(), Some("arm_cca_guest"));
+        assert_eq!(e.token_rc, Some(0));
+        assert_eq!(e.token(), Some(b"foobar".to_vec()));
+        assert_eq!(Evidence::parse("").token(), None);
+        let bad = Evidence::parse("CCA-INIT: token-b64: Zm9v!\n");
+        assert_eq!(bad.token(), None);
     }
 }

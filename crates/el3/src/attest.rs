@@ -1,0 +1,181 @@
+//! EL3's attestation services: measured boot of the three images, the Realm Attestation Key
+//! made from `RNDR`, and the RMM-EL3 calls `RMM_ATTEST_GET_REALM_KEY` and
+//! `RMM_ATTEST_GET_PLAT_TOKEN` (the logic is `el3_core::attest`).
+//!
+//! Measured boot, before the RMM or the host runs ([`el3_core::attest::measure_image`]):
+//! `BL31` is this monitor's flash image (code, read-only data and the initial data, up to
+//! `__data_lma` + the size of `.data`), `RMM` the 16 MiB load window at `RMM_BASE`, `BL33`
+//! the 16 MiB window at the host's entry point. The CPAK is the build's development key
+//! (`build.rs`).
+
+use crate::context::WorldCtx;
+use crate::platform::{NS_ENTRY, RMM_BASE, RMM_RESERVE_LOW, RMM_SHARED};
+use cca_abi::el3::{El3Error, RMM_ATTEST_GET_PLAT_TOKEN, RMM_ATTEST_GET_REALM_KEY};
+use el3_core::attest::{measure_image_parts, Component, PlatformAttestation, COMPONENT_TYPES};
+use fw_support::println;
+use fw_support::sysreg::CpuId;
+use spin::Mutex;
+
+/// The development CPAK (see `build.rs`).
+const CPAK: [u8; 48] = *include_bytes!(concat!(env!("OUT_DIR"), "/dev-cpak.bin"));
+/// Size of the host's measured load window.
+const HOST_WINDOW: u64 = 16 << 20;
+
+static ATTEST: Mutex<Option<PlatformAttestation>> = Mutex::new(None);
+
+unsafe extern "C" {
+    static __data_lma: u8;
+    static __data_start: u8;
+    static __data_end: u8;
+}
+
+/// Bytes as hex.
+struct Hex<'a>(&'a [u8]);
+
+impl core::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// Reads `RNDR`: `None` if the generator failed this time.
+fn rndr() -> Option<u64> {
+    let v: u64;
+    let nzcv: u64;
+    // SAFETY: RNDR (s3_3_c2_c4_0) reads the generator and sets NZCV; FEAT_RNG was checked.
+    unsafe {
+        core::arch::asm!(
+            "mrs {v}, s3_3_c2_c4_0",
+            "mrs {f}, nzcv",
+            v = out(reg) v,
+            f = out(reg) nzcv,
+            options(nomem, nostack)
+        );
+    }
+    (nzcv & (1 << 30) == 0).then_some(v)
+}
+
+fn random_scalar() -> Option<[u8; 48]> {
+    let mut d = [0u8; 48];
+    for chunk in d.chunks_mut(8) {
+        let v = (0..64).find_map(|_| rndr())?;
+        chunk.copy_from_slice(&v.to_le_bytes());
+    }
+    Some(d)
+}
+
+/// Measures the images and makes the RAK (cold boot, MMU on, before the RMM starts).
+pub fn init(id: &CpuId) {
+    let el3_end = (&raw const __data_lma) as u64 + (&raw const __data_end) as u64
+        - (&raw const __data_start) as u64;
+    // SAFETY: EL3's map covers the Realm carve-out and the host's window read-write; nothing
+    // else runs yet, and the images are only read.
+    let (rmm, host) = unsafe {
+        (
+            core::slice::from_raw_parts(
+                RMM_BASE as *const u8,
+                (RMM_RESERVE_LOW - RMM_BASE) as usize,
+            ),
+            core::slice::from_raw_parts(NS_ENTRY as *const u8, HOST_WINDOW as usize),
+        )
+    };
+    let (first, rest) = flash(el3_end);
+    let components = [
+        Component {
+            kind: COMPONENT_TYPES[0],
+            measurement: measure_image_parts(&[&[first], rest]),
+        },
+        Component {
+            kind: COMPONENT_TYPES[1],
+            measurement: measure_image_parts(&[rmm]),
+        },
+        Component {
+            kind: COMPONENT_TYPES[2],
+            measurement: measure_image_parts(&[host]),
+        },
+    ];
+    for c in &components {
+        println!("measured boot: {} sha-256 {}", c.kind, Hex(&c.measurement));
+    }
+    if !id.rng() {
+        println!("no FEAT_RNG: no realm attestation key; the attestation calls will fail");
+        return;
+    }
+    for _ in 0..8 {
+        let Some(rak) = random_scalar() else {
+            continue;
+        };
+        if let Ok(a) = PlatformAttestation::new(&CPAK, &rak, components) {
+            println!(
+                "attestation: platform instance ID {} (development CPAK), fresh RAK",
+                Hex(&a.instance_id())
+            );
+            *ATTEST.lock() = Some(a);
+            return;
+        }
+    }
+    println!("RNDR gave no usable realm attestation key; the attestation calls will fail");
+}
+
+/// EL3's own image in flash, `[0, end)`: its first byte and the rest (a Rust slice cannot
+/// start at address 0).
+fn flash(end: u64) -> (u8, &'static [u8]) {
+    let first: u32;
+    // SAFETY: address 0 is the start of the flash image, mapped read-only in EL3's map.
+    unsafe {
+        core::arch::asm!(
+            "mov {a}, xzr",
+            "ldrb {v:w}, [{a}]",
+            a = out(reg) _,
+            v = out(reg) first,
+            options(readonly, nostack)
+        );
+    }
+    // SAFETY: `[1, end)` is the rest of the flash image, mapped read-only and never written.
+    let rest = unsafe {
+        core::slice::from_raw_parts(
+            core::ptr::with_exposed_provenance::<u8>(1),
+            end as usize - 1,
+        )
+    };
+    (first as u8, rest)
+}
+
+/// Serves `RMM_ATTEST_GET_REALM_KEY` and `RMM_ATTEST_GET_PLAT_TOKEN` from the RMM.
+pub fn serve(realm: &mut WorldCtx) {
+    let x = realm.x;
+    let fid = cca_abi::smccc::normalize(x[0]);
+    let mut guard = ATTEST.lock();
+    let Some(a) = guard.as_mut() else {
+        realm.ret(&[El3Error::Unknown.to_reg(), 0, 0]);
+        return;
+    };
+    // SAFETY: the shared buffer is a page of the Realm carve-out mapped RW in EL3's map; the
+    // RMM is stopped in this SMC, so nothing else touches it meanwhile.
+    let page = unsafe { core::slice::from_raw_parts_mut(RMM_SHARED as *mut u8, 4096) };
+    match fid {
+        RMM_ATTEST_GET_REALM_KEY => match a.get_realm_key(page, RMM_SHARED, x[1], x[2], x[3]) {
+            Ok(len) => realm.ret(&[0, len]),
+            Err(e) => {
+                println!(
+                    "RMM_ATTEST_GET_REALM_KEY({:#x}, {:#x}, {}) -> {e:?}",
+                    x[1], x[2], x[3]
+                );
+                realm.ret(&[e.to_reg(), 0]);
+            }
+        },
+        RMM_ATTEST_GET_PLAT_TOKEN => {
+            match a.get_platform_token(page, RMM_SHARED, x[1], x[2], x[3]) {
+                Ok((chunk, remaining)) => realm.ret(&[0, chunk, remaining]),
+                Err(e) => {
+                    println!(
+                        "RMM_ATTEST_GET_PLAT_TOKEN({:#x}, {:#x}, {}) -> {e:?}",
+                        x[1], x[2], x[3]
+                    );
+                    realm.ret(&[e.to_reg(), 0, 0]);
+                }
+            }
+        }
+        _ => realm.ret(&[El3Error::Unknown.to_reg()]),
+    }
+}
