@@ -267,7 +267,43 @@ pub fn bench_with(imgs: &Images, rmm: Option<&Path>) -> Result<Vec<BenchRow>> {
         }
         anyhow::bail!("the benchmark run failed");
     }
-    Ok(bench_rows(&out.lines))
+    let mut rows = bench_rows(&out.lines);
+    let ms = cold_boot_ms(imgs, &rmm_img, 5)?;
+    rows.push(("cold_boot_to_host_ms_median_of_5".to_string(), 5, ms));
+    Ok(rows)
+}
+
+/// Wall time from starting QEMU (without `-icount`) to the host's first console line, the
+/// median of `runs` boots, in milliseconds: EL3's start-up (GPT included) and the RMM's cold
+/// boot. QEMU is killed as soon as the line appears.
+pub fn cold_boot_ms(imgs: &Images, rmm: &Path, runs: usize) -> Result<u64> {
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let mut cmd = command(&imgs.el3, rmm, &imgs.host, None, false);
+        let start = Instant::now();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting qemu-system-aarch64")?;
+        let out = child.stdout.take().expect("piped");
+        let mut seen = None;
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if l.starts_with("[HOST]") {
+                seen = Some(start.elapsed());
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        times.push(seen.context("the host printed nothing within 60 s")?);
+    }
+    times.sort();
+    Ok(times[times.len() / 2].as_millis() as u64)
 }
 
 /// The `[HOST] BENCH <name> <ops> <per op>` lines of a run.

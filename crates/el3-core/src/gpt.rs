@@ -217,17 +217,37 @@ impl<'a> Gpt<'a> {
             match self.l1_table_of(idx) {
                 None if pa % region == 0 && chunk_end == region_end => self.l0[idx] = l0_block(gpi),
                 None => return Err(GptError::NotGranular),
-                Some(_) => {
-                    let mut g = pa;
-                    while g < chunk_end {
-                        self.write_granule(g, gpi)?;
-                        g += PGS;
-                    }
-                }
+                Some(slot) => self.set_granules(slot, pa, chunk_end, gpi),
             }
             pa = chunk_end;
         }
         Ok(())
+    }
+
+    /// Sets `[pa, end)` (granule aligned, inside the region of level 1 table `slot`): whole
+    /// level 1 words (16 granules) at a time, one granule at a time only at unaligned edges,
+    /// so a uniform GiB costs 16 Ki word stores rather than 256 Ki read-modify-writes.
+    fn set_granules(&mut self, slot: usize, pa: u64, end: u64, gpi: Gpi) {
+        let set_one = |t: &mut Self, g: u64| {
+            let (word, shift) = t.l1_position(slot, g);
+            t.l1[word] = (t.l1[word] & !(0xf << shift)) | ((gpi as u64) << shift);
+        };
+        let mut g = pa;
+        while g < end && g % L1_WORD_SPAN != 0 {
+            set_one(self, g);
+            g += PGS;
+        }
+        let whole_end = end - (end - g.min(end)) % L1_WORD_SPAN;
+        if g < whole_end {
+            let (first, _) = self.l1_position(slot, g);
+            let n = ((whole_end - g) / L1_WORD_SPAN) as usize;
+            self.l1[first..first + n].fill(l1_fill(gpi));
+            g = whole_end;
+        }
+        while g < end {
+            set_one(self, g);
+            g += PGS;
+        }
     }
 
     /// Returns the GPI of the granule at `pa`.
@@ -400,6 +420,32 @@ mod tests {
             if pa + PGS < 0xC000_0000 {
                 proptest::prop_assert_eq!(g.get(pa + PGS).unwrap(), Gpi::NonSecure);
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// Word-at-a-time ranges equal granule-at-a-time writes, at any alignment, across
+        /// the boundary of two granular regions.
+        #[test]
+        fn ranges_equal_granule_writes(start in 0u64..600, len in 0u64..600, realm in proptest::bool::ANY) {
+            let base_pa = 0x8000_0000 - 300 * PGS;
+            let (mut l0a, mut l1a) = (vec![0; GEO.l0_entries()], vec![0; GEO.l1_words() * 2]);
+            let (mut l0b, mut l1b) = (vec![0; GEO.l0_entries()], vec![0; GEO.l1_words() * 2]);
+            let mut a = Gpt::new(GEO, &mut l0a, &mut l1a, 0x1000_0000, Gpi::Any);
+            let mut b = Gpt::new(GEO, &mut l0b, &mut l1b, 0x1000_0000, Gpi::Any);
+            for g in [&mut a, &mut b] {
+                g.make_granular(0x4000_0000).unwrap();
+                g.make_granular(0x8000_0000).unwrap();
+                g.set_range(0x4000_0000, 2 * GIB, Gpi::NonSecure).unwrap();
+            }
+            let gpi = if realm { Gpi::Realm } else { Gpi::Root };
+            let base = base_pa + start * PGS;
+            a.set_range(base, len * PGS, gpi).unwrap();
+            for k in 0..len {
+                b.write_granule(base + k * PGS, gpi).unwrap();
+            }
+            proptest::prop_assert_eq!(a.l1, b.l1);
+            proptest::prop_assert_eq!(a.l0, b.l0);
         }
     }
 }

@@ -66,17 +66,36 @@ fn dcache_line() -> u64 {
     4 << ((read_sysreg!(ctr_el0) >> 16) & 0xf)
 }
 
-/// Cleans and invalidates one granule to the point of physical aliasing in one PAS.
+/// The smallest data cache line, read once (every CPU of the machine has the same).
+static LINE: spin::Once<u64> = spin::Once::new();
+
+/// Cleans and invalidates one granule to the point of physical aliasing in one PAS, four
+/// lines per iteration.
 fn flush_to_popa(pa: u64, pas: u64) {
-    let line = dcache_line();
-    let mut a = pa;
-    while a < pa + 4096 {
-        // SAFETY: DC CIPAPA only performs cache maintenance by physical address.
-        unsafe { core::arch::asm!("sys #6, c7, c14, #1, {}", in(reg) a | pas, options(nostack)) };
-        a += line;
-    }
-    // SAFETY: a barrier only orders the maintenance above.
-    unsafe { core::arch::asm!("dsb osh", options(nostack)) };
+    let line = *LINE.call_once(dcache_line);
+    // SAFETY: DC CIPAPA only performs cache maintenance by physical address; four lines of at
+    // least 16 bytes per iteration divide the 4 KiB granule. The barrier orders it.
+    unsafe {
+        core::arch::asm!(
+            "add {end}, {a}, #4096",
+            "2:",
+            "sys #6, c7, c14, #1, {a}",
+            "add {a}, {a}, {line}",
+            "sys #6, c7, c14, #1, {a}",
+            "add {a}, {a}, {line}",
+            "sys #6, c7, c14, #1, {a}",
+            "add {a}, {a}, {line}",
+            "sys #6, c7, c14, #1, {a}",
+            "add {a}, {a}, {line}",
+            "cmp {a}, {end}",
+            "b.lo 2b",
+            "dsb osh",
+            a = inout(reg) pa | pas => _,
+            line = in(reg) line,
+            end = out(reg) _,
+            options(nostack)
+        )
+    };
 }
 
 /// Invalidates cached GPT information for one 4 KiB granule on all PEs.

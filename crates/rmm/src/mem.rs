@@ -83,5 +83,48 @@ memset:
     b.ne    5b
 6:  ret
 .size memset, . - memset
+
+/* rmm_fill_words16(x0 = dst, 8-byte aligned; x1 = value; x2 = words, a non-zero multiple
+ * of 16): stores the value 16 words per iteration. */
+.section .text.rmm_fill_words16, "ax"
+.global rmm_fill_words16
+rmm_fill_words16:
+1:  stp     x1, x1, [x0]
+    stp     x1, x1, [x0, #16]
+    stp     x1, x1, [x0, #32]
+    stp     x1, x1, [x0, #48]
+    stp     x1, x1, [x0, #64]
+    stp     x1, x1, [x0, #80]
+    stp     x1, x1, [x0, #96]
+    stp     x1, x1, [x0, #112]
+    add     x0, x0, #128
+    subs    x2, x2, #16
+    b.ne    1b
+    ret
+
+/* rmm_zva_4k(x0 = granule VA, x1 = DC ZVA block size, a power of two from 16 to 1024):
+ * zeroes the 4 KiB granule, four blocks per iteration. */
+.section .text.rmm_zva_4k, "ax"
+.global rmm_zva_4k
+rmm_zva_4k:
+    add     x2, x0, #4096
+1:  dc      zva, x0
+    add     x0, x0, x1
+    dc      zva, x0
+    add     x0, x0, x1
+    dc      zva, x0
+    add     x0, x0, x1
+    dc      zva, x0
+    add     x0, x0, x1
+    cmp     x0, x2
+    b.lo    1b
+    ret
 "#
 );
+
+unsafe extern "C" {
+    /// See the assembly above.
+    pub fn rmm_fill_words16(dst: *mut u64, value: u64, words: usize);
+    /// See the assembly above.
+    pub fn rmm_zva_4k(granule: *mut u8, block: u64);
+}

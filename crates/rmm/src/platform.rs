@@ -98,6 +98,11 @@ fn realm_ptr(pa: Pa) -> *mut u8 {
 ///
 /// `p` must be valid for `count` 8-byte writes and 8-byte aligned.
 unsafe fn fill_words(p: *mut u64, count: usize, first: u64, step: u64) {
+    if step == 0 && count != 0 && count % 16 == 0 {
+        // SAFETY: as guaranteed by the caller; a whole multiple of 16 words.
+        unsafe { crate::mem::rmm_fill_words16(p, first, count) };
+        return;
+    }
     let mut v = first;
     let mut i = 0;
     while i + 8 <= count {
@@ -199,24 +204,18 @@ impl PhysMem for FwPlatform {
     }
 
     fn realm_zero(&self, pa: Pa) {
-        let base = realm_ptr(pa) as u64;
+        let base = realm_ptr(pa);
         let block = zva_block();
-        if block == 0 {
-            let p = base as *mut u64;
-            for i in 0..512 {
-                // SAFETY: the granule is owned by the core and mapped by the Realm alias;
-                // volatile so the scrub is never elided.
-                unsafe { p.add(i).write_volatile(0) };
-            }
+        if !(16..=1024).contains(&block) {
+            // No DC ZVA (or a block size the loop below does not handle): stores.
+            // SAFETY: the granule is owned by the core and mapped by the Realm alias.
+            unsafe { crate::mem::rmm_fill_words16(base.cast(), 0, 512) };
             return;
         }
-        let mut a = base;
-        while a < base + 4096 {
-            // SAFETY: DC ZVA zeroes one naturally aligned block of the granule, which the core
-            // owns and the Realm alias maps as normal memory.
-            unsafe { core::arch::asm!("dc zva, {}", in(reg) a, options(nostack)) };
-            a += block;
-        }
+        // SAFETY: DC ZVA zeroes naturally aligned blocks of the granule, which the core owns
+        // and the Realm alias maps as normal memory; four blocks of at least 16 bytes per
+        // iteration divide 4 KiB.
+        unsafe { crate::mem::rmm_zva_4k(base, block) };
     }
 }
 
@@ -234,15 +233,9 @@ impl El3 for FwPlatform {
     }
 
     fn gtsi_undelegate(&self, pa: Pa) -> Result<(), El3Error> {
-        // Clean the scrubbed granule out of the caches before it changes PAS; EL3 adds the
-        // maintenance to the point of physical aliasing.
-        let p = realm_ptr(pa) as u64;
-        let mut a = p;
-        while a < p + 4096 {
-            // SAFETY: cache maintenance by VA on a mapped granule.
-            unsafe { core::arch::asm!("dc civac, {}", in(reg) a, options(nostack)) };
-            a += 64;
-        }
+        // The scrub's stores complete before EL3 changes the PAS. EL3 cleans and invalidates
+        // the granule by PA to the point of physical aliasing (DC CIPAPA, for the Realm and
+        // NS PAS), which covers the lines written here, so no maintenance by VA is needed.
         // SAFETY: barrier only.
         unsafe { core::arch::asm!("dsb ish", options(nostack)) };
         el3_result(smc(RMM_GTSI_UNDELEGATE, &[pa.get()])[0])
