@@ -96,7 +96,7 @@ fn cpu_on_with_a_bad_entry_point() {
         0x418f_f000, // the EL3-RMM shared page
         0xc000_0000, // past DRAM
         1 << 40,
-        u64::MAX & !3,
+        !3,
     ] {
         assert_eq!(
             dispatch(&s, &MAP, psci::CPU_ON_64, [1, entry, 0]),
@@ -284,12 +284,12 @@ proptest::proptest! {
                 }
             };
             proptest::prop_assert_eq!(a, expected);
-            for i in 0..4 {
+            for (i, &was) in before.iter().enumerate().take(4) {
                 let now = s.get(i);
                 if matches!(a, PsciAction::CpuOn { idx, .. } if idx == i) {
                     proptest::prop_assert_eq!(now, PowerState::OnPending);
                 } else {
-                    proptest::prop_assert_eq!(now, before[i]);
+                    proptest::prop_assert_eq!(now, was);
                 }
             }
         }
