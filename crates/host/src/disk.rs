@@ -24,8 +24,7 @@ extern crate alloc;
 use crate::Dram;
 use alloc::string::String;
 use alloc::vec;
-use alloc::vec::Vec;
-use host_core::devices::virtio::blk::{BlockBackend, BlockError};
+use host_core::devices::virtio::blk::{BlockBackend, BlockError, DirtyChunks};
 use host_core::vmm::launch::Disk;
 use host_core::HostMem;
 
@@ -75,8 +74,8 @@ pub struct HostDisk {
     pa: u64,
     size: u64,
     read_only: bool,
-    /// One bit per [`CHUNK`] written since the last flush.
-    dirty: Vec<u64>,
+    /// The [`CHUNK`]s written since the last flush.
+    dirty: DirtyChunks,
     /// The semihosting handle of the image file (read-write disks only).
     handle: Option<u64>,
     /// The file's name.
@@ -88,12 +87,11 @@ impl HostDisk {
     /// exactly as long as the image in memory.
     pub fn open(d: &Disk) -> Result<Self, String> {
         let path = command_line().unwrap_or_default();
-        let chunks = d.size.div_ceil(CHUNK);
         let mut disk = Self {
             pa: d.pa,
             size: d.size,
             read_only: d.read_only,
-            dirty: vec![0; chunks.div_ceil(64) as usize],
+            dirty: DirtyChunks::new(d.size, CHUNK),
             handle: None,
             path,
         };
@@ -139,10 +137,6 @@ impl HostDisk {
         Ok(self.pa + offset)
     }
 
-    fn is_dirty(&self, chunk: u64) -> bool {
-        self.dirty[(chunk / 64) as usize] & 1 << (chunk % 64) != 0
-    }
-
     /// Writes `[offset, offset + len)` of the image back to the file.
     fn write_back(&self, h: u64, offset: u64, len: u64) -> Result<(), BlockError> {
         if semihost(SYS_SEEK, &mut [h, offset]) != 0 {
@@ -177,11 +171,7 @@ impl BlockBackend for HostDisk {
         }
         let pa = self.range(offset, data.len())?;
         Dram.write(pa, data);
-        if let Some(last) = (offset + data.len() as u64).checked_sub(1) {
-            for c in offset / CHUNK..=last / CHUNK {
-                self.dirty[(c / 64) as usize] |= 1 << (c % 64);
-            }
-        }
+        self.dirty.mark(offset, data.len() as u64);
         Ok(())
     }
 
@@ -189,22 +179,10 @@ impl BlockBackend for HostDisk {
         let Some(h) = self.handle else {
             return Ok(());
         };
-        let chunks = self.size.div_ceil(CHUNK);
-        let mut c = 0;
-        while c < chunks {
-            if !self.is_dirty(c) {
-                c += 1;
-                continue;
-            }
-            let start = c;
-            while c < chunks && self.is_dirty(c) {
-                c += 1;
-            }
-            let off = start * CHUNK;
-            let end = (c * CHUNK).min(self.size);
-            self.write_back(h, off, end - off)?;
+        for (off, len) in self.dirty.runs() {
+            self.write_back(h, off, len)?;
         }
-        self.dirty.fill(0);
+        self.dirty.clear();
         Ok(())
     }
 }

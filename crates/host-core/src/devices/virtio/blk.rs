@@ -142,6 +142,72 @@ impl BlockBackend for VecDisk {
     }
 }
 
+/// Which chunks of a disk were written since the last flush, for backends that keep the
+/// disk in memory and write it back on flush.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirtyChunks {
+    chunk: u64,
+    len: u64,
+    bits: Vec<u64>,
+}
+
+impl DirtyChunks {
+    /// Nothing dirty on a disk of `len` bytes tracked in chunks of `chunk` bytes (non-zero).
+    pub fn new(len: u64, chunk: u64) -> Self {
+        let chunk = chunk.max(1);
+        let n = len.div_ceil(chunk).div_ceil(64);
+        Self {
+            chunk,
+            len,
+            bits: vec![0; usize::try_from(n).unwrap_or(0)],
+        }
+    }
+
+    /// Marks `[offset, offset + len)` (clipped to the disk) dirty.
+    pub fn mark(&mut self, offset: u64, len: u64) {
+        let end = offset.saturating_add(len).min(self.len);
+        if offset >= end {
+            return;
+        }
+        for c in offset / self.chunk..=(end - 1) / self.chunk {
+            if let Some(w) = self.bits.get_mut((c / 64) as usize) {
+                *w |= 1 << (c % 64);
+            }
+        }
+    }
+
+    fn is_dirty(&self, c: u64) -> bool {
+        self.bits
+            .get((c / 64) as usize)
+            .is_some_and(|w| w & 1 << (c % 64) != 0)
+    }
+
+    /// The dirty byte ranges `(offset, len)`, adjacent chunks merged, in order.
+    pub fn runs(&self) -> Vec<(u64, u64)> {
+        let chunks = self.len.div_ceil(self.chunk);
+        let mut out = Vec::new();
+        let mut c = 0;
+        while c < chunks {
+            if !self.is_dirty(c) {
+                c += 1;
+                continue;
+            }
+            let start = c;
+            while c < chunks && self.is_dirty(c) {
+                c += 1;
+            }
+            let off = start * self.chunk;
+            out.push((off, (c * self.chunk).min(self.len) - off));
+        }
+        out
+    }
+
+    /// Nothing dirty any more.
+    pub fn clear(&mut self) {
+        self.bits.fill(0);
+    }
+}
+
 /// The block device.
 pub struct VirtioBlk {
     disk: Box<dyn BlockBackend>,
@@ -614,6 +680,30 @@ mod tests {
         let mut e = Env::new(disk(8));
         e.queues[0].ready = false;
         e.run().unwrap();
+    }
+
+    #[test]
+    fn dirty_chunks_merge_into_runs() {
+        let mut d = DirtyChunks::new(10 * 4096 + 100, 4096);
+        assert!(d.runs().is_empty());
+        d.mark(4096, 1);
+        d.mark(8191, 2);
+        d.mark(5 * 4096, 0);
+        d.mark(10 * 4096 + 50, 1000);
+        assert_eq!(
+            d.runs(),
+            [(4096, 2 * 4096), (10 * 4096, 100)],
+            "chunks 1 and 2 merged, the short last chunk clipped"
+        );
+        d.mark(u64::MAX - 1, 10);
+        d.mark(11 * 4096, 1);
+        assert_eq!(d.runs().len(), 2, "beyond the disk: ignored");
+        d.clear();
+        assert!(d.runs().is_empty());
+        let mut w = DirtyChunks::new(200 * 512, 512);
+        w.mark(0, 200 * 512);
+        assert_eq!(w.runs(), [(0, 200 * 512)], "across bitmap words");
+        assert!(DirtyChunks::new(0, 0).runs().is_empty());
     }
 
     #[test]
