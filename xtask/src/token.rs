@@ -23,7 +23,7 @@ use xtask::launch::{self, LaunchArgs};
 #[derive(Subcommand)]
 pub enum TokenCmd {
     /// Verify a CCA attestation token (raw CBOR) and print its claims as JSON.
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
     /// Write the platform's endorsements (trust anchors, reference values) next to the images.
     Endorse {
         /// The images (el3.bin, rmm.bin, host.bin).
