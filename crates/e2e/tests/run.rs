@@ -138,9 +138,12 @@ fn benchmark_mode_reports_rec_enter_round_trips() {
         assert!(row.is_some_and(|r| r.1 > 0 && r.2 > 0), "{op}: {rows:?}");
     }
     let host_calls = rows.iter().find(|r| r.0 == "rec_enter_host_call").unwrap();
-    assert_eq!(
-        host_calls.1, 3,
-        "the payload makes three host calls (echo, timings, verdict)"
+    // Echo, timings and verdict, plus the attestation token handed over 224 bytes per call
+    // (a CCA token of this platform is 1..4 KiB: 5..19 calls).
+    assert!(
+        (3 + 5..=3 + 19).contains(&host_calls.1),
+        "the payload makes three host calls (echo, timings, verdict) and hands its token \
+         over in 224-byte host calls: {host_calls:?}"
     );
     for op in ["rsi_version_in_realm", "rsi_ipa_state_get_in_realm"] {
         let row = rows.iter().find(|r| r.0 == op);
