@@ -40,9 +40,16 @@ pub enum Route {
     SmcccFeatureAvailability,
     /// This stack's `CCA_SIP_EXIT`.
     SipExit,
+    /// This stack's `CCA_SIP_TEST_HOOK` (served only by an image whose hooks are enabled).
+    TestHook,
     /// Anything else: `SMC_UNKNOWN`.
     Unknown,
 }
+
+/// `CCA_SIP_TEST_HOOK(kind, pa)`: the deliberate faults of the fatal-fault tests. An EL3
+/// image answers it only when its hook word is set (see the `el3` image's monitor);
+/// otherwise it is `SMC_UNKNOWN` like any unknown call.
+pub const SIP_TEST_HOOK: u32 = 0xC200_00F0;
 
 /// Decides what to do with an SMC whose syndrome (ESR_EL3) is `esr` and whose x0 is `x0`,
 /// made from `world`. SMCCC reserves every immediate but 0 (`SMC #0`): any other is
@@ -67,6 +74,7 @@ pub fn route(world: World, x0: u64) -> Route {
         (World::NonSecure, f) if rmi::is_rmi_fid(f) => Route::ForwardRmi,
         (World::NonSecure, f) if psci::name(f).is_some() => Route::Psci,
         (World::NonSecure, el3::sip::EXIT) => Route::SipExit,
+        (World::NonSecure, SIP_TEST_HOOK) => Route::TestHook,
         (World::Realm, el3::RMM_RMI_REQ_COMPLETE) => Route::RmiComplete,
         (World::Realm, el3::RMM_BOOT_COMPLETE) => Route::BootComplete,
         (World::Realm, el3::RMM_GTSI_DELEGATE) => Route::GtsiDelegate,
@@ -110,6 +118,9 @@ mod tests {
         );
         assert_eq!(route(World::NonSecure, 0x8400_0008), Route::Psci);
         assert_eq!(route(World::NonSecure, 0xC200_0001), Route::SipExit);
+        assert_eq!(route(World::NonSecure, 0xC200_00F0), Route::TestHook);
+        assert_eq!(route(World::Realm, 0xC200_00F0), Route::Unknown);
+        assert_eq!(route(World::NonSecure, 0xC200_00F1), Route::Unknown);
         assert_eq!(route(World::NonSecure, 0x1_C400_0150), Route::Unknown);
     }
 

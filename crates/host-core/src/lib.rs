@@ -21,6 +21,7 @@ pub mod bench;
 pub mod boot;
 pub mod client;
 pub mod devices;
+pub mod fuzz;
 pub mod payload;
 pub mod realm;
 pub mod rmi;

@@ -1,0 +1,609 @@
+//! The hostile host against the RMM core in-process: one fuzzer, two fuzzers on two threads
+//! sharing one RMM, and the checks themselves shown to catch an RMM that misbehaves.
+
+extern crate std;
+
+use super::*;
+use crate::rmi::{Conduit, HostMem};
+use cca_abi::el3::MemoryBank;
+use cca_abi::rmi::RmiFid;
+use rmm_core::pa::Pa;
+use rmm_core::run::{ExitKind, RealmContext, RealmExit, TimerState};
+use rmm_core::sim::{Pas, SimPlatform};
+use rmm_core::{GranuleTable, Rmm};
+use std::boxed::Box;
+use std::sync::atomic::AtomicU64 as Counter;
+
+/// The machine: a small bank standing for the carve-out (never NS), a bank standing for
+/// EL3's memory (Root), and the DRAM the fuzzers use.
+const CARVEOUT: Span = Span::new(0x4010_0000, 64);
+const ROOT: Span = Span::new(0x0e00_0000, 16);
+const DRAM: u64 = 0x8000_0000;
+const DRAM_GRANULES: u64 = 4096;
+const POOL0: Span = Span::new(DRAM, 1024);
+const POOL1: Span = Span::new(DRAM + 1024 * G, 512);
+const SCRATCH0: u64 = DRAM + 1536 * G;
+const SCRATCH1: u64 = SCRATCH0 + SCRATCH_PAGES * G;
+const CANARIES: Span = Span::new(SCRATCH1 + SCRATCH_PAGES * G, 8);
+/// Granules for the canonical realm after the sweep (2 MiB aligned, 8 MiB).
+const CANONICAL: u64 = DRAM + 0x80_0000;
+
+fn banks() -> [MemoryBank; 3] {
+    [
+        MemoryBank {
+            base: ROOT.base,
+            size: ROOT.granules * G,
+        },
+        MemoryBank {
+            base: CARVEOUT.base,
+            size: CARVEOUT.granules * G,
+        },
+        MemoryBank {
+            base: DRAM,
+            size: DRAM_GRANULES * G,
+        },
+    ]
+}
+
+fn hostile() -> Hostile {
+    Hostile {
+        carveout: CARVEOUT,
+        root: ROOT,
+        mmio: [
+            0x0800_0000,
+            0x080a_0000,
+            0x0900_0000,
+            0x0901_0000,
+            0x0a00_0000,
+            0x1000_0000,
+            0x40_1000_0000,
+            0,
+        ],
+        dram_base: 0x4000_0000,
+        dram_end: DRAM + DRAM_GRANULES * G,
+    }
+}
+
+fn plan(seed: u64, pool: Span, other: Span, scratch: u64, lifecycles: bool) -> FuzzPlan {
+    FuzzPlan {
+        seed,
+        pool,
+        other_pool: other,
+        scratch,
+        canaries: CANARIES,
+        hostile: hostile(),
+        through_el3: false,
+        lifecycles,
+        cpus: 2,
+    }
+}
+
+/// The simulated machine with an activated RMM on it.
+struct Machine {
+    sim: SimPlatform,
+    storage: std::vec::Vec<core::sync::atomic::AtomicU16>,
+    sro: rmm_core::SroStorage,
+}
+
+impl Machine {
+    fn new() -> Self {
+        let b = banks();
+        let sim = SimPlatform::new(&b);
+        for i in 0..ROOT.granules {
+            sim.set_pas(Pa::new(ROOT.granule(i)), Pas::Root);
+        }
+        for i in 0..CARVEOUT.granules {
+            sim.set_pas(Pa::new(CARVEOUT.granule(i)), Pas::Secure);
+        }
+        Self {
+            storage: rmm_core::sim::granule_storage(&b),
+            sro: rmm_core::SroStorage::new(),
+            sim,
+        }
+    }
+
+    fn rmm(&self) -> Rmm<'_, &SimPlatform> {
+        let b = banks();
+        let rmm = Rmm::new(
+            &self.sim,
+            GranuleTable::new(&b, &self.storage).unwrap(),
+            &self.sro,
+        )
+        .unwrap();
+        let mut regs = [0u64; 8];
+        regs[0] = u64::from(RmiFid::RMM_ACTIVATE.fid());
+        assert_eq!(rmm.handle_rmi(&regs)[0], 0);
+        rmm
+    }
+}
+
+/// The RMM core as the conduit; what a realm does when a REC runs is scripted: an RSI call
+/// now and then, then an exit the host must handle.
+struct Direct<'a, 'b> {
+    rmm: &'a Rmm<'b, &'a SimPlatform>,
+    sim: &'a SimPlatform,
+    rng: Rng,
+    /// Makes the first successful delegation report one granule more than it moved.
+    lie_once: bool,
+    /// Several threads share the script: leave steps a failed entry did not use (they end
+    /// with an exit, so whichever REC runs them exits).
+    shared_script: bool,
+}
+
+fn exit(kind: ExitKind, esr: u64, ipa: u64) -> RealmExit {
+    RealmExit {
+        kind,
+        esr,
+        far: ipa,
+        hpfar: (ipa >> 12) << 4,
+        timers: TimerState::default(),
+    }
+}
+
+impl Conduit for Direct<'_, '_> {
+    fn smc(&mut self, regs: [u64; 8]) -> [u64; 8] {
+        if super::check::fid_of(regs[0]) == Some(RmiFid::REC_ENTER) {
+            if self.rng.chance(30) {
+                self.sim.push_realm_step(Box::new(|ctx: &mut RealmContext| {
+                    ctx.gprs[0] = u64::from(cca_abi::rsi::VERSION);
+                    ctx.gprs[1] = 0x1_0001;
+                    exit(ExitKind::Sync, 0x17 << 26 | 1 << 25, 0)
+                }));
+            }
+            if self.rng.chance(20) {
+                // An HVC: the RMM injects an UNDEFINED exception and runs the realm on.
+                self.sim.push_realm_step(Box::new(|_: &mut RealmContext| {
+                    exit(ExitKind::Sync, 0x16 << 26 | 1 << 25, 0)
+                }));
+            }
+            let last = match self.rng.below(2) {
+                0 => exit(ExitKind::Irq, 0, 0),
+                // The realm's store to an unmapped unprotected IPA.
+                _ => exit(
+                    ExitKind::Sync,
+                    0x24 << 26 | 1 << 25 | 1 << 24 | 3 << 22 | 1 << 6 | 0x07,
+                    gen::UNPROT + 0x10_0000,
+                ),
+            };
+            self.sim
+                .push_realm_step(Box::new(move |_: &mut RealmContext| last));
+        }
+        let mut out = self.rmm.handle_rmi(&regs);
+        if !self.shared_script {
+            self.sim.clear_realm_steps();
+        }
+        if self.lie_once
+            && super::check::fid_of(regs[0]) == Some(RmiFid::GRANULE_RANGE_DELEGATE)
+            && out[0] == 0
+        {
+            self.lie_once = false;
+            out[1] += G;
+        }
+        out
+    }
+}
+
+/// The host's view of the simulated memory. With `dirty_undelegated`, a granule the RMM
+/// returns reads back with one word set, as if the RMM had not scrubbed it.
+struct Mem<'a> {
+    sim: &'a SimPlatform,
+    dirty_undelegated: bool,
+}
+
+impl HostMem for Mem<'_> {
+    fn write(&mut self, pa: u64, data: &[u8]) {
+        if let Err(e) = self.sim.host_write(Pa::new(pa), data) {
+            panic!("the fuzzer wrote {pa:#x}, which is not NS: {e:?}");
+        }
+    }
+
+    fn read(&mut self, pa: u64, buf: &mut [u8]) {
+        self.sim
+            .host_read(Pa::new(pa), buf)
+            .expect("the fuzzer reads only NS pages");
+        if self.dirty_undelegated && POOL0.contains(pa) && !buf.is_empty() {
+            buf[0] |= 1;
+        }
+    }
+
+    fn probe_read(&mut self, pa: u64) -> Option<u64> {
+        let mut w = [0u8; 8];
+        self.sim
+            .host_read(Pa::new(pa), &mut w)
+            .ok()
+            .map(|()| u64::from_le_bytes(w))
+    }
+}
+
+/// A machine without a timer or list registers.
+struct NoHw {
+    t: u64,
+}
+
+impl FuzzHw for NoHw {
+    fn arm_timer(&mut self, _: Option<u64>) {}
+    fn now(&mut self) -> u64 {
+        self.t += 1;
+        self.t
+    }
+    fn hz(&mut self) -> u64 {
+        1_000_000
+    }
+    fn num_lrs(&mut self) -> usize {
+        0
+    }
+    fn write_lr(&mut self, _: usize, _: u64) {}
+}
+
+fn report(f: &Fuzzer) -> std::string::String {
+    let mut s = std::string::String::new();
+    f.report(&mut s, "test");
+    s
+}
+
+/// Every granule the RMM tracks is NS again (the others are printed).
+fn all_ns(rmm: &Rmm<'_, &SimPlatform>) -> bool {
+    let mut ok = true;
+    rmm.for_each_sro(|s| {
+        std::println!(
+            "operation {} ({}, sealed {}) in flight on {:#x} ({} auxiliary granules held)",
+            s.handle,
+            s.command.name(),
+            s.sealed,
+            s.object,
+            s.aux_held
+        );
+        ok = false;
+    });
+    for g in rmm.granules().iter() {
+        if g.state_unlocked() != rmm_core::granule::GranuleState::Ns {
+            std::println!("granule {:#x} is {}", g.pa().get(), g.state_unlocked());
+            ok = false;
+        }
+    }
+    ok
+}
+
+/// `CCA_FUZZ_SEED=n` changes the streams.
+fn seed() -> u64 {
+    std::env::var("CCA_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn calls() -> u64 {
+    std::env::var("CCA_FUZZ_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
+
+#[test]
+fn a_hostile_host_finds_nothing_and_every_granule_comes_back() {
+    let m = Machine::new();
+    let rmm = m.rmm();
+    let mut f = Fuzzer::new(plan(1 ^ seed(), POOL0, POOL1, SCRATCH0, true));
+    let shared = Shared::new();
+    let (mut c, mut mem, mut hw) = (
+        Direct {
+            rmm: &rmm,
+            sim: &m.sim,
+            rng: Rng::new(7),
+            lie_once: false,
+            shared_script: false,
+        },
+        Mem {
+            sim: &m.sim,
+            dirty_undelegated: false,
+        },
+        NoHw { t: 0 },
+    );
+    f.prepare(&mut mem, true);
+    let mut io = Io {
+        conduit: &mut c,
+        mem: &mut mem,
+        hw: &mut hw,
+        shared: &shared,
+    };
+    f.run(&mut io, calls());
+    let sweep = f.finish(&mut io, &mut []);
+    let r = report(&f);
+    std::println!("{r}\n{sweep:?}");
+    all_ns(&rmm);
+    assert_eq!(f.findings_total(), 0, "{r}");
+    assert_eq!(sweep.stuck_granules, 0);
+    assert_eq!(sweep.stuck_realms, 0);
+    assert!(all_ns(&rmm), "the RMM kept granules after the sweep");
+    let s = f.stats();
+    assert!(s.lifecycles >= 3, "{r}");
+    assert!(s.entered >= 3, "{r}");
+    assert!(s.delegated > 100 && s.undelegated > 100, "{r}");
+    assert!(sweep.scrubbed > 100, "{sweep:?}");
+    for st in [
+        cca_abi::rmi::RmiStatus::Success,
+        cca_abi::rmi::RmiStatus::ErrorInput,
+        cca_abi::rmi::RmiStatus::ErrorRtt,
+        cca_abi::rmi::RmiStatus::ErrorRealm,
+        cca_abi::rmi::RmiStatus::Incomplete,
+        cca_abi::rmi::RmiStatus::ErrorNotSupported,
+    ] {
+        assert!(s.by_status[st as usize] > 0, "never {}: {r}", st.name());
+    }
+    assert!(s.unknown > 0);
+    // The canonical realm still builds and tears down, every granule scrubbed.
+    let mut out = std::string::String::new();
+    let mut rmi = crate::rmi::Rmi::new(
+        Direct {
+            rmm: &rmm,
+            sim: &m.sim,
+            rng: Rng::new(3),
+            lie_once: false,
+            shared_script: false,
+        },
+        &mut out,
+    );
+    let t = crate::realm::run(
+        &mut rmi,
+        &mut Mem {
+            sim: &m.sim,
+            dirty_undelegated: false,
+        },
+        &crate::realm::RealmPlan {
+            pool_base: CANONICAL,
+            pool_size: 0x80_0000,
+        },
+    );
+    assert_eq!(t.failed, 0, "{out}");
+    assert!(all_ns(&rmm));
+}
+
+#[test]
+fn two_hostile_hosts_on_two_threads_share_one_rmm() {
+    let m = Machine::new();
+    let rmm = m.rmm();
+    let shared = Shared::new();
+    let mut f0 = Fuzzer::new(plan(11 ^ seed(), POOL0, POOL1, SCRATCH0, true));
+    let mut f1 = Fuzzer::new(plan(12 ^ seed(), POOL1, POOL0, SCRATCH1, false));
+    {
+        let mut mem = Mem {
+            sim: &m.sim,
+            dirty_undelegated: false,
+        };
+        f0.prepare(&mut mem, true);
+        f1.prepare(&mut mem, false);
+    }
+    let n = calls() / 2;
+    let done = Counter::new(0);
+    std::thread::scope(|s| {
+        for (k, f) in [&mut f0, &mut f1].into_iter().enumerate() {
+            let (rmm, sim, shared, done) = (&rmm, &m.sim, &shared, &done);
+            s.spawn(move || {
+                let mut c = Direct {
+                    rmm,
+                    sim,
+                    rng: Rng::new(100 + k as u64),
+                    lie_once: false,
+                    shared_script: true,
+                };
+                let mut mem = Mem {
+                    sim,
+                    dirty_undelegated: false,
+                };
+                let mut hw = NoHw { t: 0 };
+                let mut io = Io {
+                    conduit: &mut c,
+                    mem: &mut mem,
+                    hw: &mut hw,
+                    shared,
+                };
+                f.run(&mut io, n);
+                done.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+    });
+    assert_eq!(done.load(Ordering::Relaxed), 2);
+    let (mut c, mut mem, mut hw) = (
+        Direct {
+            rmm: &rmm,
+            sim: &m.sim,
+            rng: Rng::new(5),
+            lie_once: false,
+            shared_script: false,
+        },
+        Mem {
+            sim: &m.sim,
+            dirty_undelegated: false,
+        },
+        NoHw { t: 0 },
+    );
+    let mut io = Io {
+        conduit: &mut c,
+        mem: &mut mem,
+        hw: &mut hw,
+        shared: &shared,
+    };
+    let r1 = report(&f1);
+    let sweep = f0.finish(&mut io, &mut [&mut f1]);
+    let r0 = report(&f0);
+    std::println!("{r0}\n{r1}\n{sweep:?}");
+    all_ns(&rmm);
+    assert_eq!(f0.findings_total(), 0, "{r0}");
+    assert_eq!(sweep.stuck_granules + sweep.stuck_realms, 0, "{sweep:?}");
+    assert!(all_ns(&rmm), "the RMM kept granules after the sweep");
+    assert!(f1.stats().delegated > 50, "{r1}");
+}
+
+#[test]
+fn the_checks_catch_a_misbehaving_rmm() {
+    // A delegation that claims one granule more than it moved.
+    let m = Machine::new();
+    let rmm = m.rmm();
+    let mut f = Fuzzer::new(plan(21, POOL0, Span::new(0, 0), SCRATCH0, true));
+    let shared = Shared::new();
+    let (mut c, mut mem, mut hw) = (
+        Direct {
+            rmm: &rmm,
+            sim: &m.sim,
+            rng: Rng::new(1),
+            lie_once: true,
+            shared_script: false,
+        },
+        Mem {
+            sim: &m.sim,
+            dirty_undelegated: false,
+        },
+        NoHw { t: 0 },
+    );
+    f.prepare(&mut mem, true);
+    let mut io = Io {
+        conduit: &mut c,
+        mem: &mut mem,
+        hw: &mut hw,
+        shared: &shared,
+    };
+    f.run(&mut io, 2_000);
+    assert!(
+        f.findings()
+            .iter()
+            .any(|x| x.what.contains("moved granules the host does not own")),
+        "{}",
+        report(&f)
+    );
+
+    // Undelegated granules that read back unscrubbed.
+    let m = Machine::new();
+    let rmm = m.rmm();
+    let mut f = Fuzzer::new(plan(22, POOL0, Span::new(0, 0), SCRATCH0, true));
+    let (mut c, mut mem, mut hw) = (
+        Direct {
+            rmm: &rmm,
+            sim: &m.sim,
+            rng: Rng::new(1),
+            lie_once: false,
+            shared_script: false,
+        },
+        Mem {
+            sim: &m.sim,
+            dirty_undelegated: true,
+        },
+        NoHw { t: 0 },
+    );
+    f.prepare(&mut mem, true);
+    let mut io = Io {
+        conduit: &mut c,
+        mem: &mut mem,
+        hw: &mut hw,
+        shared: &shared,
+    };
+    f.run(&mut io, 2_000);
+    assert!(
+        f.findings()
+            .iter()
+            .any(|x| x.what.contains("without being scrubbed")),
+        "{}",
+        report(&f)
+    );
+
+    // A watched page the RMM (here: the test) wrote.
+    let m = Machine::new();
+    let rmm = m.rmm();
+    let mut f = Fuzzer::new(plan(23, POOL0, Span::new(0, 0), SCRATCH0, false));
+    let mut mem = Mem {
+        sim: &m.sim,
+        dirty_undelegated: false,
+    };
+    f.prepare(&mut mem, true);
+    m.sim
+        .host_write(Pa::new(CANARIES.granule(3) + 0x100), &[0u8; 8])
+        .unwrap();
+    let (mut c, mut hw) = (
+        Direct {
+            rmm: &rmm,
+            sim: &m.sim,
+            rng: Rng::new(1),
+            lie_once: false,
+            shared_script: false,
+        },
+        NoHw { t: 0 },
+    );
+    let mut io = Io {
+        conduit: &mut c,
+        mem: &mut mem,
+        hw: &mut hw,
+        shared: &shared,
+    };
+    f.finish(&mut io, &mut []);
+    assert!(
+        f.findings()
+            .iter()
+            .any(|x| x.what.contains("watched NS page changed")),
+        "{}",
+        report(&f)
+    );
+}
+
+#[test]
+fn an_rmm_that_answers_garbage_is_reported() {
+    struct Liar;
+    impl Conduit for Liar {
+        fn smc(&mut self, regs: [u64; 8]) -> [u64; 8] {
+            // Succeeds at everything, and answers unknown numbers with SUCCESS too.
+            [0, regs[2], 0, 0, 0, 0, 0, 0]
+        }
+    }
+    let m = Machine::new();
+    let mut f = Fuzzer::new(plan(31, POOL0, Span::new(0, 0), SCRATCH0, false));
+    let mut mem = Mem {
+        sim: &m.sim,
+        dirty_undelegated: false,
+    };
+    f.prepare(&mut mem, true);
+    let shared = Shared::new();
+    let mut io = Io {
+        conduit: &mut Liar,
+        mem: &mut mem,
+        hw: &mut NoHw { t: 0 },
+        shared: &shared,
+    };
+    f.run(&mut io, 500);
+    let r = report(&f);
+    for what in [
+        "a command whose answer is fixed gave another",
+        "never a granule",
+        "RMI_VERSION",
+        "no command has did not get SMC_UNKNOWN",
+    ] {
+        assert!(
+            f.findings().iter().any(|x| x.what.contains(what)) || f.findings_total() > 16,
+            "{what}: {r}"
+        );
+    }
+    assert!(f.findings_total() > 16);
+}
+
+#[test]
+fn the_random_stream_is_deterministic() {
+    let mut a = Rng::new(42);
+    let mut b = Rng::new(42);
+    for _ in 0..100 {
+        assert_eq!(a.bits(), b.bits());
+    }
+    let mut c = Rng::new(43);
+    assert_ne!(Rng::new(42).bits(), c.bits());
+    assert_eq!(Rng::new(1).below(0), 0);
+    for _ in 0..1000 {
+        assert!(a.below(7) < 7);
+    }
+    let s = Span::new(0x1000, 2);
+    assert_eq!(s.end(), 0x3000);
+    assert_eq!(s.index(0x2fff), Some(1));
+    assert_eq!(s.index(0x3000), None);
+    assert!(hostile().never_valid(CARVEOUT.base));
+    assert!(hostile().never_valid(ROOT.base));
+    assert!(hostile().never_valid(DRAM + 8));
+    assert!(!hostile().never_valid(DRAM));
+    let code = life::code_page();
+    assert_eq!(&code[..4], &0xF900_0020u32.to_le_bytes());
+    assert_eq!(&code[0x200..0x204], &0xF900_0020u32.to_le_bytes());
+}
