@@ -102,18 +102,26 @@ fn main() -> Result<()> {
             if !outcome.passed() {
                 bail!("the demonstration failed");
             }
+            // The images QEMU loaded (`qemu::run` writes raw copies of --rmm and --host).
+            let rmm_img = args.rmm.as_ref().map(|_| imgs.dir.join("custom-rmm.bin"));
+            let host_img = args.host.as_ref().map(|_| imgs.dir.join("custom-host.bin"));
+            let platform = token::platform_of(&imgs.dir, rmm_img.as_deref(), host_img.as_deref())?;
+            step("the payload realm's attestation token, verified off-line (cca-attest)");
+            token::payload_token(&outcome.lines, &platform)?;
             step("part 2: Debian's Linux as a realm guest with 2 vCPUs");
             let mut la = launch::LaunchArgs::new(256, 2);
             la.rmm = args.rmm.clone();
             la.icount = args.icount;
             la.timeout = args.timeout.max(600);
+            // Its init script also fetches a token through configfs-tsm.
+            let challenge = token::linux_challenge();
             let run = launch::boot_linux(
                 &imgs,
                 &la,
-                xtask::guest::InitScript::Evidence {
-                    then: xtask::guest::Then::PowerOff,
+                xtask::guest::InitScript::Attest {
+                    challenge: challenge.clone(),
                 },
-                &[],
+                &token::TSM_MODULES,
                 &root.join("target/launch"),
                 true,
                 &[],
@@ -144,7 +152,14 @@ fn main() -> Result<()> {
             if !ok {
                 bail!("the Linux realm demonstration failed");
             }
-            eprintln!("demonstration PASSED: the payload realm and the Linux realm");
+            step("the Linux realm's attestation token (configfs-tsm), verified off-line");
+            // `launch` always boots our host (host.bin) with Linux.
+            let linux_platform = token::platform_of(&imgs.dir, rmm_img.as_deref(), None)?;
+            token::linux_token(&run, &challenge, &linux_platform)?;
+            eprintln!(
+                "demonstration PASSED: the payload realm and the Linux realm, both realms' \
+                 attestation tokens verified (target/attestation/payload.cbor, linux.cbor)"
+            );
         }
         Cmd::Run(args) => {
             let tc = setup::ensure_all()?;

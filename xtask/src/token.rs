@@ -10,6 +10,9 @@
 //! * `token endorse`: writes the platform's endorsements (`trust-anchors.json`,
 //!   `platform-reference-values.json`) into `target/attestation/` from the build's
 //!   development CPAK and the images in `target/images/`.
+//! * `token demo`: the chain end to end: boots the payload realm and a Linux realm (whose
+//!   init script fetches a token through configfs-tsm), keeps both tokens in
+//!   `target/attestation/` with their reference values, and verifies them.
 //! * `measure`: prints the RIM a launch description produces, for SHA-256 and SHA-512.
 
 use anyhow::{bail, Context, Result};
@@ -33,6 +36,8 @@ pub enum TokenCmd {
         #[arg(long, default_value = "target/attestation")]
         out: PathBuf,
     },
+    /// Boot the payload realm and a Linux realm, fetch their tokens and verify them.
+    Demo,
 }
 
 /// Options of `cargo xtask token verify`.
@@ -207,10 +212,193 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
     }
 }
 
+/// The development platform whose images a run booted: the build's CPAK and `el3.bin`, with
+/// `rmm` and `host` (raw images as QEMU loaded them) in place of `rmm.bin` and `host.bin` of
+/// `images` when given.
+pub fn platform_of(images: &Path, rmm: Option<&Path>, host: Option<&Path>) -> Result<DevPlatform> {
+    let key_file = cpak_file();
+    let text = std::fs::read_to_string(&key_file)
+        .with_context(|| format!("reading the development CPAK {}", key_file.display()))?;
+    let key: [u8; 48] = hex::decode(&text)
+        .and_then(|k| k.try_into().ok())
+        .with_context(|| format!("{} must hold 96 hex digits", key_file.display()))?;
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    Ok(DevPlatform::new(
+        &key,
+        &read(&images.join("el3.bin"))?,
+        &read(rmm.unwrap_or(&images.join("rmm.bin")))?,
+        &read(host.unwrap_or(&images.join("host.bin")))?,
+    )?)
+}
+
+/// Keeps `token` as `target/attestation/<name>.cbor` with the platform's endorsements
+/// (`trust-anchors.json`, `platform-reference-values.json`), the values predicted for the
+/// realm (`<name>.reference-values.json`, with the platform's) and its challenge
+/// (`<name>.challenge`), verifies it and prints the verdict (`attestation VERDICT: PASS: …`
+/// or `… FAIL: <reason>`); an error if it does not verify.
+pub fn keep_and_verify(name: &str, token: &[u8], p: &DevPlatform, pred: &Predicted) -> Result<()> {
+    let dir = root().join("target/attestation");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("trust-anchors.json"), p.anchors().to_json())?;
+    std::fs::write(
+        dir.join("platform-reference-values.json"),
+        p.reference_values().to_json(),
+    )?;
+    std::fs::write(dir.join(format!("{name}.cbor")), token)?;
+    let len = pred.hash_algo.map_or(32, HashAlgo::digest_len);
+    let mut refs = p.reference_values();
+    refs.realm.push(cca_attest::endorse::RealmReference {
+        rim: pred.rim.clone().unwrap_or_default(),
+        rak_hash_algo: "sha-256".into(),
+        rems: pred
+            .rems
+            .clone()
+            .unwrap_or_else(|| core::array::from_fn(|_| vec![0; len])),
+        rpv: pred.rpv.clone().unwrap_or_else(|| vec![0; 64]),
+    });
+    std::fs::write(
+        dir.join(format!("{name}.reference-values.json")),
+        refs.to_json(),
+    )?;
+    if let Some(c) = &pred.challenge {
+        std::fs::write(dir.join(format!("{name}.challenge")), hex::encode(c))?;
+    }
+    match cca_attest::check(token, &p.anchors(), Some(&refs), pred) {
+        Ok(ev) => {
+            eprintln!(
+                "    attestation VERDICT: PASS: the {name} realm's token ({} bytes, \
+                 target/attestation/{name}.cbor): CPAK and RAK signatures, binding, claims and \
+                 profiles, platform measurements, challenge, RIM {}, REMs, RPV",
+                token.len(),
+                hex::encode(&ev.realm.rim)
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("    attestation VERDICT: FAIL: the {name} realm's token: {e}");
+            bail!("the {name} realm's token does not verify: {e}")
+        }
+    }
+}
+
+/// The payload's REMs: it extends REM 0 once with a known value; the others stay zero.
+pub fn payload_rems() -> [Vec<u8>; 4] {
+    let mut rem0 = vec![0u8; 32];
+    rem0.extend_from_slice(b"cca realm payload: REM[1] value!");
+    [
+        HashAlgo::Sha256.hash(&rem0),
+        vec![0; 32],
+        vec![0; 32],
+        vec![0; 32],
+    ]
+}
+
+/// The payload realm's token in a run's console (the host prints it in base64), kept and
+/// verified with [`keep_and_verify`] against the RIM the host predicted, the challenge the
+/// payload printed, its REMs and RPV, on platform `p`.
+pub fn payload_token(lines: &[String], p: &DevPlatform) -> Result<()> {
+    let host: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("[HOST] "))
+        .collect();
+    let b64: String = host
+        .iter()
+        .filter_map(|l| l.strip_prefix(host_core::payload::TOKEN_LINE))
+        .collect();
+    let token = cca_attest::b64::decode(&b64)
+        .filter(|t| !t.is_empty())
+        .context("the host printed no attestation token")?;
+    let rim = host
+        .iter()
+        .find_map(|l| l.strip_prefix("payload realm RIM (predicted by the host) = "))
+        .context("the host printed no RIM prediction")?;
+    let challenge = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("[REALM] "))
+        .find_map(|l| l.trim().strip_prefix("attestation challenge: "))
+        .context("the payload printed no challenge")?;
+    let mut rpv = b"cca-demo".to_vec();
+    rpv.resize(64, 0);
+    let pred = Predicted {
+        challenge: Some(hex_arg("the challenge", challenge)?),
+        hash_algo: Some(HashAlgo::Sha256),
+        rim: Some(hex_arg("the RIM", rim)?),
+        rems: Some(payload_rems()),
+        rpv: Some(rpv),
+    };
+    keep_and_verify("payload", &token, p, &pred)
+}
+
+/// The challenge the demonstrations give a Linux realm (64 bytes).
+pub fn linux_challenge() -> Vec<u8> {
+    (0..64u8).map(|i| i.wrapping_mul(97) ^ 0xC5).collect()
+}
+
+/// The token a Linux realm booted with [`xtask::guest::InitScript::Attest`] printed (read
+/// through configfs-tsm), kept as `target/attestation/linux.cbor` and verified with
+/// [`keep_and_verify`] against `challenge` and the launch's predicted RIM, RPV and hash
+/// algorithm (REMs zero), on platform `p`.
+pub fn linux_token(run: &launch::LinuxRun, challenge: &[u8], p: &DevPlatform) -> Result<()> {
+    let e = &run.evidence;
+    let token = e.token().with_context(|| {
+        format!(
+            "the Linux realm printed no token (TSM provider {:?}, outblob read status {:?})",
+            e.tsm_provider, e.token_rc
+        )
+    })?;
+    let algo = match run.prepared.desc.hash {
+        host_core::vmm::launch::HashAlgo::Sha256 => HashAlgo::Sha256,
+        host_core::vmm::launch::HashAlgo::Sha512 => HashAlgo::Sha512,
+    };
+    let z = vec![0u8; algo.digest_len()];
+    let pred = Predicted {
+        challenge: Some(challenge.to_vec()),
+        hash_algo: Some(algo),
+        rim: Some(hex_arg("the predicted RIM", &run.prepared.rim)?),
+        rems: Some([z.clone(), z.clone(), z.clone(), z]),
+        rpv: Some(run.prepared.desc.rpv.to_vec()),
+    };
+    keep_and_verify("linux", &token, p, &pred)
+}
+
+/// The modules a Linux realm's initramfs loads to fetch a token through configfs-tsm.
+pub const TSM_MODULES: [&str; 3] = ["configfs", "tsm_report", "arm-cca-guest"];
+
 /// `cargo xtask token …`.
 pub fn run(cmd: &TokenCmd) -> Result<()> {
     match cmd {
         TokenCmd::Verify(a) => verify(a),
+        TokenCmd::Demo => {
+            let tc = xtask::setup::ensure_all()?;
+            let imgs = xtask::images::build_all(&root(), &tc)?;
+            let args = xtask::RunArgs {
+                rmm: None,
+                host: None,
+                icount: false,
+                timeout: 180,
+            };
+            let out = xtask::qemu::run(&root(), &imgs, &args)?;
+            if !out.passed() {
+                bail!("the payload demonstration did not pass");
+            }
+            let p = platform_of(&imgs.dir, None, None)?;
+            payload_token(&out.lines, &p)?;
+            let challenge = linux_challenge();
+            let mut la = LaunchArgs::new(256, 2);
+            la.timeout = 900;
+            let run = launch::boot_linux(
+                &imgs,
+                &la,
+                xtask::guest::InitScript::Attest {
+                    challenge: challenge.clone(),
+                },
+                &TSM_MODULES,
+                &root().join("target/launch-attest"),
+                false,
+                &[],
+            )?;
+            linux_token(&run, &challenge, &p)
+        }
         TokenCmd::Endorse { images, out } => {
             let p = endorse(&root().join(images), &root().join(out))?;
             println!(

@@ -280,6 +280,33 @@ impl ReferenceValues {
             .unwrap_or_default()
     }
 
+    /// Compares a realm's claims with the realm reference values, if there are any, as
+    /// `ccatoken` appraises: the entry with the token's RIM, whose four REMs must be equal.
+    pub fn appraise_realm(&self, r: &crate::claims::RealmClaims) -> Result<(), Error> {
+        if self.realm.is_empty() {
+            return Ok(());
+        }
+        let e = self
+            .realm
+            .iter()
+            .find(|e| e.rim == r.rim)
+            .ok_or_else(|| Error::Mismatch {
+                what: "realm reference values",
+                expected: "an entry for the RIM".into(),
+                found: hex::encode(&r.rim),
+            })?;
+        for (want, got) in e.rems.iter().zip(&r.rems) {
+            if want != got {
+                return Err(Error::Mismatch {
+                    what: "REMs of the realm reference values",
+                    expected: hex::encode(want),
+                    found: hex::encode(got),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Compares a platform's claims with the reference values for its implementation ID:
     /// the configuration must be equal and the software components equal one by one, in
     /// order (type and version only where the reference sets them), as `ccatoken` appraises.

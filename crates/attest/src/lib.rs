@@ -65,10 +65,11 @@ pub fn verify(ev: &Evidence, anchors: &TrustAnchors) -> Result<(), Error> {
     ev.check_binding()
 }
 
-/// Compares verified evidence with the platform's reference values and a realm's predicted
-/// values (step 5 above).
+/// Compares verified evidence with the platform's reference values, the realm reference
+/// values if there are any, and a realm's predicted values (step 5 above).
 pub fn appraise(ev: &Evidence, refs: &ReferenceValues, predicted: &Predicted) -> Result<(), Error> {
     refs.appraise_platform(&ev.platform)?;
+    refs.appraise_realm(&ev.realm)?;
     appraise_realm(ev, predicted)
 }
 

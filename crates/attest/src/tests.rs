@@ -273,6 +273,42 @@ fn platform_reference_values_are_compared() {
 }
 
 #[test]
+fn realm_reference_values_are_found_by_rim() {
+    let ev = run(&Parts::good().bytes()).unwrap();
+    let entry = |rim: Vec<u8>, rem3: u8| crate::endorse::RealmReference {
+        rim,
+        rak_hash_algo: "sha-256".into(),
+        rems: [
+            vec![0x21; 32],
+            vec![0x22; 32],
+            vec![0x23; 32],
+            vec![rem3; 32],
+        ],
+        rpv: vec![0; 64],
+    };
+    let mut r = refs();
+    r.realm.push(entry(vec![0x99; 32], 0x24));
+    r.realm.push(entry(vec![0x11; 32], 0x24));
+    appraise(&ev, &r, &Predicted::default()).unwrap();
+    r.realm.pop();
+    assert!(matches!(
+        appraise(&ev, &r, &Predicted::default()),
+        Err(Error::Mismatch {
+            what: "realm reference values",
+            ..
+        })
+    ));
+    r.realm.push(entry(vec![0x11; 32], 0x25));
+    assert!(matches!(
+        appraise(&ev, &r, &Predicted::default()),
+        Err(Error::Mismatch {
+            what: "REMs of the realm reference values",
+            ..
+        })
+    ));
+}
+
+#[test]
 fn flipped_signature_bytes() {
     let p = Parts::good();
     let (plat, realm) = p.tokens();

@@ -84,6 +84,18 @@ fn verify_and_keep(
     }
 }
 
+/// The payload's REMs: it extends REM 0 once with a known value; the others stay zero.
+fn payload_rems() -> [Vec<u8>; 4] {
+    let mut rem0 = vec![0u8; 32];
+    rem0.extend_from_slice(b"cca realm payload: REM[1] value!");
+    [
+        HashAlgo::Sha256.hash(&rem0),
+        vec![0; 32],
+        vec![0; 32],
+        vec![0; 32],
+    ]
+}
+
 #[test]
 fn the_payload_realms_token_verifies() {
     let out = e2e::shared_boot();
@@ -108,17 +120,13 @@ fn the_payload_realms_token_verifies() {
         .iter()
         .find_map(|l| l.trim().strip_prefix("attestation challenge: "))
         .expect("the payload printed its challenge");
-    // REM 0: the payload extends it once with a known value; the others stay zero.
-    let mut rem0 = vec![0u8; 32];
-    rem0.extend_from_slice(b"cca realm payload: REM[1] value!");
-    let rem0 = HashAlgo::Sha256.hash(&rem0);
     let mut rpv = b"cca-demo".to_vec();
     rpv.resize(64, 0);
     let pred = Predicted {
         challenge: Some(hex::decode(challenge).unwrap()),
         hash_algo: Some(HashAlgo::Sha256),
         rim: Some(hex::decode(rim).unwrap()),
-        rems: Some([rem0, vec![0; 32], vec![0; 32], vec![0; 32]]),
+        rems: Some(payload_rems()),
         rpv: Some(rpv),
     };
     let p = platform();
@@ -214,4 +222,127 @@ fn a_linux_realms_token_through_configfs_tsm_verifies() {
     );
     let ev = verify_and_keep("linux", &token, &platform(), &pred);
     assert_eq!(ev.realm.rim, hex::decode(&run.prepared.rim).unwrap());
+}
+
+/// The CBOR map, array or tag that `b` holds exactly (all of it), if it does.
+fn nested_cbor(b: &[u8]) -> Option<ciborium::Value> {
+    let mut rest = b;
+    let v: ciborium::Value = ciborium::from_reader(&mut rest).ok()?;
+    let structured = matches!(
+        v,
+        ciborium::Value::Map(_) | ciborium::Value::Array(_) | ciborium::Value::Tag(..)
+    );
+    (rest.is_empty() && structured).then_some(v)
+}
+
+/// The same shape: keys, order, types, lengths; byte strings may differ only where a value
+/// changes from run to run (challenges, hashes, keys, signatures, instance IDs), `path`
+/// naming where in the token it is.
+fn same_shape(a: &ciborium::Value, b: &ciborium::Value, path: &str) {
+    use ciborium::Value as V;
+    match (a, b) {
+        (V::Map(x), V::Map(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}: map sizes");
+            for ((ka, va), (kb, vb)) in x.iter().zip(y) {
+                assert_eq!(ka, kb, "{path}: keys in the same order");
+                same_shape(va, vb, &format!("{path}/{ka:?}"));
+            }
+        }
+        (V::Array(x), V::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}: array lengths");
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                same_shape(va, vb, &format!("{path}[{i}]"));
+            }
+        }
+        (V::Tag(ta, x), V::Tag(tb, y)) => {
+            assert_eq!(ta, tb, "{path}: tags");
+            same_shape(x, y, path);
+        }
+        (V::Bytes(x), V::Bytes(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}: byte string lengths");
+            // Nested CBOR (the tokens, their payloads, the COSE_Key) is compared inside.
+            match (nested_cbor(x), nested_cbor(y)) {
+                (Some(pa), Some(pb)) => same_shape(&pa, &pb, &format!("{path}<cbor>")),
+                (None, None) => {}
+                _ => panic!("{path}: nested CBOR in only one of them"),
+            }
+        }
+        (V::Text(x), V::Text(y)) => assert_eq!(x, y, "{path}: texts"),
+        (V::Integer(x), V::Integer(y)) => assert_eq!(x, y, "{path}: integers"),
+        (x, y) => assert_eq!(x, y, "{path}"),
+    }
+}
+
+/// TF-RMM main (`CCA_TFRMM_IMAGE`, its `rmm.img`, see docs/interop.md) under our EL3 and host:
+/// the payload's token verifies with the platform endorsements of that image set, and has
+/// exactly the shape of ours (same claims, order, types and lengths). Skipped without the
+/// image.
+#[test]
+fn tf_rmm_tokens_verify_and_have_our_shape() {
+    let Some(tfrmm) = std::env::var_os("CCA_TFRMM_IMAGE").map(PathBuf::from) else {
+        eprintln!("CCA_TFRMM_IMAGE is not set: TF-RMM interoperability not checked");
+        return;
+    };
+    let dir = images_dir();
+    let mut cmd = xtask::qemu::command(
+        &dir.join("el3.bin"),
+        &tfrmm,
+        &dir.join("host.bin"),
+        Some(&dir.join("realm.bin")),
+        false,
+    );
+    let out = xtask::qemu::run_command(&mut cmd, std::time::Duration::from_secs(240), false)
+        .expect("QEMU runs");
+    assert!(
+        out.passed(),
+        "TF-RMM under our EL3 did not pass:\n{}",
+        out.lines.join("\n")
+    );
+    // TF-RMM got its RAK and platform token from our EL3 at cold boot.
+    assert!(
+        !out.lines
+            .iter()
+            .any(|l| l.contains("Failed to get realm attestation key")
+                || l.contains("Attestation init failed")),
+        "TF-RMM's attestation init failed under our EL3"
+    );
+    let host = world_lines(&out, "HOST");
+    let b64: String = host
+        .iter()
+        .filter_map(|l| l.strip_prefix(host_core::payload::TOKEN_LINE))
+        .collect();
+    let theirs = cca_attest::b64::decode(&b64).expect("a token from TF-RMM");
+    let rim = host
+        .iter()
+        .find_map(|l| l.strip_prefix("payload realm RIM (predicted by the host) = "))
+        .unwrap();
+    let key = std::env::var_os("CCA_DEV_CPAK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| out_dir().join("dev-cpak.key"));
+    let el3 = std::fs::read(dir.join("el3.bin")).unwrap();
+    let rmm = std::fs::read(&tfrmm).unwrap();
+    let hostimg = std::fs::read(dir.join("host.bin")).unwrap();
+    let text = std::fs::read_to_string(&key).unwrap();
+    let cpak: [u8; 48] = hex::decode(&text).unwrap().try_into().unwrap();
+    let p = DevPlatform::new(&cpak, &el3, &rmm, &hostimg).unwrap();
+    let pred = Predicted {
+        rim: Some(hex::decode(rim).unwrap()),
+        hash_algo: Some(HashAlgo::Sha256),
+        rems: Some(payload_rems()),
+        ..Predicted::default()
+    };
+    verify_and_keep("tf-rmm-payload", &theirs, &p, &pred);
+    // Ours, from the shared boot of this binary.
+    let ours_out = e2e::shared_boot();
+    let ours: String = world_lines(ours_out, "HOST")
+        .iter()
+        .filter_map(|l| l.strip_prefix(host_core::payload::TOKEN_LINE))
+        .collect();
+    let ours = cca_attest::b64::decode(&ours).unwrap();
+    assert_eq!(ours.len(), theirs.len(), "the same token length");
+    let (a, b): (ciborium::Value, ciborium::Value) = (
+        ciborium::from_reader(&ours[..]).unwrap(),
+        ciborium::from_reader(&theirs[..]).unwrap(),
+    );
+    same_shape(&a, &b, "token");
 }
