@@ -156,6 +156,13 @@ pub trait Platform: PhysMem + El3 {
     /// [`crate::run::trap`] to add for this entry.
     fn run_realm(&self, ctx: &mut RealmContext) -> RealmExit;
 
+    /// The core is done running `ctx` for this `REC_ENTER` (the REC goes back into its
+    /// granule next). Called once after the last [`Platform::run_realm`] of a `REC_ENTER`. A
+    /// firmware that leaves the realm's EL1 and FP/SIMD state in the registers across the
+    /// exits the RMM handles itself (so that an RSI call does not save and restore it) saves
+    /// it into `ctx.arch` here. The default does nothing (the state is in `ctx` already).
+    fn park_realm(&self, _ctx: &mut RealmContext) {}
+
     /// Makes the realm take a synchronous exception to EL1 at its next entry, as the
     /// architecture's `TakeException` would, with syndrome `esr` and fault address `far`.
     ///
@@ -235,6 +242,9 @@ impl<T: Platform + ?Sized> Platform for &T {
     }
     fn run_realm(&self, ctx: &mut RealmContext) -> RealmExit {
         (**self).run_realm(ctx)
+    }
+    fn park_realm(&self, ctx: &mut RealmContext) {
+        (**self).park_realm(ctx)
     }
     fn inject_sync_exception(&self, ctx: &mut RealmContext, esr: u64, far: u64) {
         (**self).inject_sync_exception(ctx, esr, far)

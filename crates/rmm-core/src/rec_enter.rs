@@ -292,6 +292,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
         loop {
             let e = self.platform.run_realm(&mut rec.ctx);
             if self.handle_exit(rec, &e, exit) {
+                self.platform.park_realm(&mut rec.ctx);
                 exit.cntp_ctl = e.timers.cntp_ctl;
                 exit.cntp_cval = e.timers.cntp_cval;
                 exit.cntv_ctl = e.timers.cntv_ctl;

@@ -82,6 +82,11 @@ fn enter(f: &Fixture, rmm: &TRmm<'_>, r: u64, flags: u64, gprs: &[u64]) -> (u64,
     f.sim.host_write(pa(RUN), &b).unwrap();
     f.sim.host_write(pa(RUN + 0x800), &[0xAA; 0x800]).unwrap();
     let out = call(rmm, RmiFid::REC_ENTER, &[r, RUN]);
+    assert_eq!(
+        f.sim.unparked_runs(),
+        0,
+        "REC_ENTER returned without parking the REC"
+    );
     (out[0], read_exit(f))
 }
 

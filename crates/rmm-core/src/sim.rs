@@ -198,6 +198,8 @@ pub struct SimPlatform {
     realm_script: Mutex<std::collections::VecDeque<RealmStep>>,
     gic_valid: std::sync::atomic::AtomicBool,
     injections: Mutex<Vec<Injection>>,
+    /// Realm runs since the core last parked a REC ([`Platform::park_realm`]).
+    unparked_runs: AtomicUsize,
     arch_resets: AtomicUsize,
 }
 
@@ -293,6 +295,7 @@ impl SimPlatform {
             realm_script: Mutex::new(std::collections::VecDeque::new()),
             gic_valid: std::sync::atomic::AtomicBool::new(true),
             injections: Mutex::new(Vec::new()),
+            unparked_runs: AtomicUsize::new(0),
             arch_resets: AtomicUsize::new(0),
         }
     }
@@ -340,6 +343,12 @@ impl SimPlatform {
     /// scrubbed before it is DELEGATED again).
     pub fn holds_no_realm_data(&self, pa: Pa) -> bool {
         self.granule_for("test", pa, 0).0.host_data || self.is_zero(pa)
+    }
+
+    /// Realm runs since the core last parked a REC: 0 whenever a `REC_ENTER` has returned
+    /// (the core must park the REC it ran before putting it back into its granule).
+    pub fn unparked_runs(&self) -> usize {
+        self.unparked_runs.load(Ordering::Relaxed)
     }
 
     /// True when the granule containing `pa` is all zero.
@@ -624,7 +633,12 @@ impl Platform for SimPlatform {
                 ctx.pc
             );
         };
+        self.unparked_runs.fetch_add(1, Ordering::Relaxed);
         step(ctx)
+    }
+
+    fn park_realm(&self, _ctx: &mut crate::run::RealmContext) {
+        self.unparked_runs.store(0, Ordering::Relaxed);
     }
 
     fn inject_sync_exception(&self, ctx: &mut crate::run::RealmContext, esr: u64, far: u64) {

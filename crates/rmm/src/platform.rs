@@ -299,6 +299,10 @@ impl Platform for FwPlatform {
         crate::realm::run(ctx)
     }
 
+    fn park_realm(&self, ctx: &mut RealmContext) {
+        crate::realm::park(ctx);
+    }
+
     fn inject_sync_exception(&self, ctx: &mut RealmContext, esr: u64, far: u64) {
         crate::realm::inject_sync_exception(ctx, esr, far);
     }

@@ -3,11 +3,17 @@
 //! On entry the RMM saves the Normal world's EL1 and FP/SIMD state (the RMM owns EL1 state in
 //! the Realm world, and the host's must survive untouched and unseen), loads the REC's state
 //! from `RealmContext.arch`, configures stage 2 and the traps, and ERETs. Any exception from
-//! the realm comes back through the lower-EL vectors into `realm_enter`'s caller; the RMM then
-//! saves the realm's state and restores the host's.
+//! the realm comes back through the lower-EL vectors into `realm_enter`'s caller. The realm's
+//! EL1 and FP/SIMD state then stays in the registers (only SP_EL0 and the timers are saved
+//! and switched to the RMM's values), so that an exit the RMM handles itself (an RSI call)
+//! re-enters without saving and restoring it; [`park`] saves it once, before `REC_ENTER`
+//! returns, and [`leave`] restores the host's. An injected exception parks first (it edits
+//! the saved EL1 registers), and so does nothing else: the RMM's own code does not use EL1
+//! or FP/SIMD registers (the SHA-2 routines save and restore the SIMD registers they use).
 
 use crate::entry::MAX_CPUS;
 use core::arch::global_asm;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use fw_support::{read_sysreg, write_sysreg};
 use rmm_core::run::{ExitKind, RealmContext, RealmExit, TimerState, ARCH_STATE_WORDS};
 use rmm_core::{IdRegs, RealmTraps};
@@ -144,6 +150,43 @@ static NS_STATE: [Mutex<NsState>; MAX_CPUS] = [const {
     })
 }; MAX_CPUS];
 
+/// Per CPU: the address of the `RealmContext` whose EL1 and FP/SIMD state is live in this
+/// CPU's registers (its `arch` words other than SP_EL0 and the timers are stale), or 0.
+static LIVE: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+
+fn live_slot() -> &'static AtomicUsize {
+    &LIVE[fw_support::cpu_index()]
+}
+
+fn ctx_id(ctx: &RealmContext) -> usize {
+    ctx as *const RealmContext as usize
+}
+
+/// Saves a live realm state into `ctx.arch` (see [`LIVE`]); nothing if `ctx` is not live.
+pub fn park(ctx: &mut RealmContext) {
+    let live = live_slot();
+    if live.load(Ordering::Relaxed) != ctx_id(ctx) {
+        return;
+    }
+    // SP_EL0 and the timers were saved at the exit; the registers now hold the RMM's SP_EL0
+    // and disabled timer controls.
+    let a = &mut ctx.arch;
+    let keep = [
+        a[idx::SP_EL0],
+        a[idx::CNTV_CTL],
+        a[idx::CNTV_CVAL],
+        a[idx::CNTP_CTL],
+        a[idx::CNTP_CVAL],
+    ];
+    save_state(a);
+    a[idx::SP_EL0] = keep[0];
+    a[idx::CNTV_CTL] = keep[1];
+    a[idx::CNTV_CVAL] = keep[2];
+    a[idx::CNTP_CTL] = keep[3];
+    a[idx::CNTP_CVAL] = keep[4];
+    live.store(0, Ordering::Relaxed);
+}
+
 /// Puts the Normal world's EL1 and FP/SIMD state back if a realm ran during this RMI call, and
 /// stops the realm's virtual interrupts (ICH_HCR_EL2.En = 0). Called before every answer to
 /// the host.
@@ -152,6 +195,9 @@ pub fn leave() {
     if !ns.saved {
         return;
     }
+    // The core parks every REC it ran before answering; a live state left here (a path that
+    // did not) is dropped, not written anywhere.
+    live_slot().store(0, Ordering::Relaxed);
     restore_state(&ns.state);
     ns.saved = false;
     // SAFETY: the RMM's exception stack pointer (which the host's state does not include
@@ -306,6 +352,10 @@ fn restore_state(a: &[u64; ARCH_STATE_WORDS]) {
 
 /// Architectural reset state of a REC: EL1 MMU off, everything else zero.
 pub fn reset(ctx: &mut RealmContext) {
+    let live = live_slot();
+    if live.load(Ordering::Relaxed) == ctx_id(ctx) {
+        live.store(0, Ordering::Relaxed);
+    }
     ctx.arch = [0; ARCH_STATE_WORDS];
     ctx.arch[idx::SCTLR] = SCTLR_EL1_RESET;
 }
@@ -369,31 +419,49 @@ pub fn run(ctx: &mut RealmContext) -> RealmExit {
     }
     let rmm_sp_el0 = ns.rmm_sp_el0;
     drop(ns);
-    restore_state(&ctx.arch);
+    let live = &LIVE[cpu];
     let t = traps();
-    // SAFETY: these EL2 registers configure the realm's translation and traps; the RMM's own
-    // execution at EL2 does not depend on them (HCR_EL2.E2H = 0, TGE = 0), and they are put
-    // back to the RMM's values below before any other RMM code runs.
+    // As TF-RMM: a timer already asserting when the realm is entered is masked towards the
+    // interrupt controller, so it cannot bring the realm straight back to EL2; the host
+    // injects it as a virtual interrupt instead.
+    let asserted = timers_asserted(&ctx.arch);
+    let mut cnthctl = CNTHCTL_REALM;
+    if asserted & 1 != 0 {
+        cnthctl |= CNTHCTL_CNTVMASK;
+    }
+    if asserted & 2 != 0 {
+        cnthctl |= CNTHCTL_CNTPMASK;
+    }
+    if live.load(Ordering::Relaxed) == ctx_id(ctx) {
+        // Its EL1 and FP/SIMD state is still in the registers, and so are the stage 2 and
+        // trap registers of the previous entry: only SP_EL0 and the timer controls, which
+        // the exit path changed, go back.
+        // SAFETY: EL1/EL0 registers of the realm, which take effect at the ERET below.
+        unsafe {
+            write_sysreg!(sp_el0, ctx.arch[idx::SP_EL0]);
+            write_sysreg!(cntv_ctl_el0, ctx.arch[idx::CNTV_CTL]);
+            write_sysreg!(cntp_ctl_el0, ctx.arch[idx::CNTP_CTL]);
+        }
+    } else {
+        restore_state(&ctx.arch);
+        // SAFETY: these EL2 registers configure the realm's translation and traps; the
+        // RMM's own execution at EL2 does not depend on them (HCR_EL2.E2H = 0, TGE = 0).
+        // They stay as written until the next full entry (TLB maintenance that changes
+        // VTTBR_EL2 puts it back).
+        unsafe {
+            write_sysreg!(vttbr_el2, ctx.vttbr);
+            write_sysreg!(vtcr_el2, ctx.vtcr);
+            write_sysreg!(vmpidr_el2, ctx.vmpidr);
+            write_sysreg!(vpidr_el2, read_sysreg!(midr_el1));
+            write_sysreg!(cptr_el2, CPTR_REALM | t.cptr);
+            write_sysreg!(mdcr_el2, t.mdcr);
+            write_sysreg!(cntvoff_el2, 0u64);
+        }
+    }
+    // SAFETY: the per-entry EL2 registers; HCR_EL2 is put back to the RMM's value below
+    // before any other RMM code runs.
     unsafe {
-        write_sysreg!(vttbr_el2, ctx.vttbr);
-        write_sysreg!(vtcr_el2, ctx.vtcr);
-        write_sysreg!(vmpidr_el2, ctx.vmpidr);
-        write_sysreg!(vpidr_el2, read_sysreg!(midr_el1));
-        write_sysreg!(cptr_el2, CPTR_REALM | t.cptr);
-        write_sysreg!(mdcr_el2, t.mdcr);
-        // As TF-RMM: a timer already asserting when the realm is entered is masked towards the
-        // interrupt controller, so it cannot bring the realm straight back to EL2; the host
-        // injects it as a virtual interrupt instead.
-        let asserted = timers_asserted(&ctx.arch);
-        let mut cnthctl = CNTHCTL_REALM;
-        if asserted & 1 != 0 {
-            cnthctl |= CNTHCTL_CNTVMASK;
-        }
-        if asserted & 2 != 0 {
-            cnthctl |= CNTHCTL_CNTPMASK;
-        }
         write_sysreg!(cnthctl_el2, cnthctl);
-        write_sysreg!(cntvoff_el2, 0u64);
         write_sysreg!(hcr_el2, HCR_REALM | t.hcr | ctx.traps);
         write_sysreg!(elr_el2, ctx.pc);
         write_sysreg!(spsr_el2, ctx.pstate);
@@ -407,22 +475,25 @@ pub fn run(ctx: &mut RealmContext) -> RealmExit {
     let exit_hpfar = read_sysreg!(hpfar_el2);
     ctx.pc = read_sysreg!(elr_el2);
     ctx.pstate = read_sysreg!(spsr_el2);
+    // The EL1 state stays live (see `LIVE`); what the RMM changes below is saved first:
+    // SP_EL0, and the timers (disabled while the RMM runs, so that a realm timer does not
+    // fire in the host's context).
+    let a = &mut ctx.arch;
+    a[idx::SP_EL0] = read_sysreg!(sp_el0);
+    a[idx::CNTV_CTL] = read_sysreg!(cntv_ctl_el0);
+    a[idx::CNTV_CVAL] = read_sysreg!(cntv_cval_el0);
+    a[idx::CNTP_CTL] = read_sysreg!(cntp_ctl_el0);
+    a[idx::CNTP_CVAL] = read_sysreg!(cntp_cval_el0);
     // SAFETY: back to the RMM's own configuration: no stage 2, nothing trapped for EL1 since
-    // no EL1 code runs until the next entry.
+    // no EL1 code runs until the next entry; the RMM's exception stack pointer.
     unsafe {
         write_sysreg!(hcr_el2, 0u64);
-        core::arch::asm!("isb", options(nostack));
-    }
-    save_state(&mut ctx.arch);
-    // The realm's EL1 state stays loaded (and its timers disabled, see `restore_state`'s
-    // first step on the next switch) until `leave` or the next entry.
-    // SAFETY: the RMM's own exception stack pointer, needed by its vectors.
-    unsafe {
         write_sysreg!(cntv_ctl_el0, 0u64);
         write_sysreg!(cntp_ctl_el0, 0u64);
         write_sysreg!(sp_el0, rmm_sp_el0);
         core::arch::asm!("isb", options(nostack));
     }
+    live.store(ctx_id(ctx), Ordering::Relaxed);
     let timers = TimerState {
         cntv_ctl: ctx.arch[idx::CNTV_CTL],
         cntv_cval: ctx.arch[idx::CNTV_CVAL],
@@ -460,6 +531,8 @@ pub fn run(ctx: &mut RealmContext) -> RealmExit {
 /// Makes the realm take a synchronous exception to EL1 at its next entry (see
 /// `Platform::inject_sync_exception`).
 pub fn inject_sync_exception(ctx: &mut RealmContext, esr: u64, far: u64) {
+    // The injection edits the saved EL1 registers: the next entry restores them all.
+    park(ctx);
     let a = &mut ctx.arch;
     a[idx::ESR] = esr;
     a[idx::FAR] = far;
