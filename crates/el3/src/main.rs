@@ -205,7 +205,21 @@ unsafe extern "C" {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     fw_support::exception::report_panic(info);
-    power::exit(0xE3)
+    // EL3 only runs to serve a trap from a lower world: name that world (SCR_EL3.NSE/NS
+    // still select it) and the trap's syndrome and addresses, as an exception report does.
+    let scr = read_sysreg!(scr_el3);
+    let world = match ((scr >> 62) & 1, scr & 1) {
+        (0, 1) => "Non-secure",
+        (1, 1) => "Realm",
+        (0, _) => "Secure",
+        _ => "Root",
+    };
+    power::fatal_exit(
+        format_args!("panic in EL3 while serving the {world} world's trap"),
+        read_sysreg!(esr_el3),
+        read_sysreg!(elr_el3),
+        read_sysreg!(far_el3),
+    )
 }
 
 /// Reads the current value of ESR_EL3 (used by the monitor to classify traps).

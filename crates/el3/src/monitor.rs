@@ -34,6 +34,70 @@ static RMM_TOKEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS
 /// Set when the RMM reported a failed boot: RMI calls are then refused.
 static RMM_FAILED: AtomicBool = AtomicBool::new(false);
 
+/// The test hook word: the marker, then a word that is 0 in every image `cargo build` makes.
+/// `cargo xtask` enables the deliberate faults of the fatal-fault tests in a copy of the
+/// image by writing [`HOOKS_ON`] over that word; only then does `CCA_SIP_TEST_HOOK` work.
+#[used]
+#[unsafe(no_mangle)]
+static CCA_EL3_TEST_HOOKS: [u64; 3] = [
+    u64::from_le_bytes(*b"CCA-EL3-"),
+    u64::from_le_bytes(*b"TESTHOOK"),
+    0,
+];
+/// The value that enables the hooks.
+const HOOKS_ON: u64 = u64::from_le_bytes(*b"HOOKS-ON");
+
+fn hooks_enabled() -> bool {
+    // SAFETY: a read of a static; volatile, so that the image's own contents are read
+    // rather than the value the compiler saw.
+    unsafe { core::ptr::read_volatile(&raw const CCA_EL3_TEST_HOOKS[2]) == HOOKS_ON }
+}
+
+/// `CCA_SIP_TEST_HOOK(kind, pa)` of an image with hooks: 1 makes the DRAM granule at `pa`
+/// inaccessible to every world (GPI NoAccess), 2 reads `pa` through EL3's own map, 3 panics.
+/// The first leaves the next access of the RMM to fault; the others fault in EL3.
+fn test_hook(kind: u64, pa: u64) -> u64 {
+    match kind {
+        1 => {
+            if el3_core::gtsi::screen(memory_map(), pa).is_err() {
+                return cca_abi::el3::El3Error::BadAddr.to_reg();
+            }
+            let mut guard = gpt::GPT.lock();
+            let Some(g) = guard.as_mut() else {
+                return cca_abi::el3::El3Error::BadAddr.to_reg();
+            };
+            match g.write_granule(pa, el3_core::gpt::Gpi::NoAccess) {
+                Ok(_) => {
+                    // SAFETY: TLBI RPALOS only invalidates cached GPT information for the
+                    // granule; the barriers order it after the table write.
+                    unsafe {
+                        core::arch::asm!(
+                            "dsb sy",
+                            "sys #6, c8, c4, #7, {}",
+                            "dsb sy",
+                            "isb",
+                            in(reg) pa >> 12,
+                            options(nostack)
+                        );
+                    }
+                    println!("TEST HOOK: granule {pa:#x} is now inaccessible to every world");
+                    0
+                }
+                Err(e) => el3_error(e),
+            }
+        }
+        2 => {
+            println!("TEST HOOK: EL3 reads {pa:#x} through its Non-secure map of DRAM");
+            // SAFETY: deliberately unsafe: the test makes EL3 touch memory it must not, to
+            // prove that the fault is reported and ends the run. EL3 maps all of DRAM, so
+            // the access is translated; the granule protection check then faults.
+            unsafe { core::ptr::read_volatile(pa as *const u64) }
+        }
+        3 => panic!("deliberate panic requested through CCA_SIP_TEST_HOOK"),
+        _ => cca_abi::el3::El3Error::Inval.to_reg(),
+    }
+}
+
 /// Records the platform shape and writes the RMM boot manifest into the shared buffer.
 pub fn init_shared(ncpus: usize, dram_base: u64, dram_size: u64) {
     let mut states = CpuStates::new();
@@ -55,7 +119,9 @@ pub fn init_shared(ncpus: usize, dram_base: u64, dram_size: u64) {
     let buf = unsafe { core::slice::from_raw_parts_mut(RMM_SHARED as *mut u8, 4096) };
     let used = el3_core::manifest::write(buf, RMM_SHARED, &banks, &consoles)
         .expect("manifest fits in a page");
-    println!("boot manifest v0.5 at {RMM_SHARED:#x} ({used} bytes): DRAM {dram_base:#x}+{dram_size:#x}, console PL011 {UART0:#x}");
+    println!(
+        "boot manifest v0.5 at {RMM_SHARED:#x} ({used} bytes): DRAM {dram_base:#x}+{dram_size:#x}, console PL011 {UART0:#x}"
+    );
 }
 
 fn cpus() -> &'static CpuStates<MAX_CPUS> {
@@ -309,6 +375,15 @@ fn ns_call(
         Route::SipExit => {
             println!("host requested exit with status {}", x[1]);
             power::exit(x[1])
+        }
+        Route::TestHook => {
+            let r = if hooks_enabled() {
+                test_hook(x[1], x[2])
+            } else {
+                smccc::SMC_UNKNOWN
+            };
+            ns.ret(&[r]);
+            Next::Stay
         }
         Route::SmcccVersion => {
             ns.ret(&[0x1_0002]);

@@ -25,13 +25,15 @@ pub fn ec_name(esr: u64) -> &'static str {
     }
 }
 
-/// Returns true when a data or instruction abort syndrome reports a granule protection fault.
+/// Returns true when a data or instruction abort syndrome reports a granule protection fault:
+/// on a translation table walk (FSC 0b100011, 0b1001xx: levels -1 to 3) or on the access
+/// itself (FSC 0b101000).
 pub fn is_gpf(esr: u64) -> bool {
     let ec = (esr >> 26) & 0x3f;
     let fsc = esr & 0x3f;
     ec == 0x1e
         || (matches!(ec, 0x20 | 0x21 | 0x24 | 0x25)
-            && (fsc == 0x23 || (0x24..=0x27).contains(&fsc)))
+            && (fsc == 0x23 || (0x24..=0x28).contains(&fsc)))
 }
 
 /// The vector slot an exception came through, as the images' vector tables number them:

@@ -24,7 +24,7 @@ const REALM_POOL: (u64, u64) = (0x8800_0000, 0x0200_0000);
 /// Where `cargo xtask` loads the realm payload image (`target/images/realm.bin`).
 const PAYLOAD_IMAGE: u64 = 0x8A00_0000;
 /// Where it writes the image's size, a 64-bit word (0 or absent: no payload).
-const PAYLOAD_SIZE: u64 = 0x89FF_F000;
+pub(crate) const PAYLOAD_SIZE: u64 = 0x89FF_F000;
 /// Granules and RAM of the realm that runs the payload.
 const RUN_POOL: (u64, u64) = (0x8C00_0000, 0x0100_0000);
 const MMIO_PA: u64 = 0x0900_0000;
@@ -73,7 +73,7 @@ impl PayloadConsole for PayloadOut {
 }
 
 /// Runs the realm payload (if xtask loaded one) on the VMM and returns what happened.
-fn run_payload(rmi: &mut Rmi<'_, Smc>, image_size: u64) -> PayloadReport {
+pub(crate) fn run_payload(rmi: &mut Rmi<'_, Smc>, image_size: u64) -> PayloadReport {
     let (sre, vtr) = gic::init();
     let sre_now = gic::sre();
     println!("-- GIC virtual CPU interface");
@@ -202,6 +202,9 @@ fn secondary_cpu_check(c: &mut Tally, cpus: usize) {
 #[unsafe(no_mangle)]
 extern "C" fn host_secondary_main(cpu: u64) -> ! {
     mmu::enable_shared();
+    if crate::fuzz::secondary_active() {
+        crate::fuzz::secondary(cpu)
+    }
     println!("CPU {cpu} up at NS-EL2");
     let mut out = fw_support::console::Writer;
     let mut rmi = Rmi::new(Smc, &mut out);

@@ -8,6 +8,7 @@
 
 mod demo;
 mod entry;
+mod fuzz;
 mod gic;
 mod heap;
 mod linux;
@@ -90,7 +91,11 @@ extern "C" fn host_main(dtb: u64) -> ! {
     println!("PSCI_VERSION -> {}.{}", v >> 16, v & 0xffff);
     match linux::launch_description(&machine) {
         Some(text) => linux::run(&machine, text),
-        None => demo::run(&machine),
+        None => match fuzz::request(&machine) {
+            Some(r) if r.mode == fuzz::MODE_HOST => fuzz::run_host(&machine, r),
+            Some(r) if r.mode == fuzz::MODE_FAULT => fuzz::run_fault(&machine, r),
+            _ => demo::run(&machine),
+        },
     }
 }
 

@@ -266,10 +266,14 @@ impl Fuzzer {
             rep.undelegated += r.0;
             rep.scrubbed += r.1;
             rep.stuck_granules += r.2;
+            // Those it did not keep the registers of count too.
+            let unkept = o.findings_total.saturating_sub(o.findings.len() as u64);
             for f in o.findings.clone() {
                 self.finding(f.what, f.regs, f.got);
             }
+            self.findings_total = self.findings_total.saturating_add(unkept);
             o.findings.clear();
+            o.findings_total = 0;
         }
         let r = self.release_pool(io);
         rep.undelegated += r.0;
