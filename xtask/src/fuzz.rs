@@ -7,15 +7,27 @@
 //! [`MODE_FAULT`]), the number of calls (or the kind of fault) and the seed. The host side is
 //! `crates/host/src/fuzz.rs`; the fuzzer itself `host_core::fuzz`.
 //!
-//! This file uses only the `xtask` library, so the end-to-end tests include it with
-//! `#[path]` and drive the same runs.
+//! This file uses only the `xtask` library and `std` (its errors are strings), so the
+//! end-to-end tests include it with `#[path]` and drive the same runs.
 
-use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use xtask::qemu::{self, Outcome};
 use xtask::{images, setup, workspace_root};
+
+/// Errors are messages (the `xtask` binary turns them into its own).
+pub type Result<T> = std::result::Result<T, String>;
+
+/// Returns early with a formatted message.
+macro_rules! bail {
+    ($($arg:tt)*) => { return Err(format!($($arg)*)) };
+}
+
+/// The message of any error, with its causes.
+fn msg<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
+    move |e| format!("{what}: {e:#}")
+}
 
 /// Where the host reads the request.
 pub const REQUEST_ADDR: u64 = 0x5fff_e000;
@@ -211,7 +223,7 @@ pub fn run_host_images(
     echo: bool,
 ) -> Result<(HostReport, Outcome)> {
     let mut cmd = command(dir, &dir.join("el3.bin"), MODE_HOST, calls, seed);
-    let out = qemu::run_command(&mut cmd, timeout, echo)?;
+    let out = qemu::run_command(&mut cmd, timeout, echo).map_err(msg("running QEMU"))?;
     Ok((judge_host(&out, calls), out))
 }
 
@@ -222,8 +234,8 @@ pub fn host(calls: u64, seed: u64) -> Result<()> {
         bail!("--calls must be at least 1");
     }
     let root = workspace_root();
-    let tc = setup::ensure_all()?;
-    let imgs = images::build_all(&root, &tc)?;
+    let tc = setup::ensure_all().map_err(msg("setup"))?;
+    let imgs = images::build_all(&root, &tc).map_err(msg("building the images"))?;
     let timeout = host_timeout(calls);
     setup::step(&format!(
         "hostile host: {calls} RMI calls, seed {seed:#x}, on 2 CPUs (QEMU timeout {} s)",
@@ -262,9 +274,9 @@ pub fn host(calls: u64, seed: u64) -> Result<()> {
     } else {
         let log = root.join("target/fuzz/host.log");
         if let Some(d) = log.parent() {
-            std::fs::create_dir_all(d)?;
+            std::fs::create_dir_all(d).map_err(msg("target/fuzz"))?;
         }
-        std::fs::write(&log, out.lines.join("\n"))?;
+        std::fs::write(&log, out.lines.join("\n")).map_err(msg("writing the log"))?;
         bail!(
             "hostile host FAILED: {} (the whole output is in {})",
             r.problems.join("; "),
@@ -360,12 +372,14 @@ pub fn patch_hooks(image: &mut [u8]) -> Result<()> {
 /// Writes a copy of the EL3 image `el3` with its hooks enabled to `out` (the normal image
 /// is never changed).
 pub fn hooked_el3(el3: &Path, out: &Path) -> Result<()> {
-    let mut image = std::fs::read(el3).with_context(|| format!("reading {}", el3.display()))?;
-    patch_hooks(&mut image).with_context(|| format!("patching {}", el3.display()))?;
+    let name = el3.display().to_string();
+    let mut image = std::fs::read(el3).map_err(msg(&name))?;
+    patch_hooks(&mut image).map_err(msg(&name))?;
+    let name = out.display().to_string();
     if let Some(d) = out.parent() {
-        std::fs::create_dir_all(d)?;
+        std::fs::create_dir_all(d).map_err(msg(&name))?;
     }
-    std::fs::write(out, image).with_context(|| format!("writing {}", out.display()))
+    std::fs::write(out, image).map_err(msg(&name))
 }
 
 /// What a deliberate-fault run reported.
@@ -529,7 +543,8 @@ pub fn run_fault_images(
     let el3: PathBuf = work.join("el3-test-hooks.bin");
     hooked_el3(&dir.join("el3.bin"), &el3)?;
     let mut cmd = command(dir, &el3, MODE_FAULT, kind.code(), 0);
-    let out = qemu::run_command(&mut cmd, Duration::from_secs(120), echo)?;
+    let out =
+        qemu::run_command(&mut cmd, Duration::from_secs(120), echo).map_err(msg("running QEMU"))?;
     Ok((judge_fault(kind, &out, FAULT_GRANULE), out))
 }
 
@@ -537,8 +552,8 @@ pub fn run_fault_images(
 /// copy of EL3, and checks the run halts with a report and a failure status.
 pub fn fault(kind: FaultKind) -> Result<()> {
     let root = workspace_root();
-    let tc = setup::ensure_all()?;
-    let imgs = images::build_all(&root, &tc)?;
+    let tc = setup::ensure_all().map_err(msg("setup"))?;
+    let imgs = images::build_all(&root, &tc).map_err(msg("building the images"))?;
     setup::step(&format!(
         "deliberate fatal fault `{}` (EL3 with test hooks: target/fuzz/el3-test-hooks.bin)",
         kind.name()

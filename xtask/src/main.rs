@@ -299,11 +299,13 @@ fn main() -> Result<()> {
         Cmd::Lint => lint(&root)?,
         Cmd::Token(t) => token::run(&t)?,
         Cmd::Measure(a) => token::measure(&a)?,
-        Cmd::Fuzz(FuzzCmd::Host { calls, seed }) => fuzz::host(calls, seed)?,
+        Cmd::Fuzz(FuzzCmd::Host { calls, seed }) => {
+            fuzz::host(calls, seed).map_err(anyhow::Error::msg)?
+        }
         Cmd::Fuzz(FuzzCmd::Realm { calls, seed }) => {
             bail!("fuzz realm --calls {calls} --seed {seed:#x}: not implemented in this build")
         }
-        Cmd::Fuzz(FuzzCmd::Fault { kind }) => fuzz::fault(kind)?,
+        Cmd::Fuzz(FuzzCmd::Fault { kind }) => fuzz::fault(kind).map_err(anyhow::Error::msg)?,
         Cmd::Test(t) => {
             lint(&root)?;
             if !t.qemu_only {
