@@ -90,7 +90,12 @@ impl Rd {
 
     /// The realm's hash algorithm.
     pub fn algorithm(&self) -> HashAlgorithm {
-        match self.hash_algo {
+        Self::algorithm_of(self.hash_algo)
+    }
+
+    /// The hash algorithm a `hash_algo` field value stands for (see [`Rd::algorithm`]).
+    pub fn algorithm_of(hash_algo: u64) -> HashAlgorithm {
+        match hash_algo {
             0 => HashAlgorithm::Sha256,
             1 => HashAlgorithm::Sha512,
             _ => HashAlgorithm::Sha384,
@@ -249,6 +254,28 @@ impl<'a, P: Platform> Rmm<'a, P> {
     /// Writes the RD of a locked RD granule.
     pub(crate) fn rd_write(&self, g: &LockedGranule<'_>, rd: &Rd) {
         self.platform.realm_write(g.pa(), rd.as_bytes());
+    }
+
+    /// Reads `buf.len()` bytes of a locked RD from byte `offset` (fields, by `offset_of!`),
+    /// for calls that need a few fields and not the whole descriptor.
+    pub(crate) fn rd_read_at(&self, g: &LockedGranule<'_>, offset: usize, buf: &mut [u8]) {
+        debug_assert!(offset + buf.len() <= core::mem::size_of::<Rd>());
+        self.platform
+            .realm_read(Pa::new(g.pa().get() + offset as u64), buf);
+    }
+
+    /// Writes `data` into a locked RD at byte `offset` (see [`Self::rd_read_at`]).
+    pub(crate) fn rd_write_at(&self, g: &LockedGranule<'_>, offset: usize, data: &[u8]) {
+        debug_assert!(offset + data.len() <= core::mem::size_of::<Rd>());
+        self.platform
+            .realm_write(Pa::new(g.pa().get() + offset as u64), data);
+    }
+
+    /// A `u64` field of a locked RD at byte `offset` (see [`Self::rd_read_at`]).
+    pub(crate) fn rd_u64_at(&self, g: &LockedGranule<'_>, offset: usize) -> u64 {
+        let mut b = [0u8; 8];
+        self.rd_read_at(g, offset, &mut b);
+        u64::from_le_bytes(b)
     }
 
     /// Locks the RD at `addr` (ERROR_INPUT if it is not an RD).

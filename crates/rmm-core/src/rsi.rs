@@ -79,6 +79,16 @@ pub(crate) enum IpaLookup<'g> {
 }
 
 /// Reads 8 little-endian bytes.
+/// Where measurement `idx` (0 = the RIM, 1..=4 = REM 0..3, checked by the caller) is in the
+/// RD.
+fn measurement_offset(idx: u64) -> usize {
+    debug_assert!(idx < rsi::MEASUREMENT_SLOTS);
+    match idx {
+        0 => offset_of!(Rd, rim),
+        i => offset_of!(Rd, rem) + (i as usize - 1) * rsi::MEASUREMENT_SIZE,
+    }
+}
+
 fn le_u64(b: &[u8]) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&b[..8]);
@@ -217,11 +227,10 @@ impl<'a, P: Platform> Rmm<'a, P> {
             out.x[0] = reject(rec, RsiStatus::ErrorInput, "the index must be 0 to 4");
             return;
         }
-        let rd = self.rec_rd(rec);
-        let slot = match idx {
-            0 => rd.rim,
-            i => rd.rem[(i - 1) as usize],
-        };
+        let mut slot = [0u8; rsi::MEASUREMENT_SIZE];
+        let g = self.lock_rec_rd(rec);
+        self.rd_read_at(&g, measurement_offset(idx), &mut slot);
+        drop(g);
         let words: [u64; 8] = core::array::from_fn(|i| le_u64(&slot[8 * i..]));
         out.x[0] = RsiStatus::Success.to_reg();
         out.x[1..8].copy_from_slice(&words[..7]);
@@ -251,15 +260,16 @@ impl<'a, P: Platform> Rmm<'a, P> {
         for (i, r) in rec.ctx.gprs[3..11].iter().enumerate() {
             value[8 * i..8 * i + 8].copy_from_slice(&r.to_le_bytes());
         }
-        let mut rd = self.rd_read(&g);
-        let i = (idx - 1) as usize;
+        // Only the algorithm and the slot are read, and the slot written back.
+        let algo = Rd::algorithm_of(self.rd_u64_at(&g, offset_of!(Rd, hash_algo)));
+        let at = measurement_offset(idx);
         let mut m = cca_measure::Measurement {
-            algo: rd.algorithm(),
-            slot: rd.rem[i],
+            algo,
+            slot: [0; rsi::MEASUREMENT_SIZE],
         };
+        self.rd_read_at(&g, at, &mut m.slot);
         m.extend_rem(&value[..len]);
-        rd.rem[i] = m.slot;
-        self.rd_write(&g, &rd);
+        self.rd_write_at(&g, at, &m.slot);
         out.x[0] = RsiStatus::Success.to_reg();
     }
 
@@ -301,7 +311,16 @@ impl<'a, P: Platform> Rmm<'a, P> {
             return;
         }
         // What the structure needs from the RD, read before the walk (RD before RTTs).
-        let rd = self.rec_rd(rec);
+        let (ipa_bits, hash_algo, rpv) = {
+            let g = self.lock_rec_rd(rec);
+            let mut rpv = [0u8; 64];
+            self.rd_read_at(&g, offset_of!(Rd, rpv), &mut rpv);
+            (
+                self.rd_u64_at(&g, offset_of!(Rd, ipa_bits)),
+                self.rd_u64_at(&g, offset_of!(Rd, hash_algo)),
+                rpv,
+            )
+        };
         match self.ipa_lookup(&s2, ipa) {
             IpaLookup::Ram { pa, _table } => {
                 let w = |off: usize, b: &[u8]| {
@@ -309,11 +328,11 @@ impl<'a, P: Platform> Rmm<'a, P> {
                 };
                 w(
                     offset_of!(RsiRealmConfig, ipa_width),
-                    &rd.ipa_bits.to_le_bytes(),
+                    &ipa_bits.to_le_bytes(),
                 );
                 // TF-RMM reports SHA-384 as SHA-512 (a bug); this RMM reports the
                 // algorithm (the RSI encoding equals the RMI one).
-                w(offset_of!(RsiRealmConfig, hash_algo), &[rd.hash_algo as u8]);
+                w(offset_of!(RsiRealmConfig, hash_algo), &[hash_algo as u8]);
                 w(
                     offset_of!(RsiRealmConfig, num_aux_planes),
                     &0u64.to_le_bytes(),
@@ -323,7 +342,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
                     &(self.platform.gic_vtr() as u32).to_le_bytes(),
                 );
                 w(offset_of!(RsiRealmConfig, ats_plane), &0u64.to_le_bytes());
-                w(offset_of!(RsiRealmConfig, rpv), &rd.rpv);
+                w(offset_of!(RsiRealmConfig, rpv), &rpv);
                 out.x[0] = RsiStatus::Success.to_reg();
             }
             IpaLookup::Unmapped { level, ripas } => {

@@ -13,7 +13,7 @@
 
 use crate::entry::MAX_CPUS;
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use fw_support::{read_sysreg, write_sysreg};
 use rmm_core::run::{ExitKind, RealmContext, RealmExit, TimerState, ARCH_STATE_WORDS};
 use rmm_core::{IdRegs, RealmTraps};
@@ -97,9 +97,10 @@ const CNTHCTL_CNTPMASK: u64 = 1 << 19;
 /// from the CPU's ID registers.
 static TRAPS: spin::Once<RealmTraps> = spin::Once::new();
 
-/// The realm EL2 traps ([`RealmTraps::BASE`] until [`init`] ran).
-fn traps() -> RealmTraps {
-    TRAPS.get().copied().unwrap_or(RealmTraps::BASE)
+/// The realm EL2 traps ([`RealmTraps::BASE`] until [`init`] ran), by reference (no copy on
+/// the entry path).
+fn traps() -> &'static RealmTraps {
+    TRAPS.get().unwrap_or(&RealmTraps::BASE)
 }
 
 /// Computes the realm traps from the CPU's ID registers (cold boot) and applies this CPU's
@@ -153,6 +154,10 @@ static NS_STATE: [Mutex<NsState>; MAX_CPUS] = [const {
 /// Per CPU: the address of the `RealmContext` whose EL1 and FP/SIMD state is live in this
 /// CPU's registers (its `arch` words other than SP_EL0 and the timers are stale), or 0.
 static LIVE: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+
+/// Per CPU: the RMM's own SP_EL0 (its exception stack), as `NsState::rmm_sp_el0`, readable
+/// without the lock by the entries after the first of an RMI call.
+static RMM_SP_EL0: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 fn live_slot() -> &'static AtomicUsize {
     &LIVE[fw_support::cpu_index()]
@@ -411,15 +416,22 @@ fn read_lr(i: usize) -> u64 {
 /// Runs the REC described by `ctx` until it traps to EL2.
 pub fn run(ctx: &mut RealmContext) -> RealmExit {
     let cpu = fw_support::cpu_index();
-    let mut ns = NS_STATE[cpu].lock();
-    if !ns.saved {
-        save_state(&mut ns.state);
-        ns.rmm_sp_el0 = read_sysreg!(sp_el0);
-        ns.saved = true;
-    }
-    let rmm_sp_el0 = ns.rmm_sp_el0;
-    drop(ns);
     let live = &LIVE[cpu];
+    let is_live = live.load(Ordering::Relaxed) == ctx_id(ctx);
+    // A live REC means that the host's state was saved at this RMI call's first entry (see
+    // `NsState`): its lock is only taken for the first entry.
+    let rmm_sp_el0 = if is_live {
+        RMM_SP_EL0[cpu].load(Ordering::Relaxed)
+    } else {
+        let mut ns = NS_STATE[cpu].lock();
+        if !ns.saved {
+            save_state(&mut ns.state);
+            ns.rmm_sp_el0 = read_sysreg!(sp_el0);
+            RMM_SP_EL0[cpu].store(ns.rmm_sp_el0, Ordering::Relaxed);
+            ns.saved = true;
+        }
+        ns.rmm_sp_el0
+    };
     let t = traps();
     // As TF-RMM: a timer already asserting when the realm is entered is masked towards the
     // interrupt controller, so it cannot bring the realm straight back to EL2; the host
@@ -432,7 +444,7 @@ pub fn run(ctx: &mut RealmContext) -> RealmExit {
     if asserted & 2 != 0 {
         cnthctl |= CNTHCTL_CNTPMASK;
     }
-    if live.load(Ordering::Relaxed) == ctx_id(ctx) {
+    if is_live {
         // Its EL1 and FP/SIMD state is still in the registers, and so are the stage 2 and
         // trap registers of the previous entry: only SP_EL0 and the timer controls, which
         // the exit path changed, go back.
