@@ -428,6 +428,11 @@ impl<'a> GranuleTable<'a> {
     }
 }
 
+/// The state bits of a descriptor in `state`.
+const fn state_bits(state: GranuleState) -> u16 {
+    ((state as u16) << STATE_SHIFT) & STATE_MASK
+}
+
 fn decode_state(desc: u16) -> GranuleState {
     let bits = ((desc & STATE_MASK) >> STATE_SHIFT) as u8;
     match GranuleState::from_bits(bits) {
@@ -511,11 +516,10 @@ impl<'t> Granule<'t> {
     /// Takes the lock and keeps it only if the granule is in state `expected`.
     pub fn lock_if(&self, expected: GranuleState) -> Result<LockedGranule<'t>, LockError> {
         let l = self.lock();
-        let found = l.state();
-        if found == expected {
+        if l.is_in(expected) {
             Ok(l)
         } else {
-            Err(LockError::WrongState(found))
+            Err(LockError::WrongState(l.state()))
         }
     }
 }
@@ -542,12 +546,19 @@ impl<'t> LockedGranule<'t> {
         decode_state(self.g.entry.load(Ordering::Relaxed))
     }
 
+    /// True when the granule is in `state` (the descriptor's state bits compared as they are,
+    /// without decoding them).
+    pub fn is_in(&self, state: GranuleState) -> bool {
+        self.g.entry.load(Ordering::Relaxed) & STATE_MASK == state_bits(state)
+    }
+
     /// Sets the state. The refcount and lock bits are left alone (the refcount may change
     /// concurrently without the lock, so the update is one atomic XOR of the state bits).
     pub fn set_state(&mut self, state: GranuleState) {
-        let old = self.state() as u16;
-        let flip = ((old ^ state as u16) << STATE_SHIFT) & STATE_MASK;
-        self.g.entry.fetch_xor(flip, Ordering::Relaxed);
+        let old = self.g.entry.load(Ordering::Relaxed) & STATE_MASK;
+        self.g
+            .entry
+            .fetch_xor(old ^ state_bits(state), Ordering::Relaxed);
     }
 
     /// Returns the reference count.
@@ -728,6 +739,10 @@ mod tests {
             l.refcount_add(REFCOUNT_MAX);
             l.set_state(st);
             assert_eq!(l.state(), st);
+            for other in GranuleState::ALL {
+                assert_eq!(l.is_in(other), other == st, "{st} is_in {other}");
+            }
+            assert!(l.granule().is_locked(), "set_state keeps the lock bit");
             assert_eq!(l.refcount(), REFCOUNT_MAX);
             l.refcount_sub(REFCOUNT_MAX);
             assert_eq!(l.refcount(), 0);
