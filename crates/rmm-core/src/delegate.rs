@@ -45,11 +45,11 @@ type GranuleOp<'a, P> = fn(&Rmm<'a, P>, Pa) -> Result<(), RmiError>;
 /// anything else is an RMM bug.
 fn finish_transition(g: Granule<'_>, from: GranuleState, to: GranuleState) {
     let mut l = g.lock();
-    let found = l.state();
     assert!(
-        found == from,
-        "granule {} left state {from} behind this CPU's back (now {found})",
-        g.pa()
+        l.is_in(from),
+        "granule {} left state {from} behind this CPU's back (now {})",
+        g.pa(),
+        l.state()
     );
     l.set_state(to);
 }
@@ -142,7 +142,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
         // The granule is Realm PAS and still holds whatever the host left in it, as in
         // TF-RMM: a DELEGATED granule's contents mean nothing. Every command that takes one
         // writes or zeroes all of it before anything reads it (RTT_CREATE and REALM_CREATE
-        // fill whole tables, the RD, REC and auxiliary granules are zeroed, data granules are
+        // fill whole tables, the RD, the REC and the auxiliary granules it uses are zeroed, data granules are
         // copied into or zeroed), and undelegation scrubs it before the host sees it again.
         finish_transition(g, GranuleState::Delegating, GranuleState::Delegated);
         Ok(())

@@ -12,8 +12,10 @@
 //!
 //! The REC object ([`Rec`]) lives at the start of the REC granule, with the REC's whole
 //! [`RealmContext`] (the firmware's architectural state included, which
-//! [`Platform::reset_arch_state`] initialises at creation). Its auxiliary granules are zeroed
-//! and reserved for state this RMM does not keep yet (SVE, PMU, attestation).
+//! [`Platform::reset_arch_state`] initialises at creation). Of its auxiliary granules, the
+//! attestation context and token granules ([`crate::attest::AUX_CONTEXT`],
+//! [`crate::attest::AUX_TOKEN`]) are zeroed at creation; the others are reserved for state
+//! this RMM does not keep yet (SVE, PMU) and never read or written.
 
 use cca_abi::rmi::{
     mem_req, rec_mpidr, RealmState, RecParams, RmiFid, REC_AUX_GRANULES, REC_PARAMS_FLAG_RUNNABLE,
@@ -462,8 +464,14 @@ impl<'a, P: Platform> Rmm<'a, P> {
             rd.rim = m.slot;
         }
         g_rd.refcount_add(1);
-        for &a in &ctx.aux[..ctx.transferred as usize] {
-            self.platform.realm_zero(Pa::new(a));
+        // Only the auxiliary granules this RMM keeps state in are zeroed (the attestation
+        // context, whose state a CONTINUE reads, and the token): the others are never read
+        // or written, so they hold nothing but what the host left in them (undelegation
+        // scrubs), and a future user of one must initialise it here.
+        for i in [crate::attest::AUX_CONTEXT, crate::attest::AUX_TOKEN] {
+            if let Some(&a) = ctx.aux[..ctx.transferred as usize].get(i) {
+                self.platform.realm_zero(Pa::new(a));
+            }
         }
         rd.rec_count = idx + 1;
         self.rd_write(&g_rd, &rd);
