@@ -143,8 +143,8 @@ pub fn delegation<C: Conduit, K: Clock>(
 /// Measures how delegation scales: per granule, with 1, 8, 64 and 512 granules per
 /// `GRANULE_RANGE_DELEGATE` / `UNDELEGATE` call (`BENCH delegate_per_granule_<n>_per_call`,
 /// `undelegate_...`), over `pool`, which must hold at least 512 Non-secure granules the RMM
-/// tracks; and then the same range calls over all `pool_granules` (`..._all`), so that a
-/// small pool and a large one (16 MiB and 1 GiB) can be compared. Returns false on an error.
+/// tracks; and then the same range calls over all `pool_granules` ([`delegation_pool`]).
+/// Returns false on an error.
 pub fn delegation_scaling<C: Conduit, K: Clock>(
     rmi: &mut Rmi<'_, C>,
     clock: &mut K,
@@ -169,25 +169,50 @@ pub fn delegation_scaling<C: Conduit, K: Clock>(
             let mut base = pool;
             while ok && base < pool + total * g {
                 let top = base + per_call * g;
-                let out = rmi.call(fid, &[base, top]);
-                ok &= out.status() == Some(RmiStatus::Success) && out.regs[1] == top;
+                // An RMM may do part of a range per call (TF-RMM does one granule): the
+                // range is called until done, as a host must.
+                ok = crate::boot::range_loop(rmi, fid, base, top).is_ok();
                 base = top;
             }
             let ticks = r.end(clock, rmi.out(), name.as_str(), total);
             report(rmi.out(), clock, name.as_str(), total, ticks);
         }
     }
+    rmi.verbose = verbose;
+    ok && delegation_pool(rmi, clock, pool, pool_granules)
+}
+
+/// Measures delegation and undelegation of a whole pool of `granules` Non-secure granules at
+/// `pool` with range calls (as a host donates a realm's memory), per granule:
+/// `BENCH delegate_per_granule_pool_<MiB>m` and `undelegate_...`, so that pools of different
+/// sizes (a 16 MiB realm's and a larger one's) can be compared. Returns false on an error.
+pub fn delegation_pool<C: Conduit, K: Clock>(
+    rmi: &mut Rmi<'_, C>,
+    clock: &mut K,
+    pool: u64,
+    granules: u64,
+) -> bool {
+    use core::fmt::Write as _;
+    let g = cca_abi::GRANULE_SIZE;
+    let verbose = rmi.verbose;
+    rmi.verbose = false;
+    let mib = granules.saturating_mul(g) >> 20;
+    let Some(top) = granules.checked_mul(g).and_then(|s| pool.checked_add(s)) else {
+        rmi.verbose = verbose;
+        return false;
+    };
+    let mut ok = granules != 0;
+    let mut name = alloc::string::String::new();
     for (fid, what) in [
-        (RmiFid::GRANULE_RANGE_DELEGATE, "delegate_per_granule_all"),
-        (
-            RmiFid::GRANULE_RANGE_UNDELEGATE,
-            "undelegate_per_granule_all",
-        ),
+        (RmiFid::GRANULE_RANGE_DELEGATE, "delegate"),
+        (RmiFid::GRANULE_RANGE_UNDELEGATE, "undelegate"),
     ] {
+        name.clear();
+        let _ = write!(name, "{what}_per_granule_pool_{mib}m");
         let r = Region::start(clock);
-        ok &= crate::boot::range_loop(rmi, fid, pool, pool + pool_granules * g).is_ok();
-        let ticks = r.end(clock, rmi.out(), what, pool_granules);
-        report(rmi.out(), clock, what, pool_granules, ticks);
+        ok = ok && crate::boot::range_loop(rmi, fid, pool, top).is_ok();
+        let ticks = r.end(clock, rmi.out(), name.as_str(), granules);
+        report(rmi.out(), clock, name.as_str(), granules, ticks);
     }
     rmi.verbose = verbose;
     ok
@@ -528,8 +553,8 @@ mod tests {
                 "undelegate_per_granule_64_per_call",
                 "delegate_per_granule_512_per_call",
                 "undelegate_per_granule_512_per_call",
-                "delegate_per_granule_all",
-                "undelegate_per_granule_all",
+                "delegate_per_granule_pool_4m",
+                "undelegate_per_granule_pool_4m",
             ]
         );
         assert!(rows[8].contains(" 1024 "), "{}", rows[8]);
@@ -548,6 +573,53 @@ mod tests {
             0x8080_0000,
             511
         ));
+    }
+
+    #[test]
+    fn a_whole_pool_is_delegated_and_undelegated_and_named_by_its_size() {
+        let banks = [MemoryBank {
+            base: 0x8000_0000,
+            size: 0x0200_0000,
+        }];
+        let sim = SimPlatform::new(&banks);
+        let storage = rmm_core::sim::granule_storage(&banks);
+        let sro = rmm_core::SroStorage::new();
+        let rmm = Rmm::new(&sim, GranuleTable::new(&banks, &storage).unwrap(), &sro).unwrap();
+        let mut out = String::new();
+        {
+            let mut rmi = Rmi::new(Direct(&rmm), &mut out);
+            rmi.call(RmiFid::RMM_ACTIVATE, &[]);
+            assert!(delegation_pool(&mut rmi, &mut Steps(0), 0x8000_0000, 4096));
+            // Nothing left delegated: the pool can be delegated again.
+            assert!(delegation_pool(&mut rmi, &mut Steps(0), 0x8100_0000, 4096));
+            // Empty, overflowing or untracked pools are errors.
+            assert!(!delegation_pool(&mut rmi, &mut Steps(0), 0x8000_0000, 0));
+            assert!(!delegation_pool(
+                &mut rmi,
+                &mut Steps(0),
+                u64::MAX - 0xfff,
+                2
+            ));
+            assert!(!delegation_pool(&mut rmi, &mut Steps(0), 0x8100_0000, 8192));
+        }
+        let names: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("BENCH "))
+            .map(|l| l.split_whitespace().nth(1).unwrap())
+            .collect();
+        assert_eq!(
+            &names[..4],
+            [
+                "delegate_per_granule_pool_16m",
+                "undelegate_per_granule_pool_16m",
+                "delegate_per_granule_pool_16m",
+                "undelegate_per_granule_pool_16m",
+            ]
+        );
+        assert!(
+            out.contains("BENCH delegate_per_granule_pool_16m 4096 "),
+            "{out}"
+        );
     }
 
     #[test]

@@ -889,6 +889,23 @@ fn report_rsi_timing() {
         let _ = rsi.ipa_state_get(0, 0x1000);
     }
     let t2 = counter();
+    {
+        let mut cfg = CONFIG.lock();
+        for _ in 0..N {
+            let _ = rsi.realm_config(&mut cfg);
+        }
+    }
+    let t3 = counter();
+    for _ in 0..N {
+        let _ = rsi.measurement_read(rsi::RIM_INDEX);
+    }
+    let t4 = counter();
+    // REM 3 (index 4): no check of this payload or of the host reads it, and the token was
+    // taken before (`attestation`). A 32-byte value, the size of a SHA-256 digest.
+    for i in 0..N {
+        let _ = rsi.measurement_extend(4, &[i as u8; 32]);
+    }
+    let t5 = counter();
     let mut gprs = [0u64; cca_abi::rsi::HOST_CALL_NR_GPRS];
     let freq = read_sysreg!(cntfrq_el0);
     gprs[..6].copy_from_slice(&[N, t1 - t0, freq, N, t2 - t1, freq]);
@@ -896,6 +913,8 @@ fn report_rsi_timing() {
     // only signed, INIT alone.
     let [init, sign, whole] = token_ticks();
     gprs[6..15].copy_from_slice(&[1, whole, freq, 1, sign, freq, 1, init, freq]);
+    // REALM_CONFIG, MEASUREMENT_READ (the RIM), MEASUREMENT_EXTEND (32 bytes).
+    gprs[15..24].copy_from_slice(&[N, t3 - t2, freq, N, t4 - t3, freq, N, t5 - t4, freq]);
     let mut call = RsiHostCall::new(crate::layout::HOST_CALL_TIMING, gprs);
     let _ = rsi.host_call(&mut call);
 }
