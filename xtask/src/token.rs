@@ -235,8 +235,13 @@ pub fn platform_of(images: &Path, rmm: Option<&Path>, host: Option<&Path>) -> Re
 /// (`trust-anchors.json`, `platform-reference-values.json`), the values predicted for the
 /// realm (`<name>.reference-values.json`, with the platform's) and its challenge
 /// (`<name>.challenge`), verifies it and prints the verdict (`attestation VERDICT: PASS: …`
-/// or `… FAIL: <reason>`); an error if it does not verify.
-pub fn keep_and_verify(name: &str, token: &[u8], p: &DevPlatform, pred: &Predicted) -> Result<()> {
+/// or `… FAIL: <reason>`); the verified evidence, or an error if it does not verify.
+pub fn keep_and_verify(
+    name: &str,
+    token: &[u8],
+    p: &DevPlatform,
+    pred: &Predicted,
+) -> Result<cca_attest::Evidence> {
     let dir = root().join("target/attestation");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("trust-anchors.json"), p.anchors().to_json())?;
@@ -272,7 +277,7 @@ pub fn keep_and_verify(name: &str, token: &[u8], p: &DevPlatform, pred: &Predict
                 token.len(),
                 hex::encode(&ev.realm.rim)
             );
-            Ok(())
+            Ok(ev)
         }
         Err(e) => {
             eprintln!("    attestation VERDICT: FAIL: the {name} realm's token: {e}");
@@ -326,7 +331,7 @@ pub fn payload_token(lines: &[String], p: &DevPlatform) -> Result<()> {
         rems: Some(payload_rems()),
         rpv: Some(rpv),
     };
-    keep_and_verify("payload", &token, p, &pred)
+    keep_and_verify("payload", &token, p, &pred).map(|_| ())
 }
 
 /// The challenge the demonstrations give a Linux realm (64 bytes).
@@ -337,8 +342,12 @@ pub fn linux_challenge() -> Vec<u8> {
 /// The token a Linux realm booted with [`xtask::guest::InitScript::Attest`] printed (read
 /// through configfs-tsm), kept as `target/attestation/linux.cbor` and verified with
 /// [`keep_and_verify`] against `challenge` and the launch's predicted RIM, RPV and hash
-/// algorithm (REMs zero), on platform `p`.
-pub fn linux_token(run: &launch::LinuxRun, challenge: &[u8], p: &DevPlatform) -> Result<()> {
+/// algorithm (REMs zero), on platform `p`; the verified evidence.
+pub fn linux_token(
+    run: &launch::LinuxRun,
+    challenge: &[u8],
+    p: &DevPlatform,
+) -> Result<cca_attest::Evidence> {
     let e = &run.evidence;
     let token = e.token().with_context(|| {
         format!(
@@ -397,7 +406,7 @@ pub fn run(cmd: &TokenCmd) -> Result<()> {
                 false,
                 &[],
             )?;
-            linux_token(&run, &challenge, &p)
+            linux_token(&run, &challenge, &p).map(|_| ())
         }
         TokenCmd::Endorse { images, out } => {
             let p = endorse(&root().join(images), &root().join(out))?;
