@@ -14,6 +14,7 @@ mod checks;
 mod console;
 mod entry;
 mod fatal;
+mod fuzz;
 mod gic;
 mod layout;
 mod mmu;
@@ -22,6 +23,9 @@ mod mmu;
 #[unsafe(no_mangle)]
 extern "C" fn realm_main(x0: u64) -> ! {
     mmu::init();
+    if x0 == fuzz::ENTRY_MAGIC {
+        fuzz::run()
+    }
     let l = entry::layout();
     println!(
         "Realm payload (Rust) at EL1 on REC 0: image [0, {:#x}), stacks and data up to {:#x}",
@@ -38,6 +42,9 @@ extern "C" fn realm_main(x0: u64) -> ! {
 /// A REC started by PSCI `CPU_ON`, called by the entry code with its MMU on.
 #[unsafe(no_mangle)]
 extern "C" fn realm_secondary_main(context: u64) -> ! {
+    if context == fuzz::gen::REC1_FUZZ_CONTEXT {
+        fuzz::secondary()
+    }
     checks::secondary(context)
 }
 

@@ -310,10 +310,15 @@ impl Vm {
         Ok(())
     }
 
-    /// The vCPU whose `MPIDR_EL1` affinity is `mpidr`.
+    /// The vCPU a realm's PSCI call names with `mpidr`, resolved as the RMM resolves it
+    /// (TF-RMM `mpidr_to_rec_idx`: the REC index is Aff3:Aff2:Aff1:Aff0[3:0], every other
+    /// bit ignored), so that the host completes the request for the REC the RMM chose.
     pub fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<usize> {
-        let aff = mpidr & cca_abi::arch::mpidr::AFFINITY_MASK;
-        self.vcpus.iter().position(|v| v.mpidr() == aff)
+        let rec_index = |m: u64| {
+            (m & 0xF) | ((m >> 4) & 0xFF0) | ((m >> 4) & 0xF_F000) | ((m >> 12) & 0xFF0_0000)
+        };
+        let idx = rec_index(mpidr);
+        self.vcpus.iter().position(|v| rec_index(v.mpidr()) == idx)
     }
 
     /// Tears the VM down: terminates the realm, destroys the RECs (reclaiming their

@@ -873,6 +873,9 @@ fn build_loads_creates_recs_and_activates() {
         "non-affinity bits ignored"
     );
     assert_eq!(vm.vcpu_by_mpidr(2), None);
+    // Aff0[7:4] is not part of a REC's index: the RMM sends such a CPU_ON to REC 1.
+    assert_eq!(vm.vcpu_by_mpidr(0x21), Some(1), "as the RMM resolves it");
+    assert_eq!(vm.vcpu_by_mpidr(0x12), None);
     // RD, starting RTT, RTTs, 6 data pages, 2 RECs with their auxiliary granules.
     let delegated = 2 + vm.realm.rtts.len() as u64 + 6 + 2 * (1 + REC_AUX_GRANULES as u64);
     assert_eq!(vm.pool.delegated_granules(), delegated);

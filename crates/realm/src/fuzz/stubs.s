@@ -1,0 +1,1304 @@
+.section .text.fuzz_stubs, "ax"
+.balign 16
+.global fuzz_hvc_stubs
+fuzz_hvc_stubs:
+    .balign 8
+    hvc #0x0
+    br x14
+    .balign 8
+    hvc #0x1
+    br x14
+    .balign 8
+    hvc #0x2
+    br x14
+    .balign 8
+    hvc #0x3
+    br x14
+    .balign 8
+    hvc #0x4
+    br x14
+    .balign 8
+    hvc #0x5
+    br x14
+    .balign 8
+    hvc #0x7
+    br x14
+    .balign 8
+    hvc #0x8
+    br x14
+    .balign 8
+    hvc #0xf
+    br x14
+    .balign 8
+    hvc #0x10
+    br x14
+    .balign 8
+    hvc #0x1f
+    br x14
+    .balign 8
+    hvc #0x20
+    br x14
+    .balign 8
+    hvc #0x3f
+    br x14
+    .balign 8
+    hvc #0x40
+    br x14
+    .balign 8
+    hvc #0x7f
+    br x14
+    .balign 8
+    hvc #0x80
+    br x14
+    .balign 8
+    hvc #0xff
+    br x14
+    .balign 8
+    hvc #0x100
+    br x14
+    .balign 8
+    hvc #0x1ff
+    br x14
+    .balign 8
+    hvc #0x3ff
+    br x14
+    .balign 8
+    hvc #0x7ff
+    br x14
+    .balign 8
+    hvc #0x800
+    br x14
+    .balign 8
+    hvc #0xfff
+    br x14
+    .balign 8
+    hvc #0x1000
+    br x14
+    .balign 8
+    hvc #0x1234
+    br x14
+    .balign 8
+    hvc #0x4000
+    br x14
+    .balign 8
+    hvc #0x7fff
+    br x14
+    .balign 8
+    hvc #0x8000
+    br x14
+    .balign 8
+    hvc #0xaaaa
+    br x14
+    .balign 8
+    hvc #0xcca1
+    br x14
+    .balign 8
+    hvc #0xfffe
+    br x14
+    .balign 8
+    hvc #0xffff
+    br x14
+.balign 16
+.global fuzz_smc_stubs
+fuzz_smc_stubs:
+    .balign 8
+    smc #0x0
+    br x14
+    .balign 8
+    smc #0x1
+    br x14
+    .balign 8
+    smc #0x2
+    br x14
+    .balign 8
+    smc #0x3
+    br x14
+    .balign 8
+    smc #0x4
+    br x14
+    .balign 8
+    smc #0x5
+    br x14
+    .balign 8
+    smc #0x7
+    br x14
+    .balign 8
+    smc #0x8
+    br x14
+    .balign 8
+    smc #0xf
+    br x14
+    .balign 8
+    smc #0x10
+    br x14
+    .balign 8
+    smc #0x1f
+    br x14
+    .balign 8
+    smc #0x20
+    br x14
+    .balign 8
+    smc #0x3f
+    br x14
+    .balign 8
+    smc #0x40
+    br x14
+    .balign 8
+    smc #0x7f
+    br x14
+    .balign 8
+    smc #0x80
+    br x14
+    .balign 8
+    smc #0xff
+    br x14
+    .balign 8
+    smc #0x100
+    br x14
+    .balign 8
+    smc #0x1ff
+    br x14
+    .balign 8
+    smc #0x3ff
+    br x14
+    .balign 8
+    smc #0x7ff
+    br x14
+    .balign 8
+    smc #0x800
+    br x14
+    .balign 8
+    smc #0xfff
+    br x14
+    .balign 8
+    smc #0x1000
+    br x14
+    .balign 8
+    smc #0x1234
+    br x14
+    .balign 8
+    smc #0x4000
+    br x14
+    .balign 8
+    smc #0x7fff
+    br x14
+    .balign 8
+    smc #0x8000
+    br x14
+    .balign 8
+    smc #0xaaaa
+    br x14
+    .balign 8
+    smc #0xcca1
+    br x14
+    .balign 8
+    smc #0xfffe
+    br x14
+    .balign 8
+    smc #0xffff
+    br x14
+.balign 16
+.global fuzz_svc_stubs
+fuzz_svc_stubs:
+    .balign 8
+    svc #0x0
+    br x14
+    .balign 8
+    svc #0x1
+    br x14
+    .balign 8
+    svc #0x2
+    br x14
+    .balign 8
+    svc #0x3
+    br x14
+    .balign 8
+    svc #0x4
+    br x14
+    .balign 8
+    svc #0x5
+    br x14
+    .balign 8
+    svc #0x7
+    br x14
+    .balign 8
+    svc #0x8
+    br x14
+    .balign 8
+    svc #0xf
+    br x14
+    .balign 8
+    svc #0x10
+    br x14
+    .balign 8
+    svc #0x1f
+    br x14
+    .balign 8
+    svc #0x20
+    br x14
+    .balign 8
+    svc #0x3f
+    br x14
+    .balign 8
+    svc #0x40
+    br x14
+    .balign 8
+    svc #0x7f
+    br x14
+    .balign 8
+    svc #0x80
+    br x14
+    .balign 8
+    svc #0xff
+    br x14
+    .balign 8
+    svc #0x100
+    br x14
+    .balign 8
+    svc #0x1ff
+    br x14
+    .balign 8
+    svc #0x3ff
+    br x14
+    .balign 8
+    svc #0x7ff
+    br x14
+    .balign 8
+    svc #0x800
+    br x14
+    .balign 8
+    svc #0xfff
+    br x14
+    .balign 8
+    svc #0x1000
+    br x14
+    .balign 8
+    svc #0x1234
+    br x14
+    .balign 8
+    svc #0x4000
+    br x14
+    .balign 8
+    svc #0x7fff
+    br x14
+    .balign 8
+    svc #0x8000
+    br x14
+    .balign 8
+    svc #0xaaaa
+    br x14
+    .balign 8
+    svc #0xcca1
+    br x14
+    .balign 8
+    svc #0xfffe
+    br x14
+    .balign 8
+    svc #0xffff
+    br x14
+.balign 16
+.global fuzz_brk_stubs
+fuzz_brk_stubs:
+    .balign 8
+    brk #0x0
+    br x14
+    .balign 8
+    brk #0x1
+    br x14
+    .balign 8
+    brk #0x2
+    br x14
+    .balign 8
+    brk #0x3
+    br x14
+    .balign 8
+    brk #0x4
+    br x14
+    .balign 8
+    brk #0x5
+    br x14
+    .balign 8
+    brk #0x7
+    br x14
+    .balign 8
+    brk #0x8
+    br x14
+    .balign 8
+    brk #0xf
+    br x14
+    .balign 8
+    brk #0x10
+    br x14
+    .balign 8
+    brk #0x1f
+    br x14
+    .balign 8
+    brk #0x20
+    br x14
+    .balign 8
+    brk #0x3f
+    br x14
+    .balign 8
+    brk #0x40
+    br x14
+    .balign 8
+    brk #0x7f
+    br x14
+    .balign 8
+    brk #0x80
+    br x14
+    .balign 8
+    brk #0xff
+    br x14
+    .balign 8
+    brk #0x100
+    br x14
+    .balign 8
+    brk #0x1ff
+    br x14
+    .balign 8
+    brk #0x3ff
+    br x14
+    .balign 8
+    brk #0x7ff
+    br x14
+    .balign 8
+    brk #0x800
+    br x14
+    .balign 8
+    brk #0xfff
+    br x14
+    .balign 8
+    brk #0x1000
+    br x14
+    .balign 8
+    brk #0x1234
+    br x14
+    .balign 8
+    brk #0x4000
+    br x14
+    .balign 8
+    brk #0x7fff
+    br x14
+    .balign 8
+    brk #0x8000
+    br x14
+    .balign 8
+    brk #0xaaaa
+    br x14
+    .balign 8
+    brk #0xcca1
+    br x14
+    .balign 8
+    brk #0xfffe
+    br x14
+    .balign 8
+    brk #0xffff
+    br x14
+.balign 16
+.global fuzz_hlt_stubs
+fuzz_hlt_stubs:
+    .balign 8
+    hlt #0x0
+    br x14
+    .balign 8
+    hlt #0x1
+    br x14
+    .balign 8
+    hlt #0x2
+    br x14
+    .balign 8
+    hlt #0x3
+    br x14
+    .balign 8
+    hlt #0x4
+    br x14
+    .balign 8
+    hlt #0x5
+    br x14
+    .balign 8
+    hlt #0x7
+    br x14
+    .balign 8
+    hlt #0x8
+    br x14
+    .balign 8
+    hlt #0xf
+    br x14
+    .balign 8
+    hlt #0x10
+    br x14
+    .balign 8
+    hlt #0x1f
+    br x14
+    .balign 8
+    hlt #0x20
+    br x14
+    .balign 8
+    hlt #0x3f
+    br x14
+    .balign 8
+    hlt #0x40
+    br x14
+    .balign 8
+    hlt #0x7f
+    br x14
+    .balign 8
+    hlt #0x80
+    br x14
+    .balign 8
+    hlt #0xff
+    br x14
+    .balign 8
+    hlt #0x100
+    br x14
+    .balign 8
+    hlt #0x1ff
+    br x14
+    .balign 8
+    hlt #0x3ff
+    br x14
+    .balign 8
+    hlt #0x7ff
+    br x14
+    .balign 8
+    hlt #0x800
+    br x14
+    .balign 8
+    hlt #0xfff
+    br x14
+    .balign 8
+    hlt #0x1000
+    br x14
+    .balign 8
+    hlt #0x1234
+    br x14
+    .balign 8
+    hlt #0x4000
+    br x14
+    .balign 8
+    hlt #0x7fff
+    br x14
+    .balign 8
+    hlt #0x8000
+    br x14
+    .balign 8
+    hlt #0xaaaa
+    br x14
+    .balign 8
+    hlt #0xcca1
+    br x14
+    .balign 8
+    hlt #0xfffe
+    br x14
+    .balign 8
+    hlt #0xffff
+    br x14
+.balign 16
+.global fuzz_udf_stubs
+fuzz_udf_stubs:
+    .balign 8
+    udf #0x0
+    br x14
+    .balign 8
+    udf #0x1
+    br x14
+    .balign 8
+    udf #0x2
+    br x14
+    .balign 8
+    udf #0x3
+    br x14
+    .balign 8
+    udf #0x4
+    br x14
+    .balign 8
+    udf #0x5
+    br x14
+    .balign 8
+    udf #0x7
+    br x14
+    .balign 8
+    udf #0x8
+    br x14
+    .balign 8
+    udf #0xf
+    br x14
+    .balign 8
+    udf #0x10
+    br x14
+    .balign 8
+    udf #0x1f
+    br x14
+    .balign 8
+    udf #0x20
+    br x14
+    .balign 8
+    udf #0x3f
+    br x14
+    .balign 8
+    udf #0x40
+    br x14
+    .balign 8
+    udf #0x7f
+    br x14
+    .balign 8
+    udf #0x80
+    br x14
+    .balign 8
+    udf #0xff
+    br x14
+    .balign 8
+    udf #0x100
+    br x14
+    .balign 8
+    udf #0x1ff
+    br x14
+    .balign 8
+    udf #0x3ff
+    br x14
+    .balign 8
+    udf #0x7ff
+    br x14
+    .balign 8
+    udf #0x800
+    br x14
+    .balign 8
+    udf #0xfff
+    br x14
+    .balign 8
+    udf #0x1000
+    br x14
+    .balign 8
+    udf #0x1234
+    br x14
+    .balign 8
+    udf #0x4000
+    br x14
+    .balign 8
+    udf #0x7fff
+    br x14
+    .balign 8
+    udf #0x8000
+    br x14
+    .balign 8
+    udf #0xaaaa
+    br x14
+    .balign 8
+    udf #0xcca1
+    br x14
+    .balign 8
+    udf #0xfffe
+    br x14
+    .balign 8
+    udf #0xffff
+    br x14
+.balign 16
+.global fuzz_hint_stubs
+fuzz_hint_stubs:
+    .balign 8
+    hint #0
+    br x14
+    .balign 8
+    hint #1
+    br x14
+    .balign 8
+    hint #2
+    br x14
+    .balign 8
+    hint #4
+    br x14
+    .balign 8
+    hint #5
+    br x14
+    .balign 8
+    hint #6
+    br x14
+    .balign 8
+    hint #7
+    br x14
+    .balign 8
+    hint #8
+    br x14
+    .balign 8
+    hint #9
+    br x14
+    .balign 8
+    hint #10
+    br x14
+    .balign 8
+    hint #11
+    br x14
+    .balign 8
+    hint #12
+    br x14
+    .balign 8
+    hint #13
+    br x14
+    .balign 8
+    hint #14
+    br x14
+    .balign 8
+    hint #15
+    br x14
+    .balign 8
+    hint #16
+    br x14
+    .balign 8
+    hint #17
+    br x14
+    .balign 8
+    hint #18
+    br x14
+    .balign 8
+    hint #19
+    br x14
+    .balign 8
+    hint #20
+    br x14
+    .balign 8
+    hint #21
+    br x14
+    .balign 8
+    hint #22
+    br x14
+    .balign 8
+    hint #23
+    br x14
+    .balign 8
+    hint #24
+    br x14
+    .balign 8
+    hint #25
+    br x14
+    .balign 8
+    hint #26
+    br x14
+    .balign 8
+    hint #27
+    br x14
+    .balign 8
+    hint #28
+    br x14
+    .balign 8
+    hint #29
+    br x14
+    .balign 8
+    hint #30
+    br x14
+    .balign 8
+    hint #31
+    br x14
+    .balign 8
+    hint #32
+    br x14
+    .balign 8
+    hint #33
+    br x14
+    .balign 8
+    hint #34
+    br x14
+    .balign 8
+    hint #35
+    br x14
+    .balign 8
+    hint #36
+    br x14
+    .balign 8
+    hint #37
+    br x14
+    .balign 8
+    hint #38
+    br x14
+    .balign 8
+    hint #39
+    br x14
+    .balign 8
+    hint #40
+    br x14
+    .balign 8
+    hint #41
+    br x14
+    .balign 8
+    hint #42
+    br x14
+    .balign 8
+    hint #43
+    br x14
+    .balign 8
+    hint #44
+    br x14
+    .balign 8
+    hint #45
+    br x14
+    .balign 8
+    hint #46
+    br x14
+    .balign 8
+    hint #47
+    br x14
+    .balign 8
+    hint #48
+    br x14
+    .balign 8
+    hint #49
+    br x14
+    .balign 8
+    hint #50
+    br x14
+    .balign 8
+    hint #51
+    br x14
+    .balign 8
+    hint #52
+    br x14
+    .balign 8
+    hint #53
+    br x14
+    .balign 8
+    hint #54
+    br x14
+    .balign 8
+    hint #55
+    br x14
+    .balign 8
+    hint #56
+    br x14
+    .balign 8
+    hint #57
+    br x14
+    .balign 8
+    hint #58
+    br x14
+    .balign 8
+    hint #59
+    br x14
+    .balign 8
+    hint #60
+    br x14
+    .balign 8
+    hint #61
+    br x14
+    .balign 8
+    hint #62
+    br x14
+    .balign 8
+    hint #63
+    br x14
+    .balign 8
+    hint #64
+    br x14
+    .balign 8
+    hint #65
+    br x14
+    .balign 8
+    hint #66
+    br x14
+    .balign 8
+    hint #67
+    br x14
+    .balign 8
+    hint #68
+    br x14
+    .balign 8
+    hint #69
+    br x14
+    .balign 8
+    hint #70
+    br x14
+    .balign 8
+    hint #71
+    br x14
+    .balign 8
+    hint #72
+    br x14
+    .balign 8
+    hint #73
+    br x14
+    .balign 8
+    hint #74
+    br x14
+    .balign 8
+    hint #75
+    br x14
+    .balign 8
+    hint #76
+    br x14
+    .balign 8
+    hint #77
+    br x14
+    .balign 8
+    hint #78
+    br x14
+    .balign 8
+    hint #79
+    br x14
+    .balign 8
+    hint #80
+    br x14
+    .balign 8
+    hint #81
+    br x14
+    .balign 8
+    hint #82
+    br x14
+    .balign 8
+    hint #83
+    br x14
+    .balign 8
+    hint #84
+    br x14
+    .balign 8
+    hint #85
+    br x14
+    .balign 8
+    hint #86
+    br x14
+    .balign 8
+    hint #87
+    br x14
+    .balign 8
+    hint #88
+    br x14
+    .balign 8
+    hint #89
+    br x14
+    .balign 8
+    hint #90
+    br x14
+    .balign 8
+    hint #91
+    br x14
+    .balign 8
+    hint #92
+    br x14
+    .balign 8
+    hint #93
+    br x14
+    .balign 8
+    hint #94
+    br x14
+    .balign 8
+    hint #95
+    br x14
+    .balign 8
+    hint #96
+    br x14
+    .balign 8
+    hint #97
+    br x14
+    .balign 8
+    hint #98
+    br x14
+    .balign 8
+    hint #99
+    br x14
+    .balign 8
+    hint #100
+    br x14
+    .balign 8
+    hint #101
+    br x14
+    .balign 8
+    hint #102
+    br x14
+    .balign 8
+    hint #103
+    br x14
+    .balign 8
+    hint #104
+    br x14
+    .balign 8
+    hint #105
+    br x14
+    .balign 8
+    hint #106
+    br x14
+    .balign 8
+    hint #107
+    br x14
+    .balign 8
+    hint #108
+    br x14
+    .balign 8
+    hint #109
+    br x14
+    .balign 8
+    hint #110
+    br x14
+    .balign 8
+    hint #111
+    br x14
+    .balign 8
+    hint #112
+    br x14
+    .balign 8
+    hint #113
+    br x14
+    .balign 8
+    hint #114
+    br x14
+    .balign 8
+    hint #115
+    br x14
+    .balign 8
+    hint #116
+    br x14
+    .balign 8
+    hint #117
+    br x14
+    .balign 8
+    hint #118
+    br x14
+    .balign 8
+    hint #119
+    br x14
+    .balign 8
+    hint #120
+    br x14
+    .balign 8
+    hint #121
+    br x14
+    .balign 8
+    hint #122
+    br x14
+    .balign 8
+    hint #123
+    br x14
+    .balign 8
+    hint #124
+    br x14
+    .balign 8
+    hint #125
+    br x14
+    .balign 8
+    hint #126
+    br x14
+    .balign 8
+    hint #127
+    br x14
+.balign 16
+.global fuzz_mem_stubs
+fuzz_mem_stubs:
+    .balign 16
+    ldrb w2, [x0]
+    br x14
+    .balign 16
+    ldrh w2, [x0]
+    br x14
+    .balign 16
+    ldr w2, [x0]
+    br x14
+    .balign 16
+    ldr x2, [x0]
+    br x14
+    .balign 16
+    ldp x2, x3, [x0]
+    br x14
+    .balign 16
+    strb w1, [x0]
+    br x14
+    .balign 16
+    strh w1, [x0]
+    br x14
+    .balign 16
+    str w1, [x0]
+    br x14
+    .balign 16
+    str x1, [x0]
+    br x14
+    .balign 16
+    stp x1, x1, [x0]
+    br x14
+    .balign 16
+    ldar x2, [x0]
+    br x14
+    .balign 16
+    stlr x1, [x0]
+    br x14
+    .balign 16
+    ldxr x2, [x0]
+    stxr w3, x1, [x0]
+    br x14
+    .balign 16
+    ldaxr x2, [x0]
+    stlxr w3, x1, [x0]
+    br x14
+    .balign 16
+    ldxp x2, x3, [x0]
+    stxp w4, x1, x1, [x0]
+    br x14
+    .balign 16
+    .inst 0xC8A27C01
+    br x14
+    .balign 16
+    /* casal */ .inst 0xC8E2FC01
+    br x14
+    .balign 16
+    /* ldadd */ .inst 0xF8210002
+    br x14
+    .balign 16
+    /* swp */ .inst 0xF8218002
+    br x14
+    .balign 16
+    /* ldapr */ .inst 0xF8BFC002
+    br x14
+    .balign 16
+    prfm pldl1keep, [x0]
+    br x14
+    .balign 16
+    dc zva, x0
+    br x14
+    .balign 16
+    dc civac, x0
+    br x14
+    .balign 16
+    dc cvac, x0
+    br x14
+    .balign 16
+    dc ivac, x0
+    br x14
+    .balign 16
+    ic ivau, x0
+    br x14
+    .balign 16
+    at s1e1r, x0
+    br x14
+    .balign 16
+    at s1e1w, x0
+    br x14
+    .balign 16
+    at s1e0r, x0
+    br x14
+    .balign 16
+    ldnp x2, x3, [x0]
+    br x14
+    .balign 16
+    stnp x1, x1, [x0]
+    br x14
+    .balign 16
+    ldr x2, [x0], #8
+    br x14
+    .balign 16
+    str x1, [x0, #8]!
+    br x14
+    .balign 16
+    ldrsb x2, [x0]
+    br x14
+    .balign 16
+    ldrsw x2, [x0]
+    br x14
+    .balign 16
+    /* ld1 {v0.16b}, [x0] */ .inst 0x4C407000
+    br x14
+    .balign 16
+    /* st1 {v0.16b}, [x0] */ .inst 0x4C007000
+    br x14
+    .balign 16
+    /* ldr q0, [x0] */ .inst 0x3DC00000
+    br x14
+.balign 16
+.global fuzz_fp_stubs
+fuzz_fp_stubs:
+    .balign 16
+    /* fmov d0, x1; fadd d0, d0, d0; fmov x2, d0 */ .inst 0x9E670020
+    .inst 0x1E602800
+    .inst 0x9E660002
+    br x14
+    .balign 16
+    /* rdvl x2, #1 */ .inst 0x04BF5022
+    br x14
+    .balign 16
+    /* ptrue p0.b */ .inst 0x2518E3E0
+    br x14
+    .balign 16
+    /* rdsvl x2, #1 */ .inst 0x04BF5822
+    br x14
+    .balign 16
+    /* smstart */ .inst 0xD503477F
+    br x14
+    .balign 16
+    /* smstop */ .inst 0xD503467F
+    br x14
+    .balign 16
+    /* fmov d0, x1; fmov d1, x2; fdiv d2, d0, d1 */ .inst 0x9E670020
+    .inst 0x9E670041
+    .inst 0x1E611802
+    br x14
+    .balign 16
+    /* fcvtzs x2, d2; fsqrt d3, d2 */ .inst 0x9E780042
+    .inst 0x1E61C043
+    br x14
+    .balign 16
+    /* zero {za} */ .inst 0xC00800FF
+    br x14
+    .balign 16
+    /* addvl sp... no: movi v1.16b #0xff; mov x2, v1.d[0] */ .inst 0x4F07E7E1
+    .inst 0x4E083C22
+    br x14
+.balign 16
+.global fuzz_misc_stubs
+fuzz_misc_stubs:
+    .balign 16
+    clrex
+    br x14
+    .balign 16
+    /* sb */ .inst 0xD50330FF
+    br x14
+    .balign 16
+    dsb sy
+    br x14
+    .balign 16
+    isb
+    br x14
+    .balign 16
+    /* ssbb */ dsb #0
+    br x14
+    .balign 16
+    /* pssbb */ dsb #4
+    br x14
+    .balign 16
+    /* dcps1 */ .inst 0xD4A00001
+    br x14
+    .balign 16
+    /* dcps2 */ .inst 0xD4A00002
+    br x14
+    .balign 16
+    /* dcps3 */ .inst 0xD4A00003
+    br x14
+    .balign 16
+    /* tcancel #0 */ .inst 0xD4600000
+    br x14
+    .balign 16
+    /* tstart x2 */ .inst 0xD5233062
+    br x14
+    .balign 16
+    /* ld64b x8 would clobber: use rndr */ mrs x2, s3_3_c2_c4_0
+    br x14
+.balign 16
+.global fuzz_cache_stubs
+fuzz_cache_stubs:
+    .balign 16
+    dc civac, x0
+    br x14
+    .balign 16
+    dc cvac, x0
+    br x14
+    .balign 16
+    dc cvau, x0
+    br x14
+    .balign 16
+    ic ivau, x0
+    br x14
+    .balign 16
+    ic iallu
+    br x14
+    .balign 16
+    tlbi vmalle1
+    br x14
+    .balign 16
+    lsr x2, x0, #12
+    tlbi vae1, x2
+    br x14
+    .balign 16
+    at s1e1r, x0
+    br x14
+    .balign 16
+    dc csw, x1
+    br x14
+    .balign 16
+    dc cisw, x1
+    br x14
+    .balign 16
+    ic ialluis
+    br x14
+    .balign 16
+    tlbi vmalle1is
+    br x14
+.section .text.fuzz_el0, "ax"
+.balign 4096
+.global fuzz_el0_page
+fuzz_el0_page:
+    .balign 16
+    ldr x2, [x0]
+    svc #0
+    .balign 16
+    str x1, [x0]
+    svc #0
+    .balign 16
+    ldxr x2, [x0]
+    stxr w3, x1, [x0]
+    svc #0
+    .balign 16
+    mrs x2, ctr_el0
+    svc #0
+    .balign 16
+    mrs x2, cntvct_el0
+    svc #0
+    .balign 16
+    mrs x2, sctlr_el1
+    svc #0
+    .balign 16
+    msr daifclr, #2
+    svc #0
+    .balign 16
+    wfi
+    svc #0
+    .balign 16
+    wfe
+    svc #0
+    .balign 16
+    svc #1
+    svc #0
+    .balign 16
+    hvc #0
+    svc #0
+    .balign 16
+    smc #0
+    svc #0
+    .balign 16
+    brk #1
+    svc #0
+    .balign 16
+    udf #0
+    svc #0
+    .balign 16
+    dc zva, x0
+    svc #0
+    .balign 16
+    ic ivau, x0
+    svc #0
+    .balign 16
+    dc civac, x0
+    svc #0
+    .balign 16
+    mrs x2, pmccntr_el0
+    svc #0
+    .balign 16
+    mrs x2, tpidr_el0
+    msr tpidr_el0, x1
+    svc #0
+    .balign 16
+    blr x0
+    svc #0
+    .balign 16
+    ldp x2, x3, [x0]
+    svc #0
+    .balign 16
+    mrs x2, mdccsr_el0
+    svc #0
+    .balign 16
+    /* rdvl x2, #1 */ .inst 0x04BF5022
+    svc #0
+    .balign 16
+    mrs x2, s3_3_c2_c4_0
+    svc #0
+    .balign 16
+    eret
+    svc #0
+    .balign 16
+    mrs x2, id_aa64pfr0_el1
+    svc #0
+    .balign 4096
+.global fuzz_el0_page_end
+fuzz_el0_page_end:
