@@ -34,9 +34,6 @@ use crate::rmm::Rmm;
 /// call and one 4 KiB clear.
 pub const MAX_GRANULES_PER_CALL: u64 = 512;
 
-/// A per-granule step of a range command.
-type GranuleOp<'a, P> = fn(&Rmm<'a, P>, Pa) -> Result<(), RmiError>;
-
 /// Locks `g` (which this CPU moved to the transient state `from`) and sets state `to`.
 ///
 /// # Panics
@@ -65,7 +62,13 @@ impl<'a, P: Platform> Rmm<'a, P> {
         self.range_op(regs, out, Self::undelegate_granule)
     }
 
-    fn range_op(&self, regs: &Regs, out: &mut Regs, op: GranuleOp<'a, P>) -> Result<(), RmiError> {
+    /// The loop of both range commands: `op` on each granule of `[base, top)`, at most
+    /// [`MAX_GRANULES_PER_CALL`], x1 = where it stopped. `op` is generic, not a function
+    /// pointer, so that each command's granule step is inlined into its loop.
+    fn range_op<F>(&self, regs: &Regs, out: &mut Regs, op: F) -> Result<(), RmiError>
+    where
+        F: Fn(&Self, Pa) -> Result<(), RmiError>,
+    {
         let (base, top) = (regs[1], regs[2]);
         out[1] = base;
         if !cca_abi::granule_aligned(base) {

@@ -13,7 +13,7 @@
 
 use crate::entry::MAX_CPUS;
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use fw_support::{read_sysreg, write_sysreg};
 use rmm_core::run::{ExitKind, RealmContext, RealmExit, TimerState, ARCH_STATE_WORDS};
 use rmm_core::{IdRegs, RealmTraps};
@@ -159,6 +159,10 @@ static LIVE: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS]
 /// without the lock by the entries after the first of an RMI call.
 static RMM_SP_EL0: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
+/// Per CPU: `NsState::saved`, readable without the lock (only this CPU writes either), so
+/// that [`leave`] costs a load when no realm ran during the RMI call.
+static ENTERED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
 fn live_slot() -> &'static AtomicUsize {
     &LIVE[fw_support::cpu_index()]
 }
@@ -196,10 +200,16 @@ pub fn park(ctx: &mut RealmContext) {
 /// stops the realm's virtual interrupts (ICH_HCR_EL2.En = 0). Called before every answer to
 /// the host.
 pub fn leave() {
-    let mut ns = NS_STATE[fw_support::cpu_index()].lock();
+    let cpu = fw_support::cpu_index();
+    // Most RMI calls run no realm: they do not take the lock.
+    if !ENTERED[cpu].load(Ordering::Relaxed) {
+        return;
+    }
+    let mut ns = NS_STATE[cpu].lock();
     if !ns.saved {
         return;
     }
+    ENTERED[cpu].store(false, Ordering::Relaxed);
     // The core parks every REC it ran before answering; a live state left here (a path that
     // did not) is dropped, not written anywhere.
     live_slot().store(0, Ordering::Relaxed);
@@ -429,6 +439,7 @@ pub fn run(ctx: &mut RealmContext) -> RealmExit {
             ns.rmm_sp_el0 = read_sysreg!(sp_el0);
             RMM_SP_EL0[cpu].store(ns.rmm_sp_el0, Ordering::Relaxed);
             ns.saved = true;
+            ENTERED[cpu].store(true, Ordering::Relaxed);
         }
         ns.rmm_sp_el0
     };
