@@ -87,11 +87,11 @@ pub fn init(id: &CpuId) {
         },
         Component {
             kind: COMPONENT_TYPES[1],
-            measurement: measure_image_parts(&[rmm]),
+            measurement: measure_image_parts(&[trim_zero_blocks(rmm)]),
         },
         Component {
             kind: COMPONENT_TYPES[2],
-            measurement: measure_image_parts(&[host]),
+            measurement: measure_image_parts(&[trim_zero_blocks(host)]),
         },
     ];
     for c in &components {
@@ -115,6 +115,31 @@ pub fn init(id: &CpuId) {
         }
     }
     println!("RNDR gave no usable realm attestation key; the attestation calls will fail");
+}
+
+/// `bytes` without its trailing all-zero 64-byte blocks, found by OR-ing a block's words
+/// (the 16 MiB load windows are mostly zeros, and `measure_image_parts` drops trailing zeros
+/// a word at a time). The measurement is the same: only zero bytes are cut, and
+/// `measure_image_parts` still finds the image's last non-zero byte in what is left.
+fn trim_zero_blocks(bytes: &[u8]) -> &[u8] {
+    const BLOCK: usize = 64;
+    let body = bytes.len() - bytes.len() % BLOCK;
+    if bytes[body..].iter().any(|&b| b != 0) {
+        return bytes;
+    }
+    let mut end = body;
+    for block in bytes[..body].rchunks_exact(BLOCK) {
+        let any = block.chunks_exact(8).fold(0u64, |acc, w| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            acc | u64::from_ne_bytes(word)
+        });
+        if any != 0 {
+            break;
+        }
+        end -= BLOCK;
+    }
+    &bytes[..end]
 }
 
 /// EL3's own image in flash, `[0, end)`: its first byte and the rest (a Rust slice cannot
