@@ -29,6 +29,7 @@
 mod check;
 mod gen;
 mod life;
+mod race;
 mod sweep;
 #[cfg(test)]
 mod tests;
@@ -270,6 +271,12 @@ pub struct Stats {
     pub tidies: u64,
     /// Calls to EL3 (PSCI, SMCCC) rather than the RMM.
     pub el3_calls: u64,
+    /// Targeted races against another fuzzer's published realm (see `race`).
+    pub races: u64,
+    /// Of those, `REC_ENTER`s of the other fuzzer's RECs that ran the realm.
+    pub race_entered: u64,
+    /// Of those, RTTs created in the other fuzzer's realm.
+    pub race_rtts: u64,
 }
 
 /// Calls between two tidy-ups of a long run.
@@ -542,6 +549,8 @@ impl Fuzzer {
         let roll = self.rng.below(100);
         if self.plan.lifecycles && roll < 30 {
             self.life_step(io);
+        } else if !self.plan.lifecycles && roll < 25 && self.race(io) {
+            // A targeted race against the realm the other fuzzer is running.
         } else if roll < 38 {
             self.corrupt(io);
         } else if self.plan.through_el3 && roll < 40 {
@@ -638,7 +647,8 @@ impl Fuzzer {
             out,
             "FUZZ {label}: {} calls ({} garbage, {} to EL3, {} corruptions), {} lifecycles \
              completed, {} interrupted, {} REC_ENTERs ran the realm, {} granules delegated, \
-             {} undelegated, {} findings",
+             {} undelegated, {} targeted races ({} REC_ENTERs ran a REC of the other CPU's \
+             realm, {} RTTs created in it), {} findings",
             s.calls,
             s.garbage,
             s.el3_calls,
@@ -648,6 +658,9 @@ impl Fuzzer {
             s.entered,
             s.delegated,
             s.undelegated,
+            s.races,
+            s.race_entered,
+            s.race_rtts,
             self.findings_total
         );
         let _ = write!(out, "FUZZ {label} statuses:");

@@ -435,6 +435,61 @@ fn two_hostile_hosts_on_two_threads_share_one_rmm() {
 }
 
 #[test]
+fn targeted_races_hit_the_published_realm_and_the_sweep_cleans_up() {
+    // The two fuzzers interleaved call by call on one thread (deterministic): the second
+    // one's targeted races run the first one's RECs and put tables into its realm.
+    let m = Machine::new();
+    let rmm = m.rmm();
+    let shared = Shared::new();
+    let mut f0 = Fuzzer::new(plan(21 ^ seed(), POOL0, POOL1, SCRATCH0, true));
+    let mut f1 = Fuzzer::new(plan(22 ^ seed(), POOL1, POOL0, SCRATCH1, false));
+    let direct = |k: u64| Direct {
+        rmm: &rmm,
+        sim: &m.sim,
+        rng: Rng::new(200 + k),
+        lie_once: false,
+        shared_script: false,
+    };
+    let mem = || Mem {
+        sim: &m.sim,
+        dirty_undelegated: false,
+    };
+    f0.prepare(&mut mem(), true);
+    f1.prepare(&mut mem(), false);
+    let (mut c0, mut c1, mut m0, mut m1) = (direct(0), direct(1), mem(), mem());
+    let (mut h0, mut h1) = (NoHw { t: 0 }, NoHw { t: 0 });
+    let mut io0 = Io {
+        conduit: &mut c0,
+        mem: &mut m0,
+        hw: &mut h0,
+        shared: &shared,
+    };
+    let mut io1 = Io {
+        conduit: &mut c1,
+        mem: &mut m1,
+        hw: &mut h1,
+        shared: &shared,
+    };
+    let n = calls() / 2;
+    while f0.stats().calls < n || f1.stats().calls < n {
+        f0.step(&mut io0);
+        f1.step(&mut io1);
+    }
+    let r1 = report(&f1);
+    let sweep = f0.finish(&mut io0, &mut [&mut f1]);
+    let r0 = report(&f0);
+    std::println!("{r0}\n{r1}\n{sweep:?}");
+    assert_eq!(f0.findings_total(), 0, "{r0}");
+    assert_eq!(sweep.stuck_granules + sweep.stuck_realms, 0, "{sweep:?}");
+    assert!(all_ns(&rmm), "the RMM kept granules after the sweep");
+    let s = f1.stats();
+    assert!(s.races > 100, "{r1}");
+    assert!(s.race_entered > 0, "{r1}");
+    assert!(s.race_rtts > 0, "{r1}");
+    assert!(f0.stats().lifecycles > 0, "{r0}");
+}
+
+#[test]
 fn the_checks_catch_a_misbehaving_rmm() {
     // A delegation that claims one granule more than it moved.
     let m = Machine::new();
