@@ -321,9 +321,9 @@ pub fn run(machine: &Machine, arg: u64, seed: u64) -> ! {
         ),
     }
     check(
-        hooks.params_asked == 1,
+        hooks.params_asked >= 1,
         format_args!(
-            "the realm asked for its parameters once ({})",
+            "the realm asked for its parameters ({} time(s): host calls from memory the realm fills at random may ask again)",
             hooks.params_asked
         ),
     );

@@ -177,7 +177,7 @@ fn scratch_write(ctx: &Ctx, ipa: u64, words: &[u64]) {
 fn rsi(ctx: &Ctx, op: &Op) -> Done {
     let a = &op.args;
     let mut r = [0u64; 14];
-    r[0] = u64::from(fid::RSI_VERSION + op.kind);
+    r[0] = u64::from(gen::rsi_fid(op.kind));
     match op.kind {
         rsi_kind::MEAS_EXTEND => {
             r[1] = a[0];
@@ -240,16 +240,18 @@ fn rsi(ctx: &Ctx, op: &Op) -> Done {
                 violation = Some("RSI_IPA_STATE_SET returned a next address outside the range");
             }
         }
-        rsi_kind::IPA_GET if r[0] == 0 => {
-            // The payload's own memory is RAM for as long as it runs.
-            if base < gen::PAYLOAD_RAM.1 && base % gen::PAGE == 0 && r[2] != 1 && r[1] > base {
-                violation = Some("RSI_IPA_STATE_GET reports the payload's memory as not RAM");
-            }
+        // The payload's own memory is RAM for as long as it runs.
+        rsi_kind::IPA_GET
+            if r[0] == 0
+                && base < gen::PAYLOAD_RAM.1
+                && base % gen::PAGE == 0
+                && r[2] != 1
+                && r[1] > base =>
+        {
+            violation = Some("RSI_IPA_STATE_GET reports the payload's memory as not RAM");
         }
-        rsi_kind::VERSION => {
-            if r[0] == 0 && r[1] == 0 {
-                violation = Some("RSI_VERSION succeeded with revision 0");
-            }
+        rsi_kind::VERSION if r[0] == 0 && r[1] == 0 => {
+            violation = Some("RSI_VERSION succeeded with revision 0");
         }
         _ => {}
     }

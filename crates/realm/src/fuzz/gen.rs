@@ -439,7 +439,8 @@ pub struct Op {
     pub args: [u64; 8],
 }
 
-/// RSI operations (`Op::kind` of [`Class::Rsi`]).
+/// RSI operations (`Op::kind` of [`Class::Rsi`]): the function number's offset from
+/// `RSI_VERSION` ([`rsi_fid`]), and [`rsi_kind::OTHER`] for the rest of the RSI range.
 pub mod rsi_kind {
     /// `RSI_VERSION`.
     pub const VERSION: u32 = 0;
@@ -449,22 +450,27 @@ pub mod rsi_kind {
     pub const MEAS_READ: u32 = 2;
     /// `RSI_MEASUREMENT_EXTEND`.
     pub const MEAS_EXTEND: u32 = 3;
-    /// `RSI_REALM_CONFIG`.
-    pub const REALM_CONFIG: u32 = 4;
-    /// `RSI_IPA_STATE_GET`.
-    pub const IPA_GET: u32 = 5;
-    /// `RSI_IPA_STATE_SET`.
-    pub const IPA_SET: u32 = 6;
-    /// `RSI_HOST_CALL`.
-    pub const HOST_CALL: u32 = 7;
     /// `RSI_ATTESTATION_TOKEN_INIT`.
-    pub const TOKEN_INIT: u32 = 8;
+    pub const TOKEN_INIT: u32 = 4;
     /// `RSI_ATTESTATION_TOKEN_CONTINUE`.
-    pub const TOKEN_CONTINUE: u32 = 9;
+    pub const TOKEN_CONTINUE: u32 = 5;
+    /// `RSI_REALM_CONFIG`.
+    pub const REALM_CONFIG: u32 = 6;
+    /// `RSI_IPA_STATE_SET`.
+    pub const IPA_SET: u32 = 7;
+    /// `RSI_IPA_STATE_GET`.
+    pub const IPA_GET: u32 = 8;
+    /// `RSI_HOST_CALL`.
+    pub const HOST_CALL: u32 = 9;
     /// Another function ID of the RSI range (unassigned, planes, device assignment).
     pub const OTHER: u32 = 10;
     /// Number of kinds.
     pub const COUNT: u32 = 11;
+}
+
+/// The SMC function ID of an RSI kind other than [`rsi_kind::OTHER`].
+pub const fn rsi_fid(kind: u32) -> u32 {
+    fid::RSI_VERSION + kind
 }
 
 /// RSI function IDs.
@@ -724,7 +730,7 @@ pub fn buffer_ipa(rng: &mut Rng, ctx: &Ctx, align: u64) -> u64 {
         4 => FUZZ_RAM_IPA + rng.below(16) * PAGE,
         5 => 0x4000_0000 + rng.below(4) * PAGE,
         6 => UNPROTECTED | (rng.below(0x4000_0000) & !0xfff),
-        _ => rng.pick(&[1 << 40, 1 << 47, u64::MAX & !0xfff, UNPROTECTED - PAGE]),
+        _ => rng.pick(&[1 << 40, 1 << 47, !0xfff, UNPROTECTED - PAGE]),
     };
     debug_assert!(buffer_ipa_is_safe(a, ctx));
     a
@@ -732,9 +738,9 @@ pub fn buffer_ipa(rng: &mut Rng, ctx: &Ctx, align: u64) -> u64 {
 
 /// True when an RMM write at `ipa` cannot reach the payload or the execute window.
 pub fn buffer_ipa_is_safe(ipa: u64, ctx: &Ctx) -> bool {
-    let in_scratch = ipa >= ctx.scratch_ipa && ipa < ctx.scratch_ipa + SCRATCH_SIZE;
+    let in_scratch = (ctx.scratch_ipa..ctx.scratch_ipa + SCRATCH_SIZE).contains(&ipa);
     let in_payload = ipa < PAYLOAD_RAM.1;
-    let in_xram = ipa >= XRAM_IPA && ipa < XRAM_IPA + 0x10_0000;
+    let in_xram = (XRAM_IPA..XRAM_IPA + 0x10_0000).contains(&ipa);
     in_scratch || (!in_payload && !in_xram)
 }
 
@@ -1386,6 +1392,20 @@ mod tests {
         assert!(!buffer_ipa_is_safe(0, &c));
         assert!(!buffer_ipa_is_safe(c.scratch_ipa + SCRATCH_SIZE, &c));
         assert!(!buffer_ipa_is_safe(XRAM_IPA + 8, &c));
+    }
+
+    #[test]
+    fn rsi_kinds_are_the_rsi_function_ids() {
+        assert_eq!(rsi_fid(rsi_kind::VERSION), 0xC400_0190);
+        assert_eq!(rsi_fid(rsi_kind::FEATURES), 0xC400_0191);
+        assert_eq!(rsi_fid(rsi_kind::MEAS_READ), 0xC400_0192);
+        assert_eq!(rsi_fid(rsi_kind::MEAS_EXTEND), 0xC400_0193);
+        assert_eq!(rsi_fid(rsi_kind::TOKEN_INIT), 0xC400_0194);
+        assert_eq!(rsi_fid(rsi_kind::TOKEN_CONTINUE), 0xC400_0195);
+        assert_eq!(rsi_fid(rsi_kind::REALM_CONFIG), 0xC400_0196);
+        assert_eq!(rsi_fid(rsi_kind::IPA_SET), 0xC400_0197);
+        assert_eq!(rsi_fid(rsi_kind::IPA_GET), 0xC400_0198);
+        assert_eq!(rsi_fid(rsi_kind::HOST_CALL), fid::RSI_HOST_CALL);
     }
 
     #[test]
