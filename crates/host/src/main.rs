@@ -9,6 +9,7 @@
 mod demo;
 mod entry;
 mod fuzz;
+mod fuzz_realm;
 mod gic;
 mod heap;
 mod linux;
@@ -94,6 +95,7 @@ extern "C" fn host_main(dtb: u64) -> ! {
         None => match fuzz::request(&machine) {
             Some(r) if r.mode == fuzz::MODE_HOST => fuzz::run_host(&machine, r),
             Some(r) if r.mode == fuzz::MODE_FAULT => fuzz::run_fault(&machine, r),
+            Some(r) if r.mode == fuzz_realm::MODE_REALM => fuzz_realm::run(&machine, r.arg, r.seed),
             _ => demo::run(&machine),
         },
     }
