@@ -6,9 +6,18 @@
 //! description and prints the RIM it predicts, then has QEMU load the description, the kernel
 //! and the initrd where the host expects them (`host_core::vmm::placement`) and sizes the
 //! machine's DRAM for the realm.
+//!
+//! With `--firmware FILE` (kvmtool's option) the realm starts in firmware instead: edk2's
+//! kvmtool realm firmware (`KVMTOOL_EFI.fd`) at the RAM base, measured with the device tree,
+//! booting Linux from the disk (`--disk`, or a GPT disk the launcher builds from Debian's
+//! packages, see [`efidisk`]).
 
 #[path = "disk.rs"]
 pub mod disk;
+#[path = "efidisk.rs"]
+pub mod efidisk;
+#[path = "firmware.rs"]
+pub mod firmware;
 
 use crate::images::Images;
 use crate::qemu::{self, Outcome};
@@ -62,6 +71,23 @@ pub struct LaunchArgs {
     /// A raw disk image for virtio-blk (`FILE` or `FILE,ro`): flushed writes reach the file.
     #[arg(short = 'd', long, value_name = "FILE[,ro]")]
     pub disk: Option<String>,
+    /// Start the realm in this firmware instead of a kernel (edk2's kvmtool realm firmware,
+    /// `KVMTOOL_EFI.fd`, built as the README says): it is loaded at the RAM base and measured
+    /// with the device tree, and boots Linux from the disk. Without `--disk` the launcher
+    /// builds a GPT disk from Debian's packages (`--efi-disk`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["kernel", "initrd", "initrd_unmeasured"])]
+    pub firmware: Option<PathBuf>,
+    /// With `--firmware`: build a bootable GPT disk here (EFI system partition with Debian's
+    /// kernel, an initramfs and `startup.nsh`; ext4 root with BusyBox; `-p` goes on the
+    /// kernel's command line) and boot it. Default without `--disk`:
+    /// `target/launch/efi-disk.img`, built once and then reused.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "firmware",
+        conflicts_with = "disk"
+    )]
+    pub efi_disk: Option<PathBuf>,
 }
 
 impl LaunchArgs {
@@ -80,6 +106,8 @@ impl LaunchArgs {
             icount: false,
             timeout: 0,
             disk: None,
+            firmware: None,
+            efi_disk: None,
         }
     }
 }
@@ -130,13 +158,17 @@ fn align_up(v: u64, a: u64) -> u64 {
 }
 
 /// Validates `args` with `kernel` and `initrd` (the files to boot) and writes the launch
-/// page into `out_dir`. Nothing is started.
+/// page into `out_dir`. Nothing is started. With `args.firmware` the firmware is booted
+/// instead (see [`prepare_firmware`]) and `kernel` and `initrd` are not used.
 pub fn prepare(
     args: &LaunchArgs,
     kernel: &Path,
     initrd: Option<&Path>,
     out_dir: &Path,
 ) -> Result<Prepared> {
+    if let Some(fw) = &args.firmware {
+        return prepare_firmware(args, fw, out_dir);
+    }
     let kernel_bytes = std::fs::read(kernel)
         .with_context(|| format!("reading the kernel {}", kernel.display()))?;
     let initrd_bytes = match initrd {
@@ -153,11 +185,7 @@ pub fn prepare(
             )
         })?;
     }
-    let hash = match args.measurement_algo.as_str() {
-        "sha256" => HashAlgo::Sha256,
-        "sha512" => HashAlgo::Sha512,
-        other => bail!("unknown measurement algorithm {other:?} (sha256 or sha512)"),
-    };
+    let hash = parse_hash(&args.measurement_algo)?;
     let kernel_pa = FILES_BASE;
     let kernel_end = kernel_pa + kernel_bytes.len() as u64;
     let initrd_pa = align_up(kernel_end, 0x1000);
@@ -236,6 +264,125 @@ pub fn prepare(
         bootargs: plan.bootargs,
         machine_mib: dram >> 20,
         disk: disk_file,
+    })
+}
+
+fn parse_hash(name: &str) -> Result<HashAlgo> {
+    match name {
+        "sha256" => Ok(HashAlgo::Sha256),
+        "sha512" => Ok(HashAlgo::Sha512),
+        other => bail!("unknown measurement algorithm {other:?} (sha256 or sha512)"),
+    }
+}
+
+/// The disk of a firmware boot: `--disk`, or the one `--efi-disk` names (built now), or the
+/// default `out_dir/efi-disk.img` (built if it does not exist yet).
+fn firmware_disk(args: &LaunchArgs, out_dir: &Path) -> Result<disk::DiskArg> {
+    if let Some(spec) = &args.disk {
+        if !args.params.is_empty() {
+            bail!(
+                "-p with --firmware --disk: the kernel's command line is the disk's (its \
+                 startup.nsh); -p goes on the command line of a disk the launcher builds"
+            );
+        }
+        return disk::parse_disk_arg(spec);
+    }
+    let (path, build) = match &args.efi_disk {
+        Some(p) => (p.clone(), true),
+        None => {
+            let p = out_dir.join("efi-disk.img");
+            let build = !p.exists();
+            if !build {
+                step(&format!(
+                    "reusing the EFI disk {} (delete it, or give --efi-disk, to build a new one)",
+                    p.display()
+                ));
+            }
+            (p, build)
+        }
+    };
+    if build {
+        efidisk::build_default(&path, args.mem, true, &args.params)?;
+    }
+    Ok(disk::DiskArg {
+        path,
+        read_only: false,
+    })
+}
+
+/// [`prepare`] for `--firmware FILE`: the firmware file (an arm64 `Image`-format file such
+/// as `KVMTOOL_EFI.fd`) at the RAM base, the device tree near the top of RAM, both measured,
+/// and the disk ([`firmware_disk`]). The RIM covers the firmware and the device tree only.
+pub fn prepare_firmware(args: &LaunchArgs, firmware: &Path, out_dir: &Path) -> Result<Prepared> {
+    if args.kernel.is_some() || args.initrd.is_some() || args.initrd_unmeasured {
+        bail!(
+            "--firmware boots the kernel the disk holds: -k, -i and --initrd-unmeasured do \
+             not apply"
+        );
+    }
+    let bytes = std::fs::read(firmware)
+        .with_context(|| format!("reading the firmware {}", firmware.display()))?;
+    let hash = parse_hash(&args.measurement_algo)?;
+    let fw_pa = FILES_BASE;
+    let files_end = align_up(fw_pa + bytes.len() as u64, 0x1000);
+    if files_end > FILES_END {
+        bail!(
+            "the firmware ({} bytes) does not fit in the host's file window",
+            bytes.len()
+        );
+    }
+    let mut desc = LaunchDesc::with_firmware(
+        HostBlob {
+            pa: fw_pa,
+            size: bytes.len() as u64,
+        },
+        args.mem,
+        args.cpus,
+    );
+    desc.hash = hash;
+    std::fs::create_dir_all(out_dir)?;
+    let arg = firmware_disk(args, out_dir)?;
+    desc.disk = Some(disk::place(&arg, files_end, FILES_END)?);
+    let disk_file = std::fs::canonicalize(&arg.path)
+        .with_context(|| format!("the disk {}", arg.path.display()))?;
+    if let Some(pv) = &args.realm_pv {
+        desc.rpv = parse_rpv(pv)?;
+    }
+    desc.validate(&LaunchLimits::FORMAT)
+        .map_err(|e| anyhow::anyhow!("bad launch: {e}"))?;
+    let max = rmm_core_max_recs();
+    if args.cpus as u64 > max {
+        bail!(
+            "{} vCPUs: the RMM supports at most {max} RECs per realm",
+            args.cpus
+        );
+    }
+    let cfg = LinuxConfig::from_launch(&desc);
+    let plan = LinuxPlan::with_firmware(
+        &cfg,
+        DeviceSet::from_launch(&desc),
+        &bytes,
+        bytes.len() as u64,
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", firmware.display()))?;
+    let rim = plan
+        .predict_rim(&bytes, None)
+        .context("the hash algorithm has no measurement")?;
+    let text = desc.to_text();
+    let page = launch::encode_page(text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("launch description: {e}"))?;
+    let page_path = out_dir.join("launch.page");
+    std::fs::write(&page_path, page)?;
+    let dram = placement::machine_dram(args.mem << 20).context("the realm's RAM is too large")?;
+    Ok(Prepared {
+        desc,
+        page: page_path,
+        kernel: firmware.to_path_buf(),
+        initrd: None,
+        rim: format!("{rim}"),
+        bootargs: String::from("(the disk's startup.nsh)"),
+        machine_mib: dram >> 20,
+        disk: Some(disk_file),
     })
 }
 
@@ -327,7 +474,7 @@ pub fn command(imgs: &Images, p: &Prepared, rmm: Option<&Path>, icount: bool) ->
             .arg(format!("loader,file={},addr={addr:#x}", file.display()));
     };
     load(&p.page, LAUNCH_PAGE);
-    if let Some(k) = p.desc.kernel {
+    if let Some(k) = p.desc.kernel.or(p.desc.firmware) {
         load(&p.kernel, k.pa);
     }
     if let (Some(i), Some(f)) = (p.desc.initrd, &p.initrd) {
@@ -351,6 +498,34 @@ pub fn command(imgs: &Images, p: &Prepared, rmm: Option<&Path>, icount: bool) ->
 
 /// Prints what the launch will do.
 pub fn describe(p: &Prepared) {
+    if p.desc.firmware.is_some() {
+        step(&format!(
+            "realm booted by firmware: {} vCPU(s), {} MiB RAM, {}, firmware {} (measured, \
+             with the device tree); the kernel it loads from the disk is not measured",
+            p.desc.cpus,
+            p.desc.mem_mib,
+            p.desc.hash.name(),
+            p.kernel.display(),
+        ));
+    } else {
+        describe_kernel(p);
+    }
+    if let (Some(d), Some(f)) = (p.desc.disk, &p.disk) {
+        eprintln!(
+            "    disk: {} ({} bytes, {}) on virtio-blk, with a virtio-console",
+            f.display(),
+            d.size,
+            if d.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            }
+        );
+    }
+    eprintln!("    RIM predicted by the launcher: {}", p.rim);
+}
+
+fn describe_kernel(p: &Prepared) {
     step(&format!(
         "Linux realm: {} vCPU(s), {} MiB RAM, {} ({}), kernel {}, initrd {}",
         p.desc.cpus,
@@ -367,19 +542,6 @@ pub fn describe(p: &Prepared) {
             .map_or("none".into(), |i| i.display().to_string())
     ));
     eprintln!("    kernel command line: {}", p.bootargs);
-    if let (Some(d), Some(f)) = (p.desc.disk, &p.disk) {
-        eprintln!(
-            "    disk: {} ({} bytes, {}) on virtio-blk, with a virtio-console",
-            f.display(),
-            d.size,
-            if d.read_only {
-                "read-only"
-            } else {
-                "read-write"
-            }
-        );
-    }
-    eprintln!("    RIM predicted by the launcher: {}", p.rim);
 }
 
 /// Boots `p` and streams the output until QEMU exits (or `timeout` seconds pass).
@@ -417,6 +579,10 @@ pub fn guest_files(
     modules: &[&str],
 ) -> Result<(PathBuf, Option<PathBuf>)> {
     use crate::guest;
+    if let Some(fw) = &args.firmware {
+        // The firmware boots the disk's kernel: nothing to fetch here.
+        return Ok((fw.clone(), None));
+    }
     if let (Some(k), Some(i)) = (&args.kernel, &args.initrd) {
         return Ok((k.clone(), Some(i.clone())));
     }

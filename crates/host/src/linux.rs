@@ -43,31 +43,59 @@ pub fn launch_description(machine: &Machine) -> Option<&'static [u8]> {
 }
 
 /// The realm's console: bytes go out labelled `[REALM]` as they come. It also notes when the
-/// guest's init script printed its first line (the benchmark's end of boot).
+/// guest's init script printed its first line (the benchmark's end of boot) and, for a
+/// firmware boot, when Linux's EFI stub said it was leaving the firmware (the benchmark's
+/// ExitBootServices).
 struct RealmConsole {
-    /// How much of [`INIT_MARKER`] the last bytes matched.
+    /// [`INIT_MARKER`]: the guest's init script has started.
+    init: Marker,
+    /// [`EXIT_BOOT_SERVICES_MARKER`]: the EFI stub is calling ExitBootServices.
+    exit_boot_services: Marker,
+}
+
+/// A byte string watched for on the console, and the counter when it first went by.
+struct Marker {
+    pattern: &'static [u8],
+    /// How much of the pattern the last bytes matched.
     matched: usize,
-    /// The counter when the marker was first seen.
-    init_seen: Option<u64>,
+    /// The counter when the pattern was first seen.
+    seen: Option<u64>,
+}
+
+impl Marker {
+    const fn new(pattern: &'static [u8]) -> Self {
+        Self {
+            pattern,
+            matched: 0,
+            seen: None,
+        }
+    }
+
+    fn feed(&mut self, byte: u8) {
+        if self.seen.is_some() || self.pattern.is_empty() {
+            return;
+        }
+        if byte == self.pattern[self.matched] {
+            self.matched += 1;
+            if self.matched == self.pattern.len() {
+                self.seen = Some(crate::vmhost::counter());
+            }
+        } else {
+            self.matched = usize::from(byte == self.pattern[0]);
+        }
+    }
 }
 
 /// What the launcher's init scripts start their lines with.
 const INIT_MARKER: &[u8] = b"CCA-INIT:";
+/// What Linux's EFI stub prints just before it calls ExitBootServices.
+const EXIT_BOOT_SERVICES_MARKER: &[u8] = b"Exiting boot services";
 
 impl ConsoleOut for RealmConsole {
     fn write_byte(&mut self, byte: u8) {
         fw_support::console::write_bytes_as("REALM", &[byte]);
-        if self.init_seen.is_some() {
-            return;
-        }
-        if byte == INIT_MARKER[self.matched] {
-            self.matched += 1;
-            if self.matched == INIT_MARKER.len() {
-                self.init_seen = Some(crate::vmhost::counter());
-            }
-        } else {
-            self.matched = usize::from(byte == INIT_MARKER[0]);
-        }
+        self.init.feed(byte);
+        self.exit_boot_services.feed(byte);
     }
 }
 
@@ -131,18 +159,22 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
     if let Err(e) = desc.validate(&limits) {
         fail(format_args!("the launch does not fit this RMM: {e}"));
     }
-    let Some(kernel) = desc.kernel else {
-        fail(format_args!(
-            "the launch description has no kernel (firmware boots come later)"
-        ))
+    // The file the realm starts in: a kernel, or firmware that boots one from the disk.
+    let (image, firmware) = match (desc.kernel, desc.firmware) {
+        (Some(k), _) => (k, false),
+        (None, Some(f)) => (f, true),
+        (None, None) => fail(format_args!(
+            "the launch description has neither a kernel nor firmware"
+        )),
     };
+    let what = if firmware { "firmware" } else { "kernel" };
     let files_end = FILES_END.min(machine.dram_end());
     let disk_blob = desc.disk.map(|d| launch::HostBlob {
         pa: d.pa,
         size: d.size,
     });
     for (what, blob) in [
-        ("kernel", Some(kernel)),
+        (what, Some(image)),
         ("initrd", desc.initrd),
         ("disk", disk_blob),
     ] {
@@ -159,35 +191,54 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
     }
     let cfg = LinuxConfig::from_launch(&desc);
     let mut head = [0u8; 64];
-    Dram.read(kernel.pa, &mut head);
+    Dram.read(image.pa, &mut head);
     let set = DeviceSet::from_launch(&desc);
-    let plan =
-        match LinuxPlan::with_devices(&cfg, set, &head, kernel.size, desc.initrd.map(|i| i.size)) {
-            Ok(p) => p,
-            Err(e) => fail(format_args!("{e}")),
-        };
-    println!(
-        "   {} vCPU(s), {} MiB of RAM at {:#x}, {}-bit IPAs, kernel {} bytes, initrd {} bytes{}",
-        cfg.cpus,
-        cfg.mem >> 20,
-        plan.ram.0,
-        plan.ipa_bits,
-        kernel.size,
-        desc.initrd.map_or(0, |i| i.size),
-        if cfg.measure_initrd {
-            ""
-        } else {
-            " (not measured)"
-        }
-    );
-    println!("   kernel command line: {}", plan.bootargs);
+    let planned = if firmware {
+        LinuxPlan::with_firmware(&cfg, set, &head, image.size)
+    } else {
+        LinuxPlan::with_devices(&cfg, set, &head, image.size, desc.initrd.map(|i| i.size))
+    };
+    let plan = match planned {
+        Ok(p) => p,
+        Err(e) => fail(format_args!("{e}")),
+    };
+    if firmware {
+        println!(
+            "   {} vCPU(s), {} MiB of RAM at {:#x}, {}-bit IPAs, firmware {} bytes at {:#x} \
+             (measured), device tree at {:#x} (measured); what the firmware loads from the \
+             disk is not measured",
+            cfg.cpus,
+            cfg.mem >> 20,
+            plan.ram.0,
+            plan.ipa_bits,
+            image.size,
+            plan.layout.image.base,
+            plan.layout.dtb.base
+        );
+    } else {
+        println!(
+            "   {} vCPU(s), {} MiB of RAM at {:#x}, {}-bit IPAs, kernel {} bytes, initrd {} bytes{}",
+            cfg.cpus,
+            cfg.mem >> 20,
+            plan.ram.0,
+            plan.ipa_bits,
+            image.size,
+            desc.initrd.map_or(0, |i| i.size),
+            if cfg.measure_initrd {
+                ""
+            } else {
+                " (not measured)"
+            }
+        );
+        println!("   kernel command line: {}", plan.bootargs);
+    }
     let dtb_pages = (plan.dtb.len() as u64).div_ceil(4096);
     let dtb_pa = match pool.alloc(dtb_pages, 4096, "the device tree") {
         Ok(p) => p,
         Err(e) => fail(format_args!("{e}")),
     };
     Dram.write(dtb_pa, &plan.dtb);
-    let loads = plan.loads(kernel.pa, desc.initrd.map(|i| i.pa), dtb_pa);
+    let loads = plan.loads(image.pa, desc.initrd.map(|i| i.pa), dtb_pa);
     let mut devices = Devices {
         disk: None,
         virtio_console: set.virtio_console,
@@ -208,7 +259,12 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
             Err(e) => fail(format_args!("the disk: {e}")),
         }
     }
-    let (vgic, bus, dev_stats) = match host_core::vmm::linux::platform_with(cfg.cpus, devices) {
+    let platform = if firmware {
+        host_core::vmm::linux::platform_for_firmware(cfg.cpus, devices)
+    } else {
+        host_core::vmm::linux::platform_with(cfg.cpus, devices)
+    };
+    let (vgic, bus, dev_stats) = match platform {
         Ok(v) => v,
         Err(e) => fail(format_args!("{e}")),
     };
@@ -220,7 +276,7 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
         loads: &loads,
         initial_vmcr: 0,
     };
-    println!("-- building the realm (RD, RTTs, RIPAS RAM over all memory, measured image, RECs)");
+    println!("-- building the realm (RD, RTTs, RIPAS RAM over all memory, measured {what}, RECs)");
     let mut hw = Hw::new();
     let t0 = hw_counter(&mut hw);
     let mut vm = match Vm::build(&mut rmi, &mut Dram, pool, &spec, vgic, bus) {
@@ -235,12 +291,18 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
         plan.layout.pc,
         plan.layout.x0
     );
-    println!("BENCH linux_build 1 {}", ticks_to_ns(&mut hw, t1 - t0));
+    // Benchmark lines of a firmware boot are named `firmware_*`.
+    let bench = if firmware { "firmware" } else { "linux" };
+    println!("BENCH {bench}_build 1 {}", ticks_to_ns(&mut hw, t1 - t0));
     println!("-- running the realm (its console follows as [REALM] lines)");
     let quantum = host_core::vmm::host::VmHost::counter_hz(&mut hw) / 250;
     let mut console = RealmConsole {
-        matched: 0,
-        init_seen: None,
+        init: Marker::new(INIT_MARKER),
+        exit_boot_services: Marker::new(if firmware {
+            EXIT_BOOT_SERVICES_MARKER
+        } else {
+            b""
+        }),
     };
     let stop = vm.run(
         &mut rmi,
@@ -262,17 +324,23 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
         vm.memory.census()
     );
     print_device_stats(&dev_stats, &vm.memory.stats);
-    println!("BENCH linux_run 1 {}", ticks_to_ns(&mut hw, t2 - t1));
-    if let Some(t) = console.init_seen {
+    println!("BENCH {bench}_run 1 {}", ticks_to_ns(&mut hw, t2 - t1));
+    if let Some(t) = console.exit_boot_services.seen {
         println!(
-            "BENCH linux_first_rec_enter_to_init 1 {}",
+            "BENCH {bench}_first_rec_enter_to_exit_boot_services 1 {}",
+            ticks_to_ns(&mut hw, t.saturating_sub(t1))
+        );
+    }
+    if let Some(t) = console.init.seen {
+        println!(
+            "BENCH {bench}_first_rec_enter_to_init 1 {}",
             ticks_to_ns(&mut hw, t.saturating_sub(t1))
         );
     }
     for class in host_core::vmm::stats::ExitClass::ALL {
         let (n, ticks) = vm.stats.get(class);
         if let Some(mean) = ticks_to_ns(&mut hw, ticks).checked_div(n) {
-            println!("BENCH linux_exit_{} {n} {mean}", class.name());
+            println!("BENCH {bench}_exit_{} {n} {mean}", class.name());
         }
     }
     println!("-- teardown");

@@ -5,6 +5,11 @@
 //! The host builds the VM from a [`LinuxPlan`]; the launcher computes the same plan from the
 //! same description and predicts the RIM with [`LinuxPlan::predict_rim`], so the two cannot
 //! disagree about what is measured.
+//!
+//! A realm can also start in firmware ([`LinuxPlan::with_firmware`]): edk2's kvmtool realm
+//! firmware (`KVMTOOL_EFI.fd`, an `Image`-format file) at the RAM base and the device tree
+//! near the top of RAM, as kvmtool-cca places them for `--firmware`; the firmware then loads
+//! Linux from the virtio disk, which the RIM does not cover (see `docs/firmware.md`).
 
 use super::dtb::{self, DtbConfig};
 use super::loader::{self, ImageHeader, Layout, LoadError, Part};
@@ -94,7 +99,19 @@ pub enum PlanError {
     Dtb(dtb::DtbError),
     /// No vCPU.
     NoCpus,
+    /// The device tree of a firmware boot is larger than the firmware takes
+    /// ([`FIRMWARE_DTB_LIMIT`]).
+    FirmwareDtbTooLarge {
+        /// Its size in bytes.
+        size: usize,
+    },
 }
+
+/// The largest device tree a firmware boot hands over. edk2's `PrePi` packs the tree and
+/// copies it to its image + 0x40, in the 32 KiB window before its firmware volume whose top
+/// it also uses as its first stack; kvmtool's trees are 2 to 4 KiB. 16 KiB leaves the stack
+/// its 16 KiB and holds about 100 vCPUs.
+pub const FIRMWARE_DTB_LIMIT: usize = 0x4000;
 
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -103,6 +120,11 @@ impl fmt::Display for PlanError {
             Self::Load(e) => write!(f, "{e}"),
             Self::Dtb(e) => write!(f, "device tree: {e}"),
             Self::NoCpus => write!(f, "a realm needs at least one vCPU"),
+            Self::FirmwareDtbTooLarge { size } => write!(
+                f,
+                "the device tree is {size} bytes; the firmware takes at most \
+                 {FIRMWARE_DTB_LIMIT} (use fewer vCPUs)"
+            ),
         }
     }
 }
@@ -126,6 +148,39 @@ pub struct LinuxPlan {
     pub recs: Vec<RecParams>,
     /// Whether the initrd is measured.
     pub measure_initrd: bool,
+}
+
+/// vCPU parameters for `cpus` vCPUs: REC 0 runnable at `pc` with x0 = `x0`, the others off.
+fn rec_params(cpus: usize, pc: u64, x0: u64) -> Vec<RecParams> {
+    (0..cpus)
+        .map(|i| {
+            let mut p = RecParams::new_zeroed();
+            p.mpidr = rec_mpidr::from_index(i as u64);
+            if i == 0 {
+                p.flags = REC_PARAMS_FLAG_RUNNABLE;
+                p.pc = pc;
+                p.gprs[0] = x0;
+            }
+            p
+        })
+        .collect()
+}
+
+/// The realm parameters a configuration asks for, with `ipa_bits`.
+fn realm_params(cfg: &LinuxConfig, ipa_bits: u32) -> RealmParams {
+    let mut params = RealmParams::new_zeroed();
+    params.s2sz = u64::from(ipa_bits);
+    params.hash_algo = cfg.hash_algo;
+    params.rpv = cfg.rpv;
+    params.num_bps = cfg.num_bps;
+    params.num_wps = cfg.num_wps;
+    params
+}
+
+fn vcpu_mpidrs(cpus: usize) -> Vec<u64> {
+    (0..cpus as u64)
+        .map(|i| rec_mpidr::to_mpidr_el1(rec_mpidr::from_index(i)))
+        .collect()
 }
 
 impl LinuxPlan {
@@ -178,9 +233,7 @@ impl LinuxPlan {
             bootargs.push(' ');
             bootargs.push_str(&cfg.params);
         }
-        let mpidrs: Vec<u64> = (0..cfg.cpus as u64)
-            .map(|i| rec_mpidr::to_mpidr_el1(rec_mpidr::from_index(i)))
-            .collect();
+        let mpidrs = vcpu_mpidrs(cfg.cpus);
         let intx = devices.intx();
         let dtb = dtb::generate(&DtbConfig {
             ram_base: RAM_BASE,
@@ -189,36 +242,78 @@ impl LinuxPlan {
             bootargs: Some(&bootargs),
             initrd: layout.initrd.map(|r| (r.base, r.size)),
             pci: (!intx.is_empty()).then_some(dtb::PciHostBridge { intx: &intx }),
+            debug_uart: false,
         })
         .map_err(PlanError::Dtb)?;
-        let mut params = RealmParams::new_zeroed();
-        params.s2sz = u64::from(ipa_bits);
-        params.hash_algo = cfg.hash_algo;
-        params.rpv = cfg.rpv;
-        params.num_bps = cfg.num_bps;
-        params.num_wps = cfg.num_wps;
-        let recs = (0..cfg.cpus)
-            .map(|i| {
-                let mut p = RecParams::new_zeroed();
-                p.mpidr = rec_mpidr::from_index(i as u64);
-                if i == 0 {
-                    p.flags = REC_PARAMS_FLAG_RUNNABLE;
-                    p.pc = layout.pc;
-                    p.gprs[0] = layout.x0;
-                }
-                p
-            })
-            .collect();
         Ok(Self {
-            params,
+            params: realm_params(cfg, ipa_bits),
             ram: (RAM_BASE, cfg.mem),
             ipa_bits,
+            recs: rec_params(cfg.cpus, layout.pc, layout.x0),
             layout,
             dtb,
             bootargs,
-            recs,
             measure_initrd: cfg.measure_initrd,
         })
+    }
+
+    /// Plans a realm for `cfg` that starts in firmware (edk2's kvmtool realm firmware) whose
+    /// file starts with `firmware_head` (at least its 64-byte `Image` header) and is
+    /// `firmware_len` bytes long, with `devices` on a PCI host bridge.
+    ///
+    /// What differs from a kernel boot: the firmware goes at the RAM base with `pc` there
+    /// (its `text_offset` is not used) and the DTB window near the top of RAM
+    /// ([`loader::plan_firmware`]); the device tree has no `/chosen/bootargs` unless
+    /// `cfg.params` gives one (kvmtool passes `-p` on unchanged, and the host adds no console
+    /// arguments: the firmware and the kernel it boots find the 16550 through
+    /// `stdout-path` and the ACPI SPCR table), no initrd, and must stay within
+    /// [`FIRMWARE_DTB_LIMIT`]; there is no initrd to measure. The firmware and the DTB are
+    /// measured; whatever the firmware loads later is not.
+    pub fn with_firmware(
+        cfg: &LinuxConfig,
+        devices: DeviceSet,
+        firmware_head: &[u8],
+        firmware_len: u64,
+    ) -> Result<Self, PlanError> {
+        if cfg.cpus == 0 {
+            return Err(PlanError::NoCpus);
+        }
+        let ipa_bits = platform::ipa_bits(RAM_BASE, cfg.mem).ok_or(PlanError::BadRam)?;
+        let header = ImageHeader::parse(firmware_head).map_err(PlanError::Load)?;
+        let layout =
+            loader::plan_firmware(RAM_BASE, cfg.mem, &header, firmware_len, dtb::DTB_MAX_SIZE)
+                .map_err(PlanError::Load)?;
+        let bootargs = cfg.params.clone();
+        let mpidrs = vcpu_mpidrs(cfg.cpus);
+        let intx = devices.intx();
+        let dtb = dtb::generate(&DtbConfig {
+            ram_base: RAM_BASE,
+            ram_size: cfg.mem,
+            mpidrs: &mpidrs,
+            bootargs: (!bootargs.is_empty()).then_some(bootargs.as_str()),
+            initrd: None,
+            pci: (!intx.is_empty()).then_some(dtb::PciHostBridge { intx: &intx }),
+            debug_uart: true,
+        })
+        .map_err(PlanError::Dtb)?;
+        if dtb.len() > FIRMWARE_DTB_LIMIT {
+            return Err(PlanError::FirmwareDtbTooLarge { size: dtb.len() });
+        }
+        Ok(Self {
+            params: realm_params(cfg, ipa_bits),
+            ram: (RAM_BASE, cfg.mem),
+            ipa_bits,
+            recs: rec_params(cfg.cpus, layout.pc, layout.x0),
+            layout,
+            dtb,
+            bootargs,
+            measure_initrd: false,
+        })
+    }
+
+    /// True when the plan starts in firmware rather than in a kernel.
+    pub fn is_firmware(&self) -> bool {
+        self.layout.payload == loader::Payload::Firmware
     }
 
     /// What the VM loads, in address order (the measurement order), given where the kernel,
@@ -383,6 +478,63 @@ pub fn platform_with(
             Box::new(Gicr::new(i, i + 1 == cpus)),
         )?;
     }
+    Ok((vgic, bus, stats))
+}
+
+/// The command line for a Linux kernel that firmware boots from the disk (it goes into the
+/// disk's `startup.nsh`, not into the device tree): the 16550 console with an `earlycon` at
+/// its unprotected alias for a realm with `ipa_bits`-bit IPAs (Linux parses `earlycon`
+/// before it knows it is a realm, and before it reads ACPI's SPCR), [`SWIOTLB_ARG`] when
+/// there are virtio devices, the root filesystem `root` mounted read-write, then `extra`.
+/// `None` for an IPA width the console arguments cannot describe, or a `root` or `extra`
+/// with control characters.
+pub fn firmware_linux_cmdline(
+    ipa_bits: u32,
+    devices: DeviceSet,
+    root: &str,
+    extra: &str,
+) -> Option<String> {
+    if root.is_empty()
+        || root.contains(char::is_whitespace)
+        || root.chars().chain(extra.chars()).any(char::is_control)
+    {
+        return None;
+    }
+    let mut s = dtb::console_bootargs(ipa_bits)?;
+    if devices != DeviceSet::default() {
+        s.push_str(SWIOTLB_ARG);
+    }
+    s.push_str(" root=");
+    s.push_str(root);
+    s.push_str(" rw rootwait");
+    let extra = extra.trim();
+    if !extra.is_empty() {
+        s.push(' ');
+        s.push_str(extra);
+    }
+    Some(s)
+}
+
+#[cfg(test)]
+#[path = "firmware_tests.rs"]
+mod firmware_tests;
+
+/// [`platform_with`] for a firmware boot: also the second 16550 at
+/// [`platform::DEBUG_UART_BASE`] its device tree describes (the ACPI DBG2 port; nothing
+/// drives it, but its registers behave as a 16550's).
+pub fn platform_for_firmware(
+    cpus: usize,
+    devices: Devices,
+) -> super::error::VmResult<(crate::vgic::Vgic, crate::devices::Bus, PlatformStats)> {
+    use crate::devices::uart16550::Uart16550;
+    let (vgic, mut bus, stats) = platform_with(cpus, devices)?;
+    bus.add(
+        platform::DEBUG_UART_BASE,
+        platform::UART_SIZE,
+        alloc::boxed::Box::new(Uart16550::new(
+            platform::SPI_BASE + platform::DEBUG_UART_SPI,
+        )),
+    )?;
     Ok((vgic, bus, stats))
 }
 

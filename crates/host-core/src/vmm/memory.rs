@@ -469,10 +469,20 @@ impl GuestMemory {
     }
 
     /// The host PA of the shared page at `ipa` (with or without the shared bit), for device
-    /// models: `None` unless the page is `Shared` right now.
+    /// models: `None` unless the page is `Shared` or `Empty` right now.
+    ///
+    /// An `Empty` page is one the realm gave up (RIPAS EMPTY): its granule is Non-secure and
+    /// not mapped for the realm, and it becomes the realm's view at the alias when the realm
+    /// first touches it there (`share_on_fault` maps this same granule). A device may use it
+    /// before that: edk2's IOMMU driver shares a bounce buffer and hands it to virtio-blk to
+    /// fill before the firmware reads it through the alias.
     pub fn shared_pa(&self, ipa: u64, shared_bit: u64) -> Option<u64> {
         let ipa = ipa & !shared_bit;
-        (self.state(ipa) == Some(PageState::Shared)).then(|| self.backing + (ipa - self.base))
+        matches!(
+            self.state(ipa),
+            Some(PageState::Shared) | Some(PageState::Empty)
+        )
+        .then(|| self.backing + (ipa - self.base))
     }
 
     /// Unmaps every private page (the realm must be terminated), undelegates and frees the
