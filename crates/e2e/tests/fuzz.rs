@@ -66,6 +66,9 @@ fn a_hostile_host_on_both_cpus_finds_nothing_and_every_granule_comes_back() {
     assert!(stat(cpu0, "granules delegated").unwrap() > 0, "{cpu0}");
     assert!(stat(cpu1, "garbage").unwrap() > CALLS / 10, "{cpu1}");
     assert!(stat(cpu1, "corruptions)").unwrap() > 0, "{cpu1}");
+    // Its targeted races ran the boot CPU's RECs while that CPU ran them too.
+    assert!(stat(cpu1, "targeted races").unwrap() > 0, "{cpu1}");
+    assert!(stat(cpu1, "REC_ENTERs ran a REC").unwrap() > 0, "{cpu1}");
     // The sweep read granules back scrubbed, and the RMM served the canonical realm and the
     // payload realm afterwards.
     let sweep = r.sweep.as_deref().unwrap();
