@@ -14,6 +14,7 @@ mod token;
 mod profile;
 
 mod fuzz;
+mod fuzz_realm;
 
 #[derive(Parser)]
 #[command(
@@ -319,9 +320,7 @@ fn main() -> Result<()> {
         Cmd::Fuzz(FuzzCmd::Host { calls, seed }) => {
             fuzz::host(calls, seed).map_err(anyhow::Error::msg)?
         }
-        Cmd::Fuzz(FuzzCmd::Realm { calls, seed }) => {
-            bail!("fuzz realm --calls {calls} --seed {seed:#x}: not implemented in this build")
-        }
+        Cmd::Fuzz(FuzzCmd::Realm { calls, seed }) => fuzz_realm::run(calls, seed)?,
         Cmd::Fuzz(FuzzCmd::Fault { kind }) => fuzz::fault(kind).map_err(anyhow::Error::msg)?,
         Cmd::Test(t) => {
             lint(&root)?;
