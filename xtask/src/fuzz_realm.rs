@@ -99,7 +99,7 @@ pub fn run_images(
     let realm_pass = out
         .lines
         .iter()
-        .any(|l| l.starts_with("[REALM] FUZZ REALM RESULT: PASS"));
+        .any(|l| l.starts_with("[REALM] ") && l.contains("FUZZ REALM RESULT: PASS"));
     let summary = out
         .lines
         .iter()

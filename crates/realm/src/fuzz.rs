@@ -173,6 +173,8 @@ fn wait_for_rec1() {
 }
 
 fn report(calls: u64, seed: u64, ticks: u64) -> ! {
+    // Ends any partial line the fuzzed 16550 left, so that the report's lines are whole.
+    println!();
     for c in CLASSES {
         let row = &COUNTS[c as usize];
         let total: u64 = row.iter().map(|n| n.load(Ordering::Relaxed)).sum();
