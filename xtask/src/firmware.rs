@@ -64,8 +64,10 @@ pub fn boot_firmware(
 }
 
 /// The rows `cargo xtask bench` reports for a firmware boot under `-icount shift=0` (so
-/// nanoseconds are instructions): from the first `REC_ENTER` to the kernel's EFI stub
-/// calling ExitBootServices, and to the guest's init (the Linux shell's start), plus the
+/// nanoseconds are instructions): from the first `REC_ENTER` to the firmware's handover
+/// (`..._to_linux_start`: the kernel's first console line, right after its EFI stub called
+/// ExitBootServices; `..._to_exit_boot_services` too when the stub prints its own line), and
+/// to the guest's init (the Linux shell's start), plus the
 /// build and the mean cost of each exit class, as `(name, ops, instructions per op)`. Empty,
 /// with a line saying it was skipped, when [`FIRMWARE_ENV`] names no firmware.
 ///
@@ -90,9 +92,9 @@ pub fn bench_firmware(imgs: &Images, out_dir: &Path) -> Result<Vec<(String, u64,
     let rows = bench_rows(&run.outcome.lines);
     if !rows
         .iter()
-        .any(|(n, _, _)| n == "firmware_first_rec_enter_to_exit_boot_services")
+        .any(|(n, _, _)| n == "firmware_first_rec_enter_to_linux_start")
     {
-        bail!("the firmware boot printed no ExitBootServices line (no \"Exiting boot services\")");
+        bail!("the firmware boot printed no handover line (\"Booting Linux on physical CPU\")");
     }
     Ok(rows)
 }

@@ -51,6 +51,8 @@ struct RealmConsole {
     init: Marker,
     /// [`EXIT_BOOT_SERVICES_MARKER`]: the EFI stub is calling ExitBootServices.
     exit_boot_services: Marker,
+    /// [`LINUX_START_MARKER`]: the kernel's first line, right after the firmware handed over.
+    linux_start: Marker,
 }
 
 /// A byte string watched for on the console, and the counter when it first went by.
@@ -88,14 +90,19 @@ impl Marker {
 
 /// What the launcher's init scripts start their lines with.
 const INIT_MARKER: &[u8] = b"CCA-INIT:";
-/// What Linux's EFI stub prints just before it calls ExitBootServices.
+/// What Linux's EFI stub prints just before it calls ExitBootServices (when its log level
+/// lets it).
 const EXIT_BOOT_SERVICES_MARKER: &[u8] = b"Exiting boot services";
+/// The kernel's first console line (its `earlycon`), printed just after the EFI stub called
+/// ExitBootServices and entered the kernel.
+const LINUX_START_MARKER: &[u8] = b"Booting Linux on physical CPU";
 
 impl ConsoleOut for RealmConsole {
     fn write_byte(&mut self, byte: u8) {
         fw_support::console::write_bytes_as("REALM", &[byte]);
         self.init.feed(byte);
         self.exit_boot_services.feed(byte);
+        self.linux_start.feed(byte);
     }
 }
 
@@ -303,6 +310,7 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
         } else {
             b""
         }),
+        linux_start: Marker::new(if firmware { LINUX_START_MARKER } else { b"" }),
     };
     let stop = vm.run(
         &mut rmi,
@@ -328,6 +336,12 @@ pub fn run(machine: &Machine, text: &[u8]) -> ! {
     if let Some(t) = console.exit_boot_services.seen {
         println!(
             "BENCH {bench}_first_rec_enter_to_exit_boot_services 1 {}",
+            ticks_to_ns(&mut hw, t.saturating_sub(t1))
+        );
+    }
+    if let Some(t) = console.linux_start.seen {
+        println!(
+            "BENCH {bench}_first_rec_enter_to_linux_start 1 {}",
             ticks_to_ns(&mut hw, t.saturating_sub(t1))
         );
     }

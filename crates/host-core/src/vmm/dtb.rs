@@ -36,9 +36,9 @@ use cca_abi::arch::mpidr::AFFINITY_MASK;
 use vm_fdt::FdtWriter;
 
 use super::platform::{
-    gicr_base, ipa_bits, DEBUG_UART_BASE, DEBUG_UART_SPI, GICD_BASE, GICD_SIZE, GICR_FRAME_SIZE,
-    NR_SPIS, PCI_ECAM_BASE, PCI_ECAM_SIZE, PCI_MMIO_BASE, PCI_MMIO_SIZE, RAM_BASE, RTC_BASE,
-    RTC_SIZE, UART_BASE, UART_CLOCK_HZ, UART_SIZE, UART_SPI,
+    gicr_base, ipa_bits, EXTRA_UARTS, GICD_BASE, GICD_SIZE, GICR_FRAME_SIZE, NR_SPIS,
+    PCI_ECAM_BASE, PCI_ECAM_SIZE, PCI_MMIO_BASE, PCI_MMIO_SIZE, RAM_BASE, RTC_BASE, RTC_SIZE,
+    UART_BASE, UART_CLOCK_HZ, UART_SIZE, UART_SPI,
 };
 
 /// The window the loader reserves for the DTB (kvmtool's `FDT_MAX_SIZE`, 64 KiB); a generated
@@ -62,7 +62,7 @@ pub const GIC_PHANDLE: u32 = 1;
 
 /// The path of the 16550 node, which `/aliases/serial0` names.
 pub const UART_PATH: &str = "/U6_16550A@1000000";
-/// The path of the second 16550 node ([`DtbConfig::debug_uart`]).
+/// The path of the second 16550 node, the first of [`DtbConfig::extra_uarts`].
 pub const DEBUG_UART_PATH: &str = "/U6_16550A@1001000";
 
 /// The PCI I/O window kvmtool describes in the host bridge's `ranges` (CPU address 0, 64 KiB).
@@ -102,9 +102,9 @@ pub struct DtbConfig<'a> {
     pub initrd: Option<(u64, u64)>,
     /// A PCI host bridge node, when the VMM emulates one.
     pub pci: Option<PciHostBridge<'a>>,
-    /// A second 16550 node at [`DEBUG_UART_BASE`] (firmware boots: edk2 makes it the ACPI
-    /// DBG2 port).
-    pub debug_uart: bool,
+    /// kvmtool's UARTs 1 to 3 ([`EXTRA_UARTS`]) as further 16550 nodes (firmware boots: edk2
+    /// makes the first the ACPI DBG2 port, the others SSDT serial ports).
+    pub extra_uarts: bool,
 }
 
 /// The PCI host bridge: kvmtool's `pci-host-ecam-generic` over [`PCI_ECAM_BASE`] (bus 0), with
@@ -296,7 +296,7 @@ fn check(cfg: &DtbConfig<'_>) -> Result<Vec<u64>, DtbError> {
             let repeated = pci.intx[..index]
                 .iter()
                 .any(|p| p.device == e.device && p.pin == e.pin);
-            let taken = cfg.debug_uart && e.spi == DEBUG_UART_SPI;
+            let taken = cfg.extra_uarts && EXTRA_UARTS.iter().any(|&(_, spi)| spi == e.spi);
             if e.device >= 32 || !(1..=4).contains(&e.pin) || e.spi >= NR_SPIS || repeated || taken
             {
                 return Err(DtbError::BadPciIntx { index });
@@ -375,16 +375,15 @@ pub fn generate(cfg: &DtbConfig<'_>) -> Result<Vec<u8>, DtbError> {
     fdt.property_u32("clock-frequency", UART_CLOCK_HZ)?;
     fdt.end_node(uart)?;
 
-    if cfg.debug_uart {
-        let uart = fdt.begin_node(&DEBUG_UART_PATH[1..])?;
-        fdt.property_string("compatible", "ns16550a")?;
-        fdt.property_array_u64("reg", &[DEBUG_UART_BASE, UART_SIZE])?;
-        fdt.property_array_u32(
-            "interrupts",
-            &[GIC_SPI, DEBUG_UART_SPI, IRQ_TYPE_LEVEL_HIGH],
-        )?;
-        fdt.property_u32("clock-frequency", UART_CLOCK_HZ)?;
-        fdt.end_node(uart)?;
+    if cfg.extra_uarts {
+        for (base, spi) in EXTRA_UARTS {
+            let uart = fdt.begin_node(&format!("U6_16550A@{base:x}"))?;
+            fdt.property_string("compatible", "ns16550a")?;
+            fdt.property_array_u64("reg", &[base, UART_SIZE])?;
+            fdt.property_array_u32("interrupts", &[GIC_SPI, spi, IRQ_TYPE_LEVEL_HIGH])?;
+            fdt.property_u32("clock-frequency", UART_CLOCK_HZ)?;
+            fdt.end_node(uart)?;
+        }
     }
 
     let rtc = fdt.begin_node(&format!("rtc@{RTC_BASE:x}"))?;
@@ -520,7 +519,7 @@ mod tests {
             bootargs: Some("console=ttyS0 earlycon=uart,mmio,0x101000000 rdinit=/init"),
             initrd: Some((0x8F00_0000, 1_030_891)),
             pci: None,
-            debug_uart: false,
+            extra_uarts: false,
         }
     }
 

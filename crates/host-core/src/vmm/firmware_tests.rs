@@ -144,8 +144,9 @@ fn the_device_tree_of_a_firmware_boot() {
         [UART_BASE, 8],
         "2 + 2 cells"
     );
-    // A second 16550, which edk2 makes the ACPI DBG2 port (without one it installs no
-    // table after DBG2: no MCFG, no PCI SSDT, and Linux sees no PCI bus).
+    // kvmtool's four 16550s: edk2 makes the second the ACPI DBG2 port and the others SSDT
+    // serial ports (without them it installs no table after DBG2 or the serial SSDT: no
+    // MCFG, no PCI SSDT, and Linux sees no PCI bus).
     let uarts: Vec<_> = fdt
         .all_nodes()
         .filter(|n| {
@@ -153,7 +154,7 @@ fn the_device_tree_of_a_firmware_boot() {
                 .is_some_and(|c| c.all().any(|s| s == "ns16550a"))
         })
         .collect();
-    assert_eq!(uarts.len(), 2);
+    assert_eq!(uarts.len(), 4);
     let debug = fdt.find_node(crate::vmm::dtb::DEBUG_UART_PATH).unwrap();
     assert_eq!(
         u64s(debug.property("reg").unwrap().value),
@@ -295,7 +296,9 @@ fn a_firmware_boot_is_measured_as_predicted_and_its_rsi_calls_are_served() {
     m.put(DTB_PA, &plan.dtb);
     let loads = plan.loads(FW_PA, None, DTB_PA);
     let (vgic, bus, _) = platform_for_firmware(cfg.cpus, Devices::default()).unwrap();
-    assert!(bus.device_at(platform::DEBUG_UART_BASE).is_some());
+    for (base, _) in platform::EXTRA_UARTS {
+        assert!(bus.device_at(base).is_some());
+    }
     let spec = VmSpec {
         params: plan.params,
         ram: plan.ram,

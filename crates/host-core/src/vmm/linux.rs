@@ -242,7 +242,7 @@ impl LinuxPlan {
             bootargs: Some(&bootargs),
             initrd: layout.initrd.map(|r| (r.base, r.size)),
             pci: (!intx.is_empty()).then_some(dtb::PciHostBridge { intx: &intx }),
-            debug_uart: false,
+            extra_uarts: false,
         })
         .map_err(PlanError::Dtb)?;
         Ok(Self {
@@ -293,7 +293,7 @@ impl LinuxPlan {
             bootargs: (!bootargs.is_empty()).then_some(bootargs.as_str()),
             initrd: None,
             pci: (!intx.is_empty()).then_some(dtb::PciHostBridge { intx: &intx }),
-            debug_uart: true,
+            extra_uarts: true,
         })
         .map_err(PlanError::Dtb)?;
         if dtb.len() > FIRMWARE_DTB_LIMIT {
@@ -519,22 +519,22 @@ pub fn firmware_linux_cmdline(
 #[path = "firmware_tests.rs"]
 mod firmware_tests;
 
-/// [`platform_with`] for a firmware boot: also the second 16550 at
-/// [`platform::DEBUG_UART_BASE`] its device tree describes (the ACPI DBG2 port; nothing
-/// drives it, but its registers behave as a 16550's).
+/// [`platform_with`] for a firmware boot: also kvmtool's UARTs 1 to 3
+/// ([`platform::EXTRA_UARTS`]) its device tree describes (edk2 makes them the ACPI DBG2 port
+/// and SSDT serial ports; Linux probes the latter).
 pub fn platform_for_firmware(
     cpus: usize,
     devices: Devices,
 ) -> super::error::VmResult<(crate::vgic::Vgic, crate::devices::Bus, PlatformStats)> {
     use crate::devices::uart16550::Uart16550;
     let (vgic, mut bus, stats) = platform_with(cpus, devices)?;
-    bus.add(
-        platform::DEBUG_UART_BASE,
-        platform::UART_SIZE,
-        alloc::boxed::Box::new(Uart16550::new(
-            platform::SPI_BASE + platform::DEBUG_UART_SPI,
-        )),
-    )?;
+    for (base, spi) in platform::EXTRA_UARTS {
+        bus.add(
+            base,
+            platform::UART_SIZE,
+            alloc::boxed::Box::new(Uart16550::new(platform::SPI_BASE + spi)),
+        )?;
+    }
     Ok((vgic, bus, stats))
 }
 

@@ -4,7 +4,7 @@
 //! | IPA | what |
 //! |---|---|
 //! | `0x0100_0000` | 16550 UART (8 bytes), SPI 0 = INTID 32, level-high |
-//! | `0x0100_1000` | firmware boots only: a second 16550 (the ACPI DBG2 port), SPI 31 |
+//! | `0x0100_1000`, `0x0100_2000`, `0x0100_3000` | firmware boots only: kvmtool's UARTs 1–3 (16550s, SPIs 31, 30, 29) |
 //! | `0x0101_0000` | MC146818 RTC (2 bytes: index, data) |
 //! | `GICD_BASE - n × 128 KiB` .. `GICD_BASE` | GICv3 redistributors, one 128 KiB frame pair per vCPU |
 //! | `0x3FFF_0000` | GICv3 distributor (64 KiB) |
@@ -24,12 +24,20 @@ pub const UART_SIZE: u64 = 8;
 pub const UART_SPI: u32 = 0;
 /// Its input clock (Hz), as the device tree states it.
 pub const UART_CLOCK_HZ: u32 = 1_843_200;
-/// A second 16550 (kvmtool's UART 1), in firmware boots only: edk2's ACPI generator makes
-/// the first serial port that is not the console the DBG2 debug port and fails the ACPI
-/// tables after DBG2 (MCFG and the PCI SSDT among them) when there is none.
-pub const DEBUG_UART_BASE: u64 = 0x0100_1000;
-/// Its interrupt: the last SPI (kvmtool's SPI 1 is PCI device 0's INTA here).
-pub const DEBUG_UART_SPI: u32 = NR_SPIS - 1;
+/// kvmtool's UARTs 1 to 3 (16550s, `(base, SPI)`), in firmware boots only: edk2's ACPI
+/// generator makes the first serial port that is not the console the DBG2 debug port and the
+/// others the SSDT's generic serial ports, and stops building tables (MCFG and the PCI SSDT
+/// among them) at the first of those it has nothing for. Their SPIs are the last ones
+/// (kvmtool's SPIs 1 to 3 are PCI INTx here).
+pub const EXTRA_UARTS: [(u64, u32); 3] = [
+    (0x0100_1000, NR_SPIS - 1),
+    (0x0100_2000, NR_SPIS - 2),
+    (0x0100_3000, NR_SPIS - 3),
+];
+/// The first of them, which edk2 makes the ACPI DBG2 port.
+pub const DEBUG_UART_BASE: u64 = EXTRA_UARTS[0].0;
+/// Its interrupt.
+pub const DEBUG_UART_SPI: u32 = EXTRA_UARTS[0].1;
 /// The MC146818 RTC.
 pub const RTC_BASE: u64 = 0x0101_0000;
 /// Its register window (index, data).
