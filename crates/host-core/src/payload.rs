@@ -210,7 +210,7 @@ pub struct PayloadReport {
     /// The payload's verdict, if it reported one.
     pub verdict: Option<Verdict>,
     /// RSI calls the payload timed itself.
-    pub rsi_timings: [Option<RsiTiming>; 2],
+    pub rsi_timings: [Option<RsiTiming>; 5],
     /// The payload's attestation token timings: the whole token (INIT and every CONTINUE),
     /// the CONTINUEs that only signed, INIT alone.
     pub token_timings: [Option<RsiTiming>; 3],
@@ -287,7 +287,7 @@ struct Hooks<'s, 'c> {
     ripas_reject: (u64, u64),
     allow_cpu_on: bool,
     verdict: Option<Verdict>,
-    rsi_timings: [Option<RsiTiming>; 2],
+    rsi_timings: [Option<RsiTiming>; 5],
     token_timings: [Option<RsiTiming>; 3],
     token: alloc::vec::Vec<u8>,
     token_complete: bool,
@@ -302,7 +302,7 @@ impl<'s, 'c> Hooks<'s, 'c> {
             ripas_reject: plan.ripas_reject,
             allow_cpu_on: plan.allow_cpu_on,
             verdict: None,
-            rsi_timings: [None; 2],
+            rsi_timings: [None; 5],
             token_timings: [None; 3],
             token: alloc::vec::Vec::new(),
             token_complete: false,
@@ -409,9 +409,15 @@ impl ExitHooks for Hooks<'_, '_> {
                     ticks: gprs[k + 1],
                     counter_hz: gprs[k + 2],
                 };
+                // gprs[15..24]: REALM_CONFIG, MEASUREMENT_READ, MEASUREMENT_EXTEND (a
+                // payload that does not time them leaves them 0: no row).
+                let extra = |name, k: usize| (gprs[k] != 0).then(|| t(name, k));
                 self.rsi_timings = [
                     Some(t("rsi_version_in_realm", 0)),
                     Some(t("rsi_ipa_state_get_in_realm", 3)),
+                    extra("rsi_realm_config_in_realm", 15),
+                    extra("rsi_measurement_read_in_realm", 18),
+                    extra("rsi_measurement_extend_in_realm", 21),
                 ];
                 if gprs[6] != 0 {
                     self.token_timings = [

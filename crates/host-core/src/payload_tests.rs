@@ -637,7 +637,10 @@ fn the_payload_runs_on_the_vmm_and_every_exit_is_answered_as_it_expects() {
                 calls: 64,
                 ticks: 8_000,
                 counter_hz: 62_500_000
-            })
+            }),
+            None,
+            None,
+            None
         ]
     );
     assert_eq!(

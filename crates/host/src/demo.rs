@@ -35,6 +35,8 @@ const BENCH_FLAG: u64 = 0x5fff_f000;
 const BENCH_MAGIC: u32 = 0x4843_4e42;
 /// Granules used by the delegation benchmark.
 const BENCH_POOL: u64 = 0x8400_0000;
+/// The large pool of the delegation scaling benchmark (512 MiB).
+const SCALING_POOL: u64 = 0x9000_0000;
 
 /// The generic timer.
 struct Timer;
@@ -282,6 +284,14 @@ pub fn run(machine: &Machine) -> ! {
         if !host_core::bench::delegation(&mut rmi, &mut Timer, BENCH_POOL, 1024) {
             tally.failed += 1;
             println!("  FAILED: a benchmarked call did not succeed");
+        }
+        // Per-granule cost with 1..512 granules per call and over a 16 MiB pool, then over
+        // a 512 MiB one (the free DRAM above the demo's pools, 2 GiB machine).
+        if !host_core::bench::delegation_scaling(&mut rmi, &mut Timer, BENCH_POOL, 4096)
+            || !host_core::bench::delegation_pool(&mut rmi, &mut Timer, SCALING_POOL, 131_072)
+        {
+            tally.failed += 1;
+            println!("  FAILED: a delegation scaling call did not succeed");
         }
         let plan = host_core::realm::RealmPlan {
             pool_base: BENCH_POOL,
