@@ -323,6 +323,7 @@ fn main() -> Result<()> {
         Cmd::Fuzz(FuzzCmd::Realm { calls, seed }) => fuzz_realm::run(calls, seed)?,
         Cmd::Fuzz(FuzzCmd::Fault { kind }) => fuzz::fault(kind).map_err(anyhow::Error::msg)?,
         Cmd::Test(t) => {
+            setup::ensure_openssl_dev()?;
             lint(&root)?;
             if !t.qemu_only {
                 setup::step(

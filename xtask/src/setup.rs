@@ -166,6 +166,34 @@ fn suite_configured(deb822: &[String], one_line: &str, suite: &str) -> bool {
     in_deb822 || in_list
 }
 
+/// Makes sure OpenSSL's development files are there (`pkg-config --exists openssl`): the
+/// test build needs them for Veraison's `ccatoken`, the second-opinion verifier that
+/// `cca-attest`'s tests use (a dev-dependency only: no image links OpenSSL). On Debian as
+/// root it installs `pkg-config` and `libssl-dev`; otherwise it fails saying how.
+pub fn ensure_openssl_dev() -> Result<()> {
+    let present = || run_ok(Command::new("pkg-config").args(["--exists", "openssl"]));
+    if present() {
+        return Ok(());
+    }
+    step("OpenSSL development files not found (Debian packages pkg-config, libssl-dev; the tests' ccatoken verifier needs them)");
+    let install = "  apt-get install -y --no-install-recommends pkg-config libssl-dev";
+    if !is_debian() || !is_root() {
+        return Err(cannot_install("OpenSSL's development files", install));
+    }
+    apt(&[
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "pkg-config",
+        "libssl-dev",
+    ])?;
+    if !present() {
+        bail!("`pkg-config --exists openssl` still fails after installing pkg-config libssl-dev");
+    }
+    Ok(())
+}
+
 fn cannot_install(what: &str, commands: &str) -> anyhow::Error {
     anyhow::anyhow!(
         "{what} is missing and this machine cannot install it automatically (this needs root on Debian).\n\
