@@ -3,7 +3,7 @@
 //! Every access is one 32-bit `LDR`/`STR` with a plain base register, so the data abort the
 //! RMM reports to the host is emulatable (ISV = 1). The payload writes whole lines ending
 //! in `\n` (the host prefixes each with `[REALM]`) under a lock that it gives up waiting for
-//! after a bounded time, so a REC that stops while holding it cannot silence the others.
+//! after two seconds, so a REC that stops while holding it cannot silence the others.
 
 use crate::layout::UART_BASE;
 use core::fmt::{self, Write};
@@ -58,16 +58,25 @@ impl Write for Uart {
 }
 
 static LOCK: AtomicBool = AtomicBool::new(false);
+/// How long, in seconds of the virtual counter, a line waits for the lock.
+const LOCK_WAIT_S: u64 = 2;
 
 /// Prints formatted text as one piece (used by `println!`).
 pub fn print(args: fmt::Arguments) {
+    // The bound is time, not iterations: a REC whose host thread is descheduled for a while
+    // (a loaded build machine) still gets its line out whole before the other gives up.
+    let start = crate::gic::counter();
+    let limit = fw_support::read_sysreg!(cntfrq_el0).saturating_mul(LOCK_WAIT_S);
     let mut locked = false;
-    for _ in 0..10_000_000 {
+    loop {
         if LOCK
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
             locked = true;
+            break;
+        }
+        if crate::gic::counter().wrapping_sub(start) > limit {
             break;
         }
         core::hint::spin_loop();
