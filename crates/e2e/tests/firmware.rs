@@ -57,11 +57,16 @@ fn the_firmware_boots_debian_linux_from_the_disk() {
         );
     }
     // The firmware ran (its banner), booted systemd-boot from the disk, which started the
-    // kernel's EFI stub, which left the firmware.
+    // kernel's EFI stub, which left the firmware and entered the kernel.
     assert!(console.contains("UEFI firmware"), "no firmware banner");
     assert!(
-        console.contains("Exiting boot services"),
-        "the EFI stub did not run"
+        console.contains("efi: EFI v2"),
+        "the kernel was not booted through EFI"
+    );
+    assert!(
+        host.iter()
+            .any(|l| l.starts_with("BENCH firmware_first_rec_enter_to_linux_start 1 ")),
+        "no handover measured"
     );
     // Its RSI calls reached the host: RIPAS RAM over all memory, bounce buffers shared.
     assert!(
