@@ -898,4 +898,82 @@ pub(crate) mod tests {
         q.reset();
         assert_eq!(q, Virtqueue::new(128));
     }
+
+    mod random {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Scribbles of a hostile driver: `(offset into the ring pages, bytes)`.
+        fn scribble() -> impl Strategy<Value = (u16, Vec<u8>)> {
+            (0u16..0x3000, proptest::collection::vec(any::<u8>(), 1..64))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Whatever the driver leaves in its descriptor table, driver ring and indirect
+            /// tables (random bytes over plausible chains), `pop` never panics, never hands
+            /// out more chains than the driver ring's index says, and every chain it returns
+            /// is well formed: head in range, at most the queue size of descriptors per
+            /// table, readable before writable, lengths that neither wrap nor pass 4 GiB.
+            #[test]
+            fn random_rings_give_well_formed_chains_or_errors(
+                size_log in 0u32..6,
+                indirect in any::<bool>(),
+                descs in proptest::collection::vec(
+                    (0u64..0x1_0000, any::<u32>(), 0u16..8, 0u16..40), 0..40),
+                heads in proptest::collection::vec(0u16..40, 0..40),
+                avail_idx in any::<u16>(),
+                scribbles in proptest::collection::vec(scribble(), 0..8),
+                unshared in proptest::collection::vec(0u64..16, 0..3),
+            ) {
+                let size = 1u16 << size_log;
+                let (mut m, mut d, mut q) = setup(size);
+                q.indirect = indirect;
+                for (i, &(off, len, flags, next)) in descs.iter().enumerate() {
+                    // Descriptor i of the ring (i < size) or of an indirect table at BUF.
+                    let (table, at) = if (i as u16) < size {
+                        (d.desc, i as u16)
+                    } else {
+                        (BUF, i as u16 - size)
+                    };
+                    let addr = if off & 1 == 0 { BUF + off } else { off << 20 };
+                    let len = if flags & DESC_F_INDIRECT != 0 { len % 0x400 } else { len };
+                    Driver::set_desc_at(&mut m, table, at, addr, len, flags, next);
+                }
+                for &h in &heads {
+                    d.offer(&mut m, h);
+                }
+                m.put(d.avail + 2, &avail_idx.to_le_bytes());
+                for (off, bytes) in &scribbles {
+                    let at = RAM + u64::from(*off);
+                    m.put(at, bytes);
+                }
+                for p in &unshared {
+                    m.shared.remove(&(RAM + p * 4096));
+                }
+                let pending = avail_idx;
+                let mut popped = 0u32;
+                for _ in 0..2 * u32::from(size) + 2 {
+                    match q.pop(&mut m) {
+                        Ok(None) | Err(_) => break,
+                        Ok(Some(c)) => {
+                            popped += 1;
+                            prop_assert!(c.head < size);
+                            prop_assert!(c.readable.len() + c.writable.len() <= 2 * usize::from(size));
+                            let total = stream_len(&c.readable) + stream_len(&c.writable);
+                            prop_assert!(total <= u64::from(u32::MAX));
+                            for s in c.readable.iter().chain(&c.writable) {
+                                prop_assert!(s.addr.checked_add(u64::from(s.len)).is_some());
+                            }
+                            // The used ring may be unshared too: an error, not a panic.
+                            let _ = q.push_used(&mut m, c.head, 0);
+                        }
+                    }
+                }
+                prop_assert!(popped <= u32::from(pending), "{popped} chains, index {pending}");
+                prop_assert!(popped <= u32::from(size), "more than a ring of chains at once");
+            }
+        }
+    }
 }
