@@ -223,6 +223,9 @@ const SWITCH_ROOT: &str = r#"i=0
 while [ ! -b /dev/vda ] && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done
 echo "CCA-INIT: vda: $(cat /sys/block/vda/size 2>/dev/null) sectors"
 mkdir -p /newroot
+# The kernel prints to the same 16550 from its own thread: keep its mount message (and the
+# rest) off the console so that it cannot land inside the lines below.
+echo 1 > /proc/sys/kernel/printk
 if mount -t ext4 -o @OPTS@ /dev/vda /newroot; then
   echo "CCA-INIT: root mounted: /dev/vda (@OPTS@)"
   mount --move /dev /newroot/dev
