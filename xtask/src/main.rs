@@ -294,6 +294,10 @@ fn main() -> Result<()> {
                     &imgs,
                     &root.join("target/launch-virtio"),
                 )?);
+                ours.extend(launch::firmware::bench_firmware(
+                    &imgs,
+                    &root.join("target/launch"),
+                )?);
             }
             let theirs = match &b.rmm {
                 None => None,
