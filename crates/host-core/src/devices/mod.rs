@@ -155,6 +155,10 @@ impl Bus {
     }
 
     fn find(&mut self, addr: u64, size: u8) -> Option<(&mut Window, u64)> {
+        // Devices see only the architecture's access sizes (what an ESR's SAS can say).
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return None;
+        }
         let w = self
             .windows
             .iter_mut()
@@ -172,7 +176,8 @@ impl Bus {
             .map(|w| w.dev.name())
     }
 
-    /// A read by `vcpu`; `None` when no device decodes the address.
+    /// A read by `vcpu`; `None` when no device decodes the address or `size` is not 1, 2,
+    /// 4 or 8 bytes.
     pub fn read(
         &mut self,
         vcpu: usize,
@@ -185,7 +190,8 @@ impl Bus {
         Some(v & size_mask(size))
     }
 
-    /// A write by `vcpu`; false when no device decodes the address.
+    /// A write by `vcpu`; false when no device decodes the address or `size` is not 1, 2,
+    /// 4 or 8 bytes.
     pub fn write(
         &mut self,
         vcpu: usize,
@@ -326,5 +332,14 @@ mod tests {
         assert_eq!(bus.read(0, 0x2000, 4, &mut ctx), None);
         assert!(!bus.write(0, 0x0fff, 1, 0, &mut ctx));
         assert_eq!(bus.device_at(0x11ff), Some("reg"));
+        // Only the architecture's access sizes reach a device.
+        for size in [0u8, 3, 5, 16, 255] {
+            assert_eq!(bus.read(0, 0x1000, size, &mut ctx), None, "size {size}");
+            assert!(!bus.write(0, 0x1000, size, 1, &mut ctx), "size {size}");
+        }
+        assert_eq!(
+            bus.read(0, 0x1000, 8, &mut ctx),
+            Some(0x1_0000_0007 & 0xffff_ffff)
+        );
     }
 }

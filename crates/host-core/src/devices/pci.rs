@@ -321,7 +321,7 @@ impl PciHost {
     fn config_read(&mut self, offset: u64, size: u8, ctx: &mut DeviceCtx<'_>) -> u64 {
         let all_ones = super::size_mask(size);
         let (bus, dev, func, reg) = ecam_split(offset);
-        if bus != 0 || func != 0 || u64::from(reg) % u64::from(size) != 0 {
+        if bus != 0 || func != 0 || u64::from(reg).checked_rem(u64::from(size)) != Some(0) {
             return all_ones;
         }
         if size == 8 {
@@ -345,7 +345,7 @@ impl PciHost {
 
     fn config_write(&mut self, offset: u64, size: u8, value: u64, ctx: &mut DeviceCtx<'_>) {
         let (bus, dev, func, reg) = ecam_split(offset);
-        if bus != 0 || func != 0 || u64::from(reg) % u64::from(size) != 0 {
+        if bus != 0 || func != 0 || u64::from(reg).checked_rem(u64::from(size)) != Some(0) {
             return;
         }
         if size == 8 {
@@ -773,5 +773,88 @@ mod tests {
             h.add(Box::new(BadBar(16)), None).unwrap();
         }
         assert_eq!(h.add(Box::new(BadBar(16)), None), Err(PciError::BusFull));
+    }
+
+    mod random {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            /// A configuration access: device, register (any offset in the 4 KiB space),
+            /// size, value, write.
+            Config(u8, u16, u8, u64, bool),
+            /// An access anywhere in the first MiB of the memory window.
+            Window(u32, u8, u64, bool),
+        }
+
+        fn size() -> impl Strategy<Value = u8> {
+            prop::sample::select(alloc::vec![1u8, 2, 4, 4, 8, 3, 0])
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                3 => (0u8..4, 0u16..0x1000, size(), any::<u64>(), any::<bool>())
+                    .prop_map(|(d, r, s, v, w)| Op::Config(d, r, s, v, w)),
+                // Registers a driver programs, with values it might plausibly write.
+                2 => (0u8..2, prop::sample::select(alloc::vec![4u16, 0x10, 0x14, 0x18, 0x3c]),
+                      prop::sample::select(alloc::vec![0u64, 0xffff_ffff, 0x5000_0000,
+                          0x5000_1000, 0x5000_0100, 7, 6]), any::<bool>())
+                    .prop_map(|(d, r, v, w)| Op::Config(d, r, 4, v, w)),
+                2 => (0u32..0x10_0000, size(), any::<u64>(), any::<bool>())
+                    .prop_map(|(o, s, v, w)| Op::Window(o, s, v, w)),
+            ]
+        }
+
+        fn access(e: &mut Env, addr: u64, size: u8, value: u64, write: bool) {
+            let mut ctx = DeviceCtx {
+                gic: &mut e.gic,
+                console: &mut e.out,
+                unix_time: 0,
+                dma: &mut AnyDma,
+            };
+            if write {
+                let _ = e.bus.write(0, addr, size, value, &mut ctx);
+            } else {
+                let _ = e.bus.read(0, addr, size, &mut ctx);
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Random configuration and memory-window streams never panic and keep what is
+            /// fixed fixed: identity, header type, capability pointer, interrupt pin, absent
+            /// devices all ones, and each BAR reading back aligned to its size with its
+            /// type bits clear.
+            #[test]
+            fn random_streams_keep_the_header_invariants(
+                ops in proptest::collection::vec(op(), 0..300),
+            ) {
+                let mut e = Env::new();
+                for op in ops {
+                    match op {
+                        Op::Config(d, r, s, v, w) => {
+                            access(&mut e, cfg(u64::from(d), u64::from(r)), s, v, w)
+                        }
+                        Op::Window(o, s, v, w) => {
+                            access(&mut e, PCI_MMIO_BASE + u64::from(o), s, v, w)
+                        }
+                    }
+                    for dev in 0..2 {
+                        prop_assert_eq!(e.rd(cfg(dev, 0), 4), 0x1042_1af4);
+                        prop_assert_eq!(e.rd(cfg(dev, 0x0e), 1), 0);
+                        prop_assert_eq!(e.rd(cfg(dev, 0x34), 1), 0x40);
+                        prop_assert_eq!(e.rd(cfg(dev, 0x3d), 1), 1);
+                        let bar0 = e.rd(cfg(dev, 0x10), 4);
+                        prop_assert_eq!(bar0 & 0xfff, 0, "BAR 0 {:#x}", bar0);
+                        let bar2 = e.rd(cfg(dev, 0x18), 4);
+                        prop_assert_eq!(bar2 & 0xff, 0, "BAR 2 {:#x}", bar2);
+                        prop_assert_eq!(e.rd(cfg(dev, 0x14), 4), 0, "no BAR 1");
+                    }
+                    prop_assert_eq!(e.rd(cfg(2, 0), 4), 0xffff_ffff);
+                }
+            }
+        }
     }
 }
