@@ -100,5 +100,15 @@ extern "C" fn rmm_warm_boot(cpu: u64, token: u64) -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     fw_support::exception::report_panic(info);
+    // The RMM runs in the Realm world at EL2, serving an RMI call or a realm's exit: the
+    // syndrome registers hold the last exception taken to R-EL2 (a realm's trap, if the
+    // panic came while handling one).
+    fw_support::exception::report_fatal(
+        format_args!("panic in the RMM (Realm world, EL2); last exception taken to R-EL2"),
+        "EL2",
+        fw_support::read_sysreg!(esr_el2),
+        fw_support::read_sysreg!(elr_el2),
+        fw_support::read_sysreg!(far_el2),
+    );
     fw_support::exit_emulator(0xE2)
 }
