@@ -227,15 +227,7 @@ pub fn prepare(
     }
     desc.bootargs = (!args.params.is_empty()).then(|| args.params.clone());
     desc.measure_initrd = !args.initrd_unmeasured;
-    desc.validate(&LaunchLimits::FORMAT)
-        .map_err(|e| anyhow::anyhow!("bad launch: {e}"))?;
-    let max = rmm_core_max_recs();
-    if args.cpus as u64 > max {
-        bail!(
-            "{} vCPUs: the RMM supports at most {max} RECs per realm",
-            args.cpus
-        );
-    }
+    check_launch(&desc, args.cpus)?;
     let cfg = LinuxConfig::from_launch(&desc);
     let plan = LinuxPlan::with_devices(
         &cfg,
@@ -348,15 +340,7 @@ pub fn prepare_firmware(args: &LaunchArgs, firmware: &Path, out_dir: &Path) -> R
     if let Some(pv) = &args.realm_pv {
         desc.rpv = parse_rpv(pv)?;
     }
-    desc.validate(&LaunchLimits::FORMAT)
-        .map_err(|e| anyhow::anyhow!("bad launch: {e}"))?;
-    let max = rmm_core_max_recs();
-    if args.cpus as u64 > max {
-        bail!(
-            "{} vCPUs: the RMM supports at most {max} RECs per realm",
-            args.cpus
-        );
-    }
+    check_launch(&desc, args.cpus)?;
     let cfg = LinuxConfig::from_launch(&desc);
     let plan = LinuxPlan::with_firmware(
         &cfg,
@@ -457,6 +441,18 @@ fn check_newc(data: &[u8]) -> Result<()> {
         }
         off = next;
     }
+}
+
+/// The checks every launch gets before QEMU: the description's own limits, and no more
+/// vCPUs than the RMM has RECs for.
+fn check_launch(desc: &LaunchDesc, cpus: u32) -> Result<()> {
+    desc.validate(&LaunchLimits::FORMAT)
+        .map_err(|e| anyhow::anyhow!("bad launch: {e}"))?;
+    let max = rmm_core_max_recs();
+    if u64::from(cpus) > max {
+        bail!("{cpus} vCPUs: the RMM supports at most {max} RECs per realm");
+    }
+    Ok(())
 }
 
 /// The most RECs a realm may have on our RMM (its `RMI_FEATURES` register 1).
