@@ -25,6 +25,18 @@ fn the_realm_payload_runs_and_its_verdict_reaches_the_result_line() {
             .any(|l| l.contains("FAILED") || l.contains("FATAL")),
         "a realm check failed: {realm:#?}"
     );
+    // The calls the RMM's vector answers itself leave the realm's other registers as they were.
+    for call in [
+        "RSI_VERSION(1.0): x0..x3 = 0x0 0x10000 0x10001 0x0, x4..x17 kept",
+        "RSI_FEATURES(0): x0..x3 = 0x0 0x0 0x0 0x0, x4..x17 kept",
+    ] {
+        assert!(
+            realm
+                .iter()
+                .any(|l| l.contains("ok: ") && l.ends_with(call)),
+            "no `ok: {call}`: {realm:#?}"
+        );
+    }
     let passed = realm_checks_passed(&realm);
     assert!(passed >= 40, "{passed} checks passed");
     assert!(

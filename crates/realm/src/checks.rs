@@ -222,6 +222,41 @@ fn version_and_features(rsi: &mut Rsi<Smc>) {
             hex_or_error(fx)
         ),
     );
+    result_registers(
+        u64::from(rsi::VERSION),
+        RSI_VERSION_1_0,
+        RSI_VERSION_1_1,
+        "RSI_VERSION(1.0)",
+    );
+    result_registers(u64::from(rsi::FEATURES), 0, 0, "RSI_FEATURES(0)");
+}
+
+/// The whole register file of a call the RMM may answer on its vector's fast path: x0 =
+/// SUCCESS, x1 and x2 the results, x3 = 0, x4..x17 as they were (each with its own value).
+fn result_registers(fid: u64, x1: u64, x2: u64, what: &str) {
+    let mut regs = [0u64; cca_rsi::NUM_REGS];
+    regs[0] = fid;
+    regs[1] = x1;
+    for (i, r) in regs.iter_mut().enumerate().skip(2) {
+        *r = 0x5a5a_0000_0000_0000 | (i as u64) << 8 | i as u64;
+    }
+    let out = Smc.smc(regs);
+    let kept = (4..cca_rsi::NUM_REGS).all(|i| out[i] == regs[i]);
+    check(
+        out[0] == RsiStatus::Success.to_reg()
+            && out[1] == x1
+            && out[2] == x2
+            && out[3] == 0
+            && kept,
+        format_args!(
+            "{what}: x0..x3 = {:#x} {:#x} {:#x} {:#x}, x4..x17 {}",
+            out[0],
+            out[1],
+            out[2],
+            out[3],
+            if kept { "kept" } else { "changed" }
+        ),
+    );
 }
 
 /// Returns the realm's hash algorithm (SHA-256 if `REALM_CONFIG` failed).

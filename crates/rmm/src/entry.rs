@@ -9,6 +9,24 @@ pub const STACK_SHIFT: u32 = 16;
 /// log2 of the per-CPU exception stack size (4 KiB), used through SP_EL0 by the vectors.
 pub const EXC_STACK_SHIFT: u32 = 12;
 
+/// The lowest RSI revision the RMM implements (the vector's fast path answers `RSI_VERSION`).
+const RSI_LOWEST: u64 = rmm_core::rsi::RSI_REVISIONS[0];
+/// The highest.
+const RSI_HIGHEST: u64 = rmm_core::rsi::RSI_REVISIONS[rmm_core::rsi::RSI_REVISIONS.len() - 1];
+
+/// The fast path checks a range: the implemented revisions must be every one from the lowest
+/// to the highest, each below 2^32 (two `movz`/`movk` halves), with a span `cmp` can encode.
+const _: () = {
+    let r = rmm_core::rsi::RSI_REVISIONS;
+    let mut i = 1;
+    while i < r.len() {
+        assert!(r[i] == r[i - 1] + 1);
+        i += 1;
+    }
+    assert!(RSI_HIGHEST < 1 << 32 && RSI_HIGHEST - RSI_LOWEST < 4096);
+    assert!(cca_abi::rsi::FEATURES == cca_abi::rsi::VERSION + 1);
+};
+
 global_asm!(
     r#"
 .section .text.entry, "ax"
@@ -163,8 +181,11 @@ rmm_vectors:
     fatal_entry 1
     fatal_entry 2
     fatal_entry 3
-    /* Lower EL, AArch64: the realm trapped to EL2; back to rmm_realm_enter's caller. */
-    realm_entry 0
+    /* Lower EL, AArch64: the realm trapped to EL2; back to rmm_realm_enter's caller, except
+     * the RSI calls answered in rmm_realm_sync. */
+    .balign 0x80
+    stp     x0, x1, [sp, #-16]!
+    b       rmm_realm_sync
     realm_entry 1
     realm_entry 2
     realm_entry 3
@@ -172,8 +193,67 @@ rmm_vectors:
     fatal_entry 5
     fatal_entry 5
     fatal_entry 5
+
+/* The fast path of a synchronous exit from the realm (the realm's x0 and x1 are on the stack):
+ * RSI_VERSION with an implemented revision and RSI_FEATURES need no REC, realm or lock, so
+ * they are answered here, with exactly the registers the full path (rsi::handle_realm_smc)
+ * gives: x0 = SUCCESS, x1 = the revision (or 0), x2 = the highest revision (or 0), x3 = 0,
+ * the PC past the SMC; the realm's EL1, FP/SIMD and other registers are never touched.
+ * Everything else, an unimplemented revision (logged and answered by the full path) and any
+ * call made while a realm timer asserts (the full path may turn it into an IRQ exit so the
+ * host hears of the timer), goes to rmm_realm_exit. */
+.section .text.realm_sync, "ax"
+rmm_realm_sync:
+    mrs     x1, esr_el2
+    lsr     x1, x1, #26
+    cmp     x1, #0x17
+    b.ne    8f
+    movz    w1, #{rsi_version_lo}
+    movk    w1, #{rsi_version_hi}, lsl #16
+    /* The upper half of x0 is ignored, as smccc::normalize does; FEATURES is VERSION + 1. */
+    sub     w1, w0, w1
+    cmp     w1, #1
+    b.hi    8f
+    mrs     x0, cntv_ctl_el0
+    and     x0, x0, #7
+    cmp     x0, #5
+    b.eq    8f
+    mrs     x0, cntp_ctl_el0
+    and     x0, x0, #7
+    cmp     x0, #5
+    b.eq    8f
+    cbnz    w1, 2f
+    /* RSI_VERSION(x1 = requested): the implemented revisions are lowest..=highest. */
+    ldr     x1, [sp, #8]
+    movz    x0, #{rsi_lowest_lo}
+    movk    x0, #{rsi_lowest_hi}, lsl #16
+    sub     x0, x1, x0
+    cmp     x0, #{rsi_span}
+    b.hi    8f
+    movz    x2, #{rsi_highest_lo}
+    movk    x2, #{rsi_highest_hi}, lsl #16
+    b       3f
+    /* RSI_FEATURES(index): RsiFeatureRegister0 is 0 (no DA, MRO, ATS), other indices 0. */
+2:  mov     x1, #0
+    mov     x2, #0
+3:  mrs     x3, elr_el2
+    add     x3, x3, #4
+    msr     elr_el2, x3
+    mov     x3, #0
+    mov     x0, #0
+    add     sp, sp, #16
+    eret
+8:  mov     x0, #0
+    b       rmm_realm_exit
 "#,
     max_cpus = const MAX_CPUS,
+    rsi_version_lo = const cca_abi::rsi::VERSION & 0xffff,
+    rsi_version_hi = const cca_abi::rsi::VERSION >> 16,
+    rsi_lowest_lo = const RSI_LOWEST & 0xffff,
+    rsi_lowest_hi = const (RSI_LOWEST >> 16) & 0xffff,
+    rsi_highest_lo = const RSI_HIGHEST & 0xffff,
+    rsi_highest_hi = const (RSI_HIGHEST >> 16) & 0xffff,
+    rsi_span = const RSI_HIGHEST - RSI_LOWEST,
     stack_shift = const STACK_SHIFT,
     exc_stack_shift = const EXC_STACK_SHIFT,
 );
