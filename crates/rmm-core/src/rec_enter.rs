@@ -40,8 +40,11 @@
 //! the realm directly. The exit is reported in a zero-filled
 //! `RmiRecExit` (all 0x800 bytes written), with the realm's timers.
 
-use cca_abi::rmi::{exit_reason, rec_enter_flags as flags, RecExit, Ripas, REC_ENTER_READ_SIZE};
+use cca_abi::rmi::{
+    exit_reason, rec_enter_flags as flags, RecEnter, RecExit, RecRun, Ripas, REC_ENTER_READ_SIZE,
+};
 use cca_abi::rsi::{RsiResponse, RsiStatus};
+use core::mem::offset_of;
 use zerocopy::{FromZeros, IntoBytes};
 
 use crate::dispatch::Regs;
@@ -59,14 +62,7 @@ use crate::run::{trap, ExitKind, RealmExit};
 use cca_abi::rmi::{RealmState, RmiStatus};
 
 /// Offset of `RmiRecExit` in `RmiRecRun`.
-const EXIT_OFFSET: u64 = 0x800;
-
-/// Reads 8 little-endian bytes.
-fn le_u64(b: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[..8]);
-    u64::from_le_bytes(w)
-}
+const EXIT_OFFSET: u64 = offset_of!(RecRun, exit) as u64;
 
 impl<'a, P: Platform> Rmm<'a, P> {
     /// `REC_ENTER(rec, run)`.
@@ -115,10 +111,12 @@ impl<'a, P: Platform> Rmm<'a, P> {
 
     /// The part of `REC_ENTER` that runs with the REC claimed.
     fn rec_enter_claimed(&self, rec: &mut Rec, run_pa: Pa) -> Result<(), RmiError> {
-        let mut buf = [0u8; REC_ENTER_READ_SIZE];
-        self.read_ns_page(run_pa.get(), &mut buf)?;
-        let entry_flags = le_u64(&buf);
-        let gprs: [u64; 31] = core::array::from_fn(|i| le_u64(&buf[0x200 + 8 * i..]));
+        // Words, not bytes: aligned copies and reads (the RMM is built for strict alignment).
+        let mut buf = [0u64; REC_ENTER_READ_SIZE / 8];
+        self.read_ns_page(run_pa.get(), buf.as_mut_bytes())?;
+        let entry_flags = u64::from_le(buf[offset_of!(RecEnter, flags) / 8]);
+        let g = offset_of!(RecEnter, gprs) / 8;
+        let gprs: [u64; 31] = core::array::from_fn(|i| u64::from_le(buf[g + i]));
         self.realm_running_inc(rec)?;
         let result = self.rec_enter_counted(rec, entry_flags, &gprs, run_pa);
         self.realm_running_dec(rec);

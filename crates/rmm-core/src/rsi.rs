@@ -20,7 +20,8 @@ use cca_abi::rmi::{exit_reason, RecExit, Ripas};
 use cca_abi::rsi::{self, RsiRealmConfig, RsiStatus};
 use cca_abi::smccc::{self, SMC_UNKNOWN};
 use cca_abi::GRANULE_SIZE;
-use core::mem::offset_of;
+use core::mem::{offset_of, size_of};
+use zerocopy::IntoBytes;
 
 use crate::esr;
 use crate::granule::{GranuleState, LockedGranule};
@@ -87,12 +88,6 @@ fn measurement_offset(idx: u64) -> usize {
         0 => offset_of!(Rd, rim),
         i => offset_of!(Rd, rem) + (i as usize - 1) * rsi::MEASUREMENT_SIZE,
     }
-}
-
-fn le_u64(b: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[..8]);
-    u64::from_le_bytes(w)
 }
 
 /// The REC index an `MPIDR_EL1` value names (TF-RMM `mpidr_to_rec_idx`): Aff0[3:0],
@@ -227,11 +222,12 @@ impl<'a, P: Platform> Rmm<'a, P> {
             out.x[0] = reject(rec, RsiStatus::ErrorInput, "the index must be 0 to 4");
             return;
         }
-        let mut slot = [0u8; rsi::MEASUREMENT_SIZE];
+        // Words, not bytes: aligned copies and reads (see `rsi_host_call`).
+        let mut words = [0u64; rsi::MEASUREMENT_SIZE / 8];
         let g = self.lock_rec_rd(rec);
-        self.rd_read_at(&g, measurement_offset(idx), &mut slot);
+        self.rd_read_at(&g, measurement_offset(idx), words.as_mut_bytes());
         drop(g);
-        let words: [u64; 8] = core::array::from_fn(|i| le_u64(&slot[8 * i..]));
+        let words = words.map(u64::from_le);
         out.x[0] = RsiStatus::Success.to_reg();
         out.x[1..8].copy_from_slice(&words[..7]);
         // x8 is beyond the eight result registers: written directly, as TF-RMM does.
@@ -428,16 +424,17 @@ impl<'a, P: Platform> Rmm<'a, P> {
         let page = ipa & !(GRANULE_SIZE - 1);
         match self.ipa_lookup(&s2, page) {
             IpaLookup::Ram { pa, _table } => {
-                let mut buf = [0u8; 256];
+                // Words, so that the copy and the reads below are aligned (the RMM is built
+                // for strict alignment, where byte buffers are read a byte at a time).
+                let mut buf = [0u64; size_of::<rsi::RsiHostCall>() / 8];
                 self.platform
-                    .realm_read(Pa::new(pa + (ipa - page)), &mut buf);
+                    .realm_read(Pa::new(pa + (ipa - page)), buf.as_mut_bytes());
                 // TF-RMM reads `imm` as 32 bits.
-                let mut imm = [0u8; 4];
-                imm.copy_from_slice(&buf[..4]);
-                exit.imm = u32::from_le_bytes(imm);
+                exit.imm = u64::from_le(buf[offset_of!(rsi::RsiHostCall, imm) / 8]) as u32;
                 exit.plane = 0;
-                for (i, g) in exit.gprs.iter_mut().enumerate() {
-                    *g = le_u64(&buf[8 + 8 * i..]);
+                let gprs = &buf[offset_of!(rsi::RsiHostCall, gprs) / 8..];
+                for (g, w) in exit.gprs.iter_mut().zip(gprs) {
+                    *g = u64::from_le(*w);
                 }
                 exit.exit_reason = exit_reason::HOST_CALL;
                 rec.pending = PENDING_HOST_CALL;

@@ -72,13 +72,31 @@ pub struct ExitStats {
     pub count: [u64; 12],
     /// Ticks from just before each `REC_ENTER` to just after it returned.
     pub ticks: [u64; 12],
+    /// The fewest ticks one `REC_ENTER` of the class took (meaningful once its count is
+    /// non-zero): the round trip with the least realm work in it.
+    pub fastest: [u64; 12],
 }
 
 impl ExitStats {
     /// Records one exit.
     pub fn record(&mut self, class: ExitClass, ticks: u64) {
-        self.count[class as usize] += 1;
-        self.ticks[class as usize] = self.ticks[class as usize].wrapping_add(ticks);
+        let i = class as usize;
+        self.count[i] += 1;
+        self.ticks[i] = self.ticks[i].wrapping_add(ticks);
+        self.fastest[i] = if self.count[i] == 1 {
+            ticks
+        } else {
+            self.fastest[i].min(ticks)
+        };
+    }
+
+    /// The fewest ticks of one exit of any of `classes`, or `None` if none occurred.
+    pub fn fastest_of(&self, classes: &[ExitClass]) -> Option<u64> {
+        classes
+            .iter()
+            .filter(|&&c| self.count[c as usize] > 0)
+            .map(|&c| self.fastest[c as usize])
+            .min()
     }
 
     /// `(exits, ticks)` of one class.
@@ -102,5 +120,24 @@ impl core::fmt::Display for ExitStats {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fastest_exit_is_kept_per_class() {
+        let mut s = ExitStats::default();
+        assert_eq!(s.fastest_of(&[ExitClass::Mmio]), None);
+        s.record(ExitClass::Mmio, 300);
+        s.record(ExitClass::Mmio, 100);
+        s.record(ExitClass::Mmio, 200);
+        s.record(ExitClass::Wfe, 50);
+        assert_eq!(s.get(ExitClass::Mmio), (3, 600));
+        assert_eq!(s.fastest_of(&[ExitClass::Mmio]), Some(100));
+        assert_eq!(s.fastest_of(&[ExitClass::Wfi, ExitClass::Wfe]), Some(50));
+        assert_eq!(s.fastest_of(&[ExitClass::Wfi]), None);
     }
 }
