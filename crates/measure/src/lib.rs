@@ -135,14 +135,21 @@ impl Measurement {
 
     /// Extends the RIM for the creation of a REC (only runnable RECs are measured).
     pub fn extend_rec(&mut self, params: &RecParams) {
-        if params.flags & 1 == 0 {
+        self.extend_rec_fields(params.flags, params.pc, &params.gprs);
+    }
+
+    /// [`Measurement::extend_rec`] from the only `RmiRecParams` fields the RIM rule hashes
+    /// (flags, pc, x0..x7; the MPIDR is not measured), for a caller that did not read the
+    /// whole 4 KiB structure.
+    pub fn extend_rec_fields(&mut self, flags: u64, pc: u64, gprs: &[u64; 8]) {
+        if flags & 1 == 0 {
             return;
         }
         // Flags, pc and x0..x7: the image is zero from 0x340 on.
         let mut image = [0u8; 0x340];
-        image[0..8].copy_from_slice(&params.flags.to_le_bytes());
-        image[0x200..0x208].copy_from_slice(&params.pc.to_le_bytes());
-        for (i, r) in params.gprs.iter().enumerate() {
+        image[0..8].copy_from_slice(&flags.to_le_bytes());
+        image[0x200..0x208].copy_from_slice(&pc.to_le_bytes());
+        for (i, r) in gprs.iter().enumerate() {
             image[0x300 + 8 * i..0x308 + 8 * i].copy_from_slice(&r.to_le_bytes());
         }
         let mut d = [0u8; DESC_LEN];

@@ -10,6 +10,7 @@ use crate::granule::GranuleState;
 use crate::pa::Pa;
 use crate::platform::Platform;
 use crate::rmm::Rmm;
+use zerocopy::IntoBytes;
 
 /// Descriptors that fit in one 4 KiB page.
 pub const MAX_RANGES: usize = (GRANULE_SIZE / 8) as usize;
@@ -171,31 +172,39 @@ impl<'a, P: Platform> Rmm<'a, P> {
     /// Reads `count` descriptors from the NS page holding `addr` (8-byte aligned, the
     /// descriptors stay inside that page). The page must be a tracked NS granule.
     pub(crate) fn read_host_list(&self, addr: u64, count: usize) -> Result<InList, RmiError> {
+        let mut list = InList::single(0);
+        self.read_host_list_into(addr, count, &mut list)?;
+        Ok(list)
+    }
+
+    /// [`Self::read_host_list`] into `list` (its previous contents are replaced), so that a
+    /// caller with a list of its own does not move 4 KiB of descriptors around.
+    pub(crate) fn read_host_list_into(
+        &self,
+        addr: u64,
+        count: usize,
+        list: &mut InList,
+    ) -> Result<(), RmiError> {
         let page = Pa::new(addr & !(GRANULE_SIZE - 1));
         let g = self
             .granules
             .lock_while_state(page, GranuleState::Ns)
             .map_err(|e| RmiError::input_lock(page, GranuleState::Ns, e))?;
-        let mut bytes = [0u8; GRANULE_SIZE as usize];
         let n = count.min(MAX_RANGES);
-        let len = n * 8;
+        // Read straight into the (aligned) descriptor words: no byte buffer to convert.
+        list.count = 0;
+        list.cur = 0;
         self.platform
-            .ns_read(Pa::new(addr), &mut bytes[..len])
+            .ns_read(Pa::new(addr), list.descs[..n].as_mut_bytes())
             .map_err(|_| {
                 RmiError::new(cca_abi::rmi::RmiStatus::ErrorInput, Reason::NsFault(page))
             })?;
         drop(g);
-        let mut descs = [0u64; MAX_RANGES];
-        for (d, c) in descs.iter_mut().zip(bytes[..len].chunks_exact(8)) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            *d = normalise(u64::from_le_bytes(w));
+        for d in &mut list.descs[..n] {
+            *d = normalise(u64::from_le(*d));
         }
-        Ok(InList {
-            descs,
-            count: n,
-            cur: 0,
-        })
+        list.count = n;
+        Ok(())
     }
 
     /// Copies the first descriptors of `list` to the host's NS buffer at `addr` (at most

@@ -32,6 +32,20 @@ use crate::realm::S2Ctx;
 use crate::rmm::Rmm;
 use crate::run::RealmContext;
 use crate::sro::{incomplete, SroCtx, Stage};
+use core::mem::offset_of;
+
+/// How much of `RmiRecParams` `REC_CREATE` reads: up to the end of x0..x7 (the rest is
+/// padding in RMM 2.0).
+const PARAMS_READ: usize = offset_of!(RecParams, gprs) + 8 * 8;
+const _: () = assert!(PARAMS_READ % 8 == 0 && PARAMS_READ <= core::mem::size_of::<RecParams>());
+
+/// The `RmiRecParams` fields `REC_CREATE` uses.
+struct UsedParams {
+    flags: u64,
+    mpidr: u64,
+    pc: u64,
+    gprs: [u64; 8],
+}
 
 /// No request pending.
 pub const PENDING_NONE: u64 = 0;
@@ -272,7 +286,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
         &self,
         fid: RmiFid,
         ctx: &mut SroCtx,
-        list: Option<InList>,
+        list: Option<&mut InList>,
         out: &mut Regs,
     ) -> Result<(), RmiError> {
         match (ctx.stage, list) {
@@ -306,7 +320,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
     }
 
     /// Takes donated granules DELEGATED -> REC_AUX (TF-RMM's `sro_obj_memory_donate`).
-    fn donate_aux(&self, ctx: &mut SroCtx, mut list: InList, out: &mut Regs) {
+    fn donate_aux(&self, ctx: &mut SroCtx, list: &mut InList, out: &mut Regs) {
         let mut donated = 0u64;
         while let Some((pa, _level, _st)) = list.pop_block() {
             let idx = (ctx.transferred + donated) as usize;
@@ -397,8 +411,18 @@ impl<'a, P: Platform> Rmm<'a, P> {
     }
 
     fn build_rec(&self, ctx: &mut SroCtx) -> Result<(), RmiError> {
-        let mut params = RecParams::new_zeroed();
-        self.read_ns_page(ctx.params_addr, params.as_mut_bytes())?;
+        // Only the fields up to the end of x0..x7 are used: those words are read, not the
+        // whole 4 KiB page (read as words, so aligned; fields by their typed offsets).
+        let mut words = [0u64; PARAMS_READ / 8];
+        self.read_ns_page(ctx.params_addr, words.as_mut_bytes())?;
+        let field = |off: usize| u64::from_le(words[off / 8]);
+        let gprs_at = offset_of!(RecParams, gprs) / 8;
+        let params = UsedParams {
+            flags: field(offset_of!(RecParams, flags)),
+            mpidr: field(offset_of!(RecParams, mpidr)),
+            pc: field(offset_of!(RecParams, pc)),
+            gprs: core::array::from_fn(|i| u64::from_le(words[gprs_at + i])),
+        };
         let (rec_pa, rd_pa) = (Pa::new(ctx.obj_addr), Pa::new(ctx.rd_addr));
         let (mut g_rec, mut g_rd) = self
             .granules
@@ -460,7 +484,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
                 algo: rd.algorithm(),
                 slot: rd.rim,
             };
-            m.extend_rec(&params);
+            m.extend_rec_fields(params.flags, params.pc, &params.gprs);
             rd.rim = m.slot;
         }
         g_rd.refcount_add(1);

@@ -308,7 +308,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
         &self,
         fid: RmiFid,
         r: &mut Reserved<'_>,
-        list: Option<InList>,
+        list: Option<&mut InList>,
         out: &mut Regs,
     ) -> Result<(), RmiError> {
         let res = match r.ctx.init_command {
@@ -406,7 +406,8 @@ impl<'a, P: Platform> Rmm<'a, P> {
         if n + offset > MAX_RANGES as u64 {
             n = MAX_RANGES as u64 - offset;
         }
-        let list = self.read_host_list(list_addr, n as usize)?;
+        let mut list = InList::single(0);
+        self.read_host_list_into(list_addr, n as usize, &mut list)?;
         let mut total = 0u64;
         let mut valid = 0;
         for d in list.descs() {
@@ -450,7 +451,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
             return Err(RmiError::input("a contiguous donation must be complete"));
         }
         r.ctx.range_desc_count = n;
-        self.sro_dispatch(RmiFid::OP_MEM_DONATE, r, Some(list), out)
+        self.sro_dispatch(RmiFid::OP_MEM_DONATE, r, Some(&mut list), out)
     }
 
     /// `OP_MEM_RECLAIM(handle, list, capacity)`: x1 = descriptors written.
