@@ -55,6 +55,7 @@ pub fn build_all(root: &Path, tc: &Toolchain) -> Result<Images> {
     for (package, _) in FIRMWARE {
         cmd.args(["-p", package]);
     }
+    cmd.env("RUSTFLAGS", firmware_rustflags());
     if let Toolchain::BuildStd { rustc } = tc {
         cmd.env("RUSTC", rustc).env("RUSTC_BOOTSTRAP", "1");
         cmd.args([
@@ -84,6 +85,21 @@ pub fn build_all(root: &Path, tc: &Toolchain) -> Result<Images> {
         rmm: out[1].clone(),
         host: out[2].clone(),
     })
+}
+
+/// The firmware's code-generation flags: the user's `RUSTFLAGS`, then FEAT_LSE
+/// (`+lse`). Every image runs on a CPU with FEAT_RME, an Armv9.2 feature, and Armv8.1 made
+/// the LSE atomics mandatory, so the single-instruction atomics (`ldset`, `ldclr`, `cas`) may
+/// replace the exclusive-load/store loops in the granule locks, reference counts and spin
+/// locks.
+pub fn firmware_rustflags() -> String {
+    let user = std::env::var("RUSTFLAGS").unwrap_or_default();
+    let lse = "-C target-feature=+lse";
+    if user.trim().is_empty() {
+        lse.to_string()
+    } else {
+        format!("{user} {lse}")
+    }
 }
 
 /// Writes the loadable segments of an ELF file as one raw image starting at the lowest load

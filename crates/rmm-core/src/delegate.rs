@@ -41,6 +41,11 @@ pub const MAX_GRANULES_PER_CALL: u64 = 512;
 /// If the granule is not in `from`: only the CPU that set a transient state may leave it, so
 /// anything else is an RMM bug.
 fn finish_transition(g: Granule<'_>, from: GranuleState, to: GranuleState) {
+    // Nobody else may change a transient granule, so the descriptor is `from`, unlocked,
+    // unless another CPU holds the lock for a moment to look at it.
+    if g.try_finish_transient(from, to) {
+        return;
+    }
     let mut l = g.lock();
     assert!(
         l.is_in(from),
@@ -118,7 +123,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
         let g = self
             .granules
             .granule(pa)
-            .ok_or(input(Reason::Untracked(pa)))?;
+            .ok_or_else(|| input(Reason::Untracked(pa)))?;
         let mut l = g
             .lock_if(from)
             .map_err(|e| input(Reason::from_lock(pa, from, e)))?;

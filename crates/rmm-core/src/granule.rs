@@ -12,7 +12,9 @@
 //!
 //! # Rules
 //!
-//! * A granule's state changes only while its lock is held ([`LockedGranule::set_state`]).
+//! * A granule's state changes only while its lock is held ([`LockedGranule::set_state`]),
+//!   except that the CPU that put a granule in a transient state may leave it with one
+//!   compare-and-swap of the unlocked descriptor ([`Granule::try_finish_transient`]).
 //! * Granules named directly by RMI arguments ("external" ones: NS, DELEGATED, RD, REC) are
 //!   locked in ascending PA order ([`GranuleTable::lock_two`] does this for two of them);
 //!   internal ones (RTT, DATA, REC_AUX) after them, in the order their owner documents.
@@ -409,10 +411,12 @@ impl<'a> GranuleTable<'a> {
         second: (Pa, GranuleState),
     ) -> Result<(LockedGranule<'_>, LockedGranule<'_>), LockTwoError> {
         let fail = |which, error| LockTwoError { which, error };
-        let g0 = self.granule(first.0).ok_or(fail(0, LockError::Untracked))?;
+        let g0 = self
+            .granule(first.0)
+            .ok_or_else(|| fail(0, LockError::Untracked))?;
         let g1 = self
             .granule(second.0)
-            .ok_or(fail(1, LockError::Untracked))?;
+            .ok_or_else(|| fail(1, LockError::Untracked))?;
         if first.0 == second.0 {
             return Err(fail(1, LockError::SameGranule));
         }
@@ -465,6 +469,23 @@ impl<'t> Granule<'t> {
     /// Returns true while some CPU holds the granule's lock.
     pub fn is_locked(&self) -> bool {
         self.entry.load(Ordering::Relaxed) & LOCK_BIT != 0
+    }
+
+    /// Moves the granule from the transient state `from` to `to` with one compare-and-swap
+    /// of the whole descriptor, which must be exactly `from`, unlocked, reference count 0
+    /// (what the CPU that set `from` left). Returns false and changes nothing otherwise, for
+    /// example while another CPU holds the lock to look at the state: the caller then takes
+    /// the lock. Only the CPU that set a transient state may call this.
+    pub fn try_finish_transient(&self, from: GranuleState, to: GranuleState) -> bool {
+        debug_assert!(from.is_transient());
+        self.entry
+            .compare_exchange(
+                state_bits(from),
+                state_bits(to),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
     }
 
     /// Takes the lock, spinning while another CPU holds it.
@@ -748,6 +769,28 @@ mod tests {
             assert_eq!(l.refcount(), 0);
         }
         assert!(!t.granule(Pa::new(B0)).unwrap().is_locked());
+    }
+
+    #[test]
+    fn a_transient_state_is_left_by_one_swap_only_when_unlocked_and_as_set() {
+        let s = storage(1);
+        let t = GranuleTable::new(&[bank(B0, 0x1000)], &s).unwrap();
+        let g = t.granule(Pa::new(B0)).unwrap();
+        g.lock().set_state(GranuleState::Delegating);
+        {
+            let _held = g.lock();
+            assert!(!g.try_finish_transient(GranuleState::Delegating, GranuleState::Delegated));
+        }
+        assert_eq!(
+            g.state_unlocked(),
+            GranuleState::Delegating,
+            "nothing changed"
+        );
+        assert!(!g.try_finish_transient(GranuleState::Undelegating, GranuleState::Ns));
+        assert!(g.try_finish_transient(GranuleState::Delegating, GranuleState::Delegated));
+        assert_eq!(g.state_unlocked(), GranuleState::Delegated);
+        assert!(!g.is_locked());
+        assert_eq!(g.refcount_unlocked(), 0);
     }
 
     #[test]

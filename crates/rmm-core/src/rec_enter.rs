@@ -136,7 +136,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
         }
         let running = running
             .checked_add(1)
-            .ok_or(RmiError::realm("the running-REC count overflows"))?;
+            .ok_or_else(|| RmiError::realm("the running-REC count overflows"))?;
         self.rd_set_running(&g, running);
         Ok(())
     }

@@ -193,11 +193,13 @@ impl<'a, P: Platform> Rmm<'a, P> {
         let rtt_pa = Pa::new(rtt_addr);
         // TF-RMM locks the RTT and the RD together; both failures are ERROR_INPUT. The new
         // RTT is checked here and locked only after the walk (see the module docs).
-        let g = self.granules.granule(rtt_pa).ok_or(RmiError::input_lock(
-            rtt_pa,
-            GranuleState::Delegated,
-            crate::granule::LockError::Untracked,
-        ))?;
+        let g = self.granules.granule(rtt_pa).ok_or_else(|| {
+            RmiError::input_lock(
+                rtt_pa,
+                GranuleState::Delegated,
+                crate::granule::LockError::Untracked,
+            )
+        })?;
         let found = g.state_unlocked();
         if found != GranuleState::Delegated {
             return Err(RmiError::input_lock(

@@ -179,7 +179,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
                 ))
             }
         };
-        let first = list.first().ok_or(RmiError::input("empty list"))?;
+        let first = list.first().ok_or_else(|| RmiError::input("empty list"))?;
         let level = 3 - first.size as i8;
         if kind == MapKind::Data && first.undelegated {
             return Err(RmiError::input("the descriptors must be DELEGATED"));
@@ -215,7 +215,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
         let (level, size) = inp;
         let (pa, desc_level, undelegated) = list
             .pop_block()
-            .ok_or(RmiError::input("the descriptors are exhausted"))?;
+            .ok_or_else(|| RmiError::input("the descriptors are exhausted"))?;
         if check_state && undelegated {
             return Err(RmiError::input("a descriptor is not DELEGATED"));
         }
