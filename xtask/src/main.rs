@@ -75,7 +75,9 @@ struct BenchArgs {
     /// Instead of the table, show where the instructions of operation OP go (EL3, the RMM's
     /// entry, command, copies, scrubs, hashing, the host), by function; `all` for every
     /// benchmarked operation, `list` for their names, `rec_enter` for the RMM's part of every
-    /// REC_ENTER of the payload realm (its RSI calls included). Our RMM only; no Linux part.
+    /// REC_ENTER of the payload realm (its RSI calls included), `realm_exit` for the RMM's
+    /// handling of each realm exit, by class (`realm_exit_N` for one class). Our RMM only; no
+    /// Linux part.
     #[arg(long, value_name = "OP")]
     profile: Option<String>,
 }
@@ -273,13 +275,22 @@ fn main() -> Result<()> {
             let tc = setup::ensure_all()?;
             let imgs = images::build_all(&root, &tc)?;
             if let Some(op) = &b.profile {
-                let p = profile::run(&root, &imgs, op == profile::REC_ENTER)?;
+                let mode = profile::Mode::of(op);
+                let p = profile::run(&root, &imgs, mode)?;
                 let ops = match op.as_str() {
                     "list" => {
                         println!("{}", p.operations().join("\n"));
                         return Ok(());
                     }
                     "all" => p.operations(),
+                    // The ten most frequent classes of realm exit.
+                    profile::REALM_EXIT => {
+                        let mut classes = p.operations();
+                        classes.sort_by_key(|n| {
+                            n.rsplit('_').next().and_then(|r| r.parse::<u64>().ok())
+                        });
+                        classes.into_iter().take(10).collect()
+                    }
                     one => vec![one.to_string()],
                 };
                 for op in ops {

@@ -196,6 +196,14 @@ impl Symbols {
             .with_context(|| format!("no {needle} in the host image"))
     }
 
+    fn el3_symbol(&self, needle: &str) -> Result<u64> {
+        self.el3
+            .iter()
+            .find(|f| f.name.ends_with(needle))
+            .map(|f| f.start)
+            .with_context(|| format!("no {needle} in the EL3 image"))
+    }
+
     fn rmm_symbol(&self, needle: &str) -> Result<u64> {
         self.rmm
             .iter()
@@ -398,21 +406,57 @@ fn build_plugin(root: &Path) -> Result<PathBuf> {
 /// host are not.
 pub const REC_ENTER: &str = "rec_enter";
 
+/// The name `cargo xtask bench --profile` gives the windows of every exit from the payload
+/// realm to the RMM: from the RMM's synchronous lower-EL vector (`rmm_realm_sync`) to its next
+/// entry into a realm (`rmm_realm_enter`), i.e. the RMM's handling of one realm exit. Windows
+/// that executed exactly the same instructions per function are one class, named
+/// `realm_exit_<rank>` by how often it occurred (`realm_exit_1` the most frequent).
+pub const REALM_EXIT: &str = "realm_exit";
+
+/// What `--profile` measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The host's timed benchmark regions.
+    Regions,
+    /// Every `REC_ENTER` ([`REC_ENTER`]).
+    RecEnter,
+    /// Every realm exit the RMM handles ([`REALM_EXIT`]).
+    RealmExit,
+}
+
+impl Mode {
+    /// The mode `--profile OP` asks for.
+    pub fn of(op: &str) -> Self {
+        match op {
+            REC_ENTER => Self::RecEnter,
+            o if o == REALM_EXIT || o.starts_with("realm_exit_") => Self::RealmExit,
+            _ => Self::Regions,
+        }
+    }
+}
+
+/// The offset of the "lower EL using AArch64, synchronous" entry in a vector table.
+const LOWER_EL_SYNC: u64 = 0x400;
+
 /// Runs the benchmark with the plugin and returns the profile: of the host's timed regions,
-/// or with `rec_enter`, of every `REC_ENTER` ([`REC_ENTER`]).
-pub fn run(root: &Path, imgs: &Images, rec_enter: bool) -> Result<Profile> {
+/// of every `REC_ENTER` ([`REC_ENTER`]), or of every realm exit ([`REALM_EXIT`]).
+pub fn run(root: &Path, imgs: &Images, mode: Mode) -> Result<Profile> {
     let plugin = build_plugin(root)?;
     let syms = Symbols::load(root)?;
-    let (open, close) = if rec_enter {
-        (
+    let (open, close) = match mode {
+        // To the RMM's answer: its SMC to EL3 enters EL3's lower-EL synchronous vector.
+        Mode::RecEnter => (
             syms.rmm_symbol(">::cmd_rec_enter")?,
-            syms.rmm_symbol("rmm::smc")?,
-        )
-    } else {
-        (
+            syms.el3_symbol("el3_vectors")? + LOWER_EL_SYNC,
+        ),
+        Mode::RealmExit => (
+            syms.rmm_symbol("rmm_realm_sync")?,
+            syms.rmm_symbol("rmm_realm_enter")?,
+        ),
+        Mode::Regions => (
             syms.host_symbol("host_core::bench::region_start")?,
             syms.host_symbol("host_core::bench::region_end")?,
-        )
+        ),
     };
     let counts = root.join("target/profile/counts.txt");
     let _ = std::fs::remove_file(&counts);
@@ -437,19 +481,72 @@ pub fn run(root: &Path, imgs: &Images, rec_enter: bool) -> Result<Profile> {
     let text = std::fs::read_to_string(&counts)
         .with_context(|| format!("reading {}", counts.display()))?;
     let mut p = Profile::parse(&text, &out.lines, &syms);
-    if rec_enter {
-        p.regions = p
-            .windows
-            .keys()
-            .map(|w| (*w, (REC_ENTER.to_string(), 1)))
-            .collect();
+    match mode {
+        Mode::RecEnter => {
+            p.regions = p
+                .windows
+                .keys()
+                .map(|w| (*w, (REC_ENTER.to_string(), 1)))
+                .collect();
+        }
+        Mode::RealmExit => p.regions = exit_classes(&p.windows),
+        Mode::Regions => {}
     }
     Ok(p)
+}
+
+/// Names every window by its class (see [`REALM_EXIT`]): windows whose instructions per
+/// function are identical are one class; classes are ranked by how many windows they have
+/// (then by their first window), `realm_exit_1` first.
+fn exit_classes(
+    windows: &HashMap<u64, HashMap<(Part, String), u64>>,
+) -> HashMap<u64, (String, u64)> {
+    let mut classes: HashMap<Vec<((Part, String), u64)>, Vec<u64>> = HashMap::new();
+    for (w, funcs) in windows {
+        let mut sig: Vec<((Part, String), u64)> =
+            funcs.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        sig.sort();
+        classes.entry(sig).or_default().push(*w);
+    }
+    let mut ranked: Vec<Vec<u64>> = classes.into_values().collect();
+    for ws in &mut ranked {
+        ws.sort_unstable();
+    }
+    ranked.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+    let mut regions = HashMap::new();
+    for (rank, ws) in ranked.iter().enumerate() {
+        for w in ws {
+            regions.insert(*w, (format!("{REALM_EXIT}_{}", rank + 1), 1));
+        }
+    }
+    regions
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exits_with_the_same_counts_are_one_class_ranked_by_frequency() {
+        let key = |n: &str| (Part::Rmm, n.to_string());
+        let mut windows: HashMap<u64, HashMap<(Part, String), u64>> = HashMap::new();
+        for w in 0..5u64 {
+            // Windows 0, 2, 4: one path; 1 and 3: another (more instructions in `b`).
+            let b = if w % 2 == 0 { 10 } else { 30 };
+            windows.insert(w, HashMap::from([(key("a"), 5), (key("b"), b)]));
+        }
+        windows.insert(9, HashMap::from([(key("c"), 1)]));
+        let r = exit_classes(&windows);
+        assert_eq!(r[&0].0, "realm_exit_1");
+        assert_eq!(r[&2].0, "realm_exit_1");
+        assert_eq!(r[&1].0, "realm_exit_2");
+        assert_eq!(r[&9].0, "realm_exit_3");
+        assert!(r.values().all(|(_, ops)| *ops == 1));
+        assert_eq!(Mode::of("realm_exit"), Mode::RealmExit);
+        assert_eq!(Mode::of("realm_exit_2"), Mode::RealmExit);
+        assert_eq!(Mode::of("rec_enter"), Mode::RecEnter);
+        assert_eq!(Mode::of("rec_create_sro"), Mode::Regions);
+    }
 
     #[test]
     fn legacy_symbols_are_demangled() {
