@@ -435,6 +435,11 @@ impl Mode {
     }
 }
 
+/// A function of one image.
+type Key = (Part, String);
+/// Instructions per function in one window.
+type Counts = HashMap<Key, u64>;
+
 /// The offset of the "lower EL using AArch64, synchronous" entry in a vector table.
 const LOWER_EL_SYNC: u64 = 0x400;
 
@@ -498,13 +503,10 @@ pub fn run(root: &Path, imgs: &Images, mode: Mode) -> Result<Profile> {
 /// Names every window by its class (see [`REALM_EXIT`]): windows whose instructions per
 /// function are identical are one class; classes are ranked by how many windows they have
 /// (then by their first window), `realm_exit_1` first.
-fn exit_classes(
-    windows: &HashMap<u64, HashMap<(Part, String), u64>>,
-) -> HashMap<u64, (String, u64)> {
-    let mut classes: HashMap<Vec<((Part, String), u64)>, Vec<u64>> = HashMap::new();
+fn exit_classes(windows: &HashMap<u64, Counts>) -> HashMap<u64, (String, u64)> {
+    let mut classes: HashMap<Vec<(Key, u64)>, Vec<u64>> = HashMap::new();
     for (w, funcs) in windows {
-        let mut sig: Vec<((Part, String), u64)> =
-            funcs.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut sig: Vec<(Key, u64)> = funcs.iter().map(|(k, v)| (k.clone(), *v)).collect();
         sig.sort();
         classes.entry(sig).or_default().push(*w);
     }

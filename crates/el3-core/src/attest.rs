@@ -40,6 +40,8 @@
 //! `E_RMM_UNK`.
 
 use cca_abi::el3::El3Error;
+use cca_abi::rmi::HashAlgorithm;
+use cca_measure::hasher::Hasher;
 use minicbor::encode::write::{Cursor, EndOfSlice};
 use minicbor::Encoder;
 use p384::ecdsa::signature::hazmat::PrehashSigner;
@@ -125,20 +127,25 @@ pub fn image_len(bytes: &[u8]) -> usize {
 
 /// The measurement of an image: SHA-256 of its bytes up to the last non-zero byte.
 pub fn measure_image(bytes: &[u8]) -> [u8; 32] {
-    sha2::Sha256::digest(&bytes[..image_len(bytes)]).into()
+    measure_image_parts(&[bytes])
 }
 
-/// [`measure_image`] of the concatenation of `parts`.
+/// [`measure_image`] of the concatenation of `parts`. The hashing goes through
+/// `cca_measure`, so it runs on the SHA-2 engine the firmware installed (the CPU's
+/// instructions where it has them) and on the software engine elsewhere.
 pub fn measure_image_parts(parts: &[&[u8]]) -> [u8; 32] {
     let last = parts.iter().rposition(|p| image_len(p) != 0);
-    let mut h = sha2::Sha256::new();
+    let mut h = Hasher::new(HashAlgorithm::Sha256);
     if let Some(last) = last {
         for p in &parts[..last] {
             h.update(p);
         }
         h.update(&parts[last][..image_len(parts[last])]);
     }
-    h.finalize().into()
+    let slot = h.finalize();
+    let mut m = [0u8; 32];
+    m.copy_from_slice(&slot[..32]);
+    m
 }
 
 /// The platform instance ID: 0x01 (UEID type RAND) then SHA-256 of the CPAK's uncompressed
@@ -620,6 +627,15 @@ mod tests {
             measure_image(&[]).to_vec(),
             sha2::Sha256::digest([]).to_vec()
         );
+        // Through cca_measure's engine, the same digest as RustCrypto's, across block edges.
+        for len in [1usize, 55, 56, 64, 100, 4096 + 7] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8 + 1).collect();
+            assert_eq!(
+                measure_image(&data).to_vec(),
+                sha2::Sha256::digest(&data).to_vec(),
+                "{len} bytes"
+            );
+        }
         // In parts: the same as the whole, trailing zeros over several parts.
         let whole = [&img[..], &[0u8; 20][..]].concat();
         assert_eq!(

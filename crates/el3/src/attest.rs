@@ -15,6 +15,7 @@ use el3_core::attest::{measure_image_parts, Component, PlatformAttestation, COMP
 use fw_support::println;
 use fw_support::sysreg::CpuId;
 use spin::Mutex;
+use zerocopy::IntoBytes;
 
 /// The development CPAK (see `build.rs`).
 const CPAK: [u8; 48] = *include_bytes!(concat!(env!("OUT_DIR"), "/dev-cpak.bin"));
@@ -66,17 +67,23 @@ fn random_scalar() -> Option<[u8; 48]> {
 
 /// Measures the images and makes the RAK (cold boot, MMU on, before the RMM starts).
 pub fn init(id: &CpuId) {
+    // The CPU's SHA-2 instructions for the measured boot when it has them (checked against
+    // the software engine first), as the RMM uses them for realm measurements.
+    let engine = fw_support::sha2::init(id.isar0, id.pfr0);
+    println!("measured boot hashing: {engine}");
     let el3_end = (&raw const __data_lma) as u64 + (&raw const __data_end) as u64
         - (&raw const __data_start) as u64;
     // SAFETY: EL3's map covers the Realm carve-out and the host's window read-write; nothing
-    // else runs yet, and the images are only read.
+    // else runs yet, and the images are only read. Both windows start page aligned and are
+    // whole words long, so they are read as words (the firmware is built for strict
+    // alignment, where a byte slice is read a byte at a time).
     let (rmm, host) = unsafe {
         (
             core::slice::from_raw_parts(
-                RMM_BASE as *const u8,
-                (RMM_RESERVE_LOW - RMM_BASE) as usize,
+                RMM_BASE as *const u64,
+                (RMM_RESERVE_LOW - RMM_BASE) as usize / 8,
             ),
-            core::slice::from_raw_parts(NS_ENTRY as *const u8, HOST_WINDOW as usize),
+            core::slice::from_raw_parts(NS_ENTRY as *const u64, HOST_WINDOW as usize / 8),
         )
     };
     let (first, rest) = flash(el3_end);
@@ -87,11 +94,11 @@ pub fn init(id: &CpuId) {
         },
         Component {
             kind: COMPONENT_TYPES[1],
-            measurement: measure_image_parts(&[trim_zero_blocks(rmm)]),
+            measurement: measure_image_parts(&[trim_zero_blocks(rmm).as_bytes()]),
         },
         Component {
             kind: COMPONENT_TYPES[2],
-            measurement: measure_image_parts(&[trim_zero_blocks(host)]),
+            measurement: measure_image_parts(&[trim_zero_blocks(host).as_bytes()]),
         },
     ];
     for c in &components {
@@ -117,29 +124,80 @@ pub fn init(id: &CpuId) {
     println!("RNDR gave no usable realm attestation key; the attestation calls will fail");
 }
 
-/// `bytes` without its trailing all-zero 64-byte blocks, found by OR-ing a block's words
-/// (the 16 MiB load windows are mostly zeros, and `measure_image_parts` drops trailing zeros
-/// a word at a time). The measurement is the same: only zero bytes are cut, and
-/// `measure_image_parts` still finds the image's last non-zero byte in what is left.
-fn trim_zero_blocks(bytes: &[u8]) -> &[u8] {
-    const BLOCK: usize = 64;
-    let body = bytes.len() - bytes.len() % BLOCK;
-    if bytes[body..].iter().any(|&b| b != 0) {
-        return bytes;
+/// Bytes per block of [`trim_zero_blocks`].
+const ZERO_BLOCK: usize = 256;
+
+core::arch::global_asm!(
+    r#"
+.arch_extension fp
+.arch_extension simd
+/* el3_nonzero_blocks(x0 = base, 16-byte aligned; x1 = number of 256-byte blocks) -> x0 = the
+ * number of blocks up to and including the last one holding a non-zero byte (0 if all are
+ * zero). Scans backwards, eight 32-byte pair loads OR-ed together per block. Uses q0-q7,
+ * which no EL3 code uses (the monitor is built soft-float) and which hold nothing at cold
+ * boot, when this runs. */
+.section .text.el3_nonzero_blocks, "ax"
+.global el3_nonzero_blocks
+el3_nonzero_blocks:
+    add     x2, x0, x1, lsl #8
+1:  cbz     x1, 2f
+    ldp     q0, q1, [x2, #-256]
+    ldp     q2, q3, [x2, #-224]
+    ldp     q4, q5, [x2, #-192]
+    ldp     q6, q7, [x2, #-160]
+    orr     v0.16b, v0.16b, v1.16b
+    orr     v2.16b, v2.16b, v3.16b
+    orr     v4.16b, v4.16b, v5.16b
+    orr     v6.16b, v6.16b, v7.16b
+    ldp     q1, q3, [x2, #-128]
+    ldp     q5, q7, [x2, #-96]
+    orr     v0.16b, v0.16b, v2.16b
+    orr     v4.16b, v4.16b, v6.16b
+    orr     v1.16b, v1.16b, v3.16b
+    orr     v5.16b, v5.16b, v7.16b
+    ldp     q2, q3, [x2, #-64]
+    ldp     q6, q7, [x2, #-32]
+    orr     v0.16b, v0.16b, v4.16b
+    orr     v1.16b, v1.16b, v5.16b
+    orr     v2.16b, v2.16b, v3.16b
+    orr     v6.16b, v6.16b, v7.16b
+    orr     v0.16b, v0.16b, v1.16b
+    orr     v2.16b, v2.16b, v6.16b
+    orr     v0.16b, v0.16b, v2.16b
+    umaxv   s0, v0.4s
+    fmov    w3, s0
+    cbnz    w3, 2f
+    sub     x2, x2, #256
+    sub     x1, x1, #1
+    b       1b
+2:  mov     x0, x1
+    ret
+"#
+);
+
+unsafe extern "C" {
+    fn el3_nonzero_blocks(base: *const u64, blocks: usize) -> usize;
+}
+
+/// `words` without its trailing all-zero 256-byte blocks (the 16 MiB load windows are mostly
+/// zeros, and `measure_image_parts` drops trailing zeros a word at a time). The measurement is
+/// the same: only zero bytes are cut, and `measure_image_parts` still finds the image's last
+/// non-zero byte in what is left.
+fn trim_zero_blocks(words: &[u64]) -> &[u64] {
+    const WORDS: usize = ZERO_BLOCK / 8;
+    let body = words.len() - words.len() % WORDS;
+    if words[body..].iter().any(|&w| w != 0) {
+        return words;
     }
-    let mut end = body;
-    for block in bytes[..body].rchunks_exact(BLOCK) {
-        let any = block.chunks_exact(8).fold(0u64, |acc, w| {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(w);
-            acc | u64::from_ne_bytes(word)
-        });
-        if any != 0 {
-            break;
-        }
-        end -= BLOCK;
+    if words.as_ptr() as usize % 16 != 0 {
+        // Not aligned for the pair loads (never for the page-aligned windows): word by word.
+        let end = words.iter().rposition(|&w| w != 0).map_or(0, |i| i + 1);
+        return &words[..end];
     }
-    &bytes[..end]
+    // SAFETY: the routine reads `body / WORDS` whole 256-byte blocks from the start of
+    // `words`, all inside the slice, 16-byte aligned (checked above); it writes no memory.
+    let kept = unsafe { el3_nonzero_blocks(words.as_ptr(), body / WORDS) };
+    &words[..kept * WORDS]
 }
 
 /// EL3's own image in flash, `[0, end)`: its first byte and the rest (a Rust slice cannot

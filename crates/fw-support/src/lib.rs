@@ -2,7 +2,7 @@
 //!
 //! Everything here is architecture glue: the PL011 console with per-world line labels, a
 //! `log` backend, system register accessors, barriers, MMU enablement around
-//! `aarch64-paging`, and fatal exception reporting. It only builds for `aarch64`.
+//! `aarch64-paging`, fatal exception reporting, and the SHA-2 instruction engine. It only builds for `aarch64`.
 
 #![no_std]
 
@@ -10,6 +10,7 @@ pub mod console;
 pub mod exception;
 pub mod mmu;
 pub mod once;
+pub mod sha2;
 pub mod switch;
 pub mod sysreg;
 

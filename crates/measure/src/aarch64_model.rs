@@ -537,7 +537,7 @@ fn the_sha256_routine_computes_the_compression_function() {
         m.x[1] = DATA;
         m.x[2] = blocks as u64;
         m.x[3] = KTAB;
-        let n = run_checked(&p, "rmm_sha256_blocks", &mut m, 32);
+        let n = run_checked(&p, "fw_sha256_blocks", &mut m, 32);
         Software.sha256_blocks(&mut state, &data);
         let got: [u32; 8] = core::array::from_fn(|i| {
             u32::from_le_bytes(
@@ -575,7 +575,7 @@ fn the_sha512_routine_computes_the_compression_function() {
         m.x[1] = DATA;
         m.x[2] = blocks as u64;
         m.x[3] = KTAB;
-        run_checked(&p, "rmm_sha512_blocks", &mut m, 64);
+        run_checked(&p, "fw_sha512_blocks", &mut m, 64);
         Software.sha512_blocks(&mut state, &data);
         let got: [u64; 8] = core::array::from_fn(|i| {
             u64::from_le_bytes(
@@ -591,7 +591,7 @@ fn the_sha512_routine_computes_the_compression_function() {
 #[test]
 fn zero_blocks_change_nothing() {
     let p = parse(SOURCE);
-    for (name, len) in [("rmm_sha256_blocks", 32), ("rmm_sha512_blocks", 64)] {
+    for (name, len) in [("fw_sha256_blocks", 32), ("fw_sha512_blocks", 64)] {
         let mut m = machine(9);
         let before = m.mem.clone();
         m.x[0] = STATE;

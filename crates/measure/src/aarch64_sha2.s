@@ -13,13 +13,13 @@
 .arch_extension sha2
 .arch_extension sha3
 
-/* rmm_sha256_blocks(x0 = state: [u32; 8], x1 = blocks, x2 = number of 64-byte blocks,
+/* fw_sha256_blocks(x0 = state: [u32; 8], x1 = blocks, x2 = number of 64-byte blocks,
  * x3 = the 64 round constants). Uses v0-v9 and v16-v31, saved on the stack and restored.
  * v0 = ABCD, v1 = EFGH, v2/v3 = the state at the block's start, v4-v7 = the message
  * schedule (four words each), v8 = W + K, v9 = ABCD before SHA256H, v16-v31 = K. */
-.section .text.rmm_sha256_blocks, "ax"
-.global rmm_sha256_blocks
-rmm_sha256_blocks:
+.section .text.fw_sha256_blocks, "ax"
+.global fw_sha256_blocks
+fw_sha256_blocks:
     cbz     x2, 9f
     sub     sp, sp, #416
     mov     x5, sp
@@ -146,15 +146,15 @@ rmm_sha256_blocks:
     add     sp, sp, #416
 9:  ret
 
-/* rmm_sha512_blocks(x0 = state: [u64; 8], x1 = blocks, x2 = number of 128-byte blocks,
+/* fw_sha512_blocks(x0 = state: [u64; 8], x1 = blocks, x2 = number of 128-byte blocks,
  * x3 = the 80 round constants). Uses v0-v6 and v16-v27, saved on the stack and restored.
  * v24-v27 = the state (AB, CD, EF, GH: the first of each pair in the low half); v0-v4
  * hold the working state and the next W + K, their roles rotating every two rounds;
  * v5, v6 = FG and DE for SHA512H (v5 also the schedule's W[t+9..10]); v16-v23 = the
  * message schedule (two words each). */
-.section .text.rmm_sha512_blocks, "ax"
-.global rmm_sha512_blocks
-rmm_sha512_blocks:
+.section .text.fw_sha512_blocks, "ax"
+.global fw_sha512_blocks
+fw_sha512_blocks:
     cbz     x2, 9f
     sub     sp, sp, #304
     mov     x5, sp

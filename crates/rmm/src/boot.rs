@@ -288,7 +288,7 @@ pub fn cold(
         .map_err(|e| fail(BootError::ManifestDataError, format_args!("{e}")))?;
     let id_regs = crate::platform::read_id_regs();
     log_id_regs(&id_regs);
-    let engine = crate::hash::init(
+    let engine = fw_support::sha2::init(
         id_regs.get(rmm_core::IdReg::AA64ISAR0),
         id_regs.get(rmm_core::IdReg::AA64PFR0),
     );

@@ -10,7 +10,6 @@
 mod attest;
 mod boot;
 mod entry;
-mod hash;
 mod mem;
 mod platform;
 mod realm;

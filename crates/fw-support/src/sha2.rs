@@ -1,16 +1,18 @@
-//! The RMM's SHA-2 engine: the CPU's FEAT_SHA256 / FEAT_SHA512 instructions behind
-//! `cca_measure`'s [`Sha2Engine`] seam, installed at cold boot when the ID registers show
-//! them and a known-answer comparison with the software engine passes. Every measurement
-//! (`REALM_CREATE`, `RTT_DATA_MAP_INIT`, `REC_CREATE`, `RSI_MEASUREMENT_EXTEND`) and
-//! anything else hashed through `cca_measure` then runs on them; without them (or if the
-//! comparison fails) the software engine stays in use.
+//! The firmware's SHA-2 engine: the CPU's FEAT_SHA256 / FEAT_SHA512 instructions behind
+//! `cca_measure`'s [`Sha2Engine`] seam, installed at cold boot (by the RMM and by the EL3
+//! monitor, each for its own image) when the ID registers show them and a known-answer
+//! comparison with the software engine passes. Everything hashed through `cca_measure` then
+//! runs on them: in the RMM every measurement (`REALM_CREATE`, `RTT_DATA_MAP_INIT`,
+//! `REC_CREATE`, `RSI_MEASUREMENT_EXTEND`), in EL3 the measured boot of its own image, the
+//! RMM's and the host's. Without them (or if the comparison fails) the software engine stays
+//! in use.
 //!
 //! FP/SIMD state: the routines (`cca_measure`'s `aarch64_sha2.s`) save the SIMD registers
-//! they use on the RMM's stack and restore them, so the world whose registers are live (the
-//! host's during an RMI call, a realm's during an RSI call) never sees them change, and no
-//! lazy-switching state is involved. That costs 18 instructions per SHA-256 call and 14 per
-//! SHA-512 call (docs/performance.md). FP/SIMD at EL2 is never trapped in the RMM
-//! (CPTR_EL2.TFP is 0 in every value the RMM writes, and EL3 leaves CPTR_EL3.TFP clear).
+//! they use on the caller's stack and restore them, so the world whose registers are live
+//! (the host's during an RMI call, a realm's during an RSI call) never sees them change, and
+//! no lazy-switching state is involved. That costs 18 instructions per SHA-256 call and 14 per
+//! SHA-512 call (docs/performance.md). FP/SIMD is never trapped where they run: the RMM's
+//! CPTR_EL2 values keep TFP 0, and EL3 leaves CPTR_EL3.TFP clear.
 
 use cca_measure::engine::{Sha2Engine, Sha2Features, Software, SHA256_K, SHA512_K};
 use cca_measure::hasher::Hasher;
@@ -21,8 +23,8 @@ core::arch::global_asm!(
 );
 
 unsafe extern "C" {
-    fn rmm_sha256_blocks(state: *mut u32, blocks: *const u8, count: usize, k: *const u32);
-    fn rmm_sha512_blocks(state: *mut u64, blocks: *const u8, count: usize, k: *const u64);
+    fn fw_sha256_blocks(state: *mut u32, blocks: *const u8, count: usize, k: *const u32);
+    fn fw_sha512_blocks(state: *mut u64, blocks: *const u8, count: usize, k: *const u64);
 }
 
 /// The instruction engine; SHA-512 (and SHA-384) falls back to software without FEAT_SHA512.
@@ -37,7 +39,7 @@ impl Sha2Engine for Instructions {
         // the 64 constants, and reads and writes the 8-word state; it restores every SIMD
         // register it uses and touches no other memory than its own stack frame.
         unsafe {
-            rmm_sha256_blocks(
+            fw_sha256_blocks(
                 state.as_mut_ptr(),
                 blocks.as_ptr(),
                 count,
@@ -54,7 +56,7 @@ impl Sha2Engine for Instructions {
         let count = blocks.len() / 128;
         // SAFETY: as for SHA-256, with 128-byte blocks and the 80 SHA-512 constants.
         unsafe {
-            rmm_sha512_blocks(
+            fw_sha512_blocks(
                 state.as_mut_ptr(),
                 blocks.as_ptr(),
                 count,
