@@ -43,6 +43,9 @@ pub const MODE_FAULT: u64 = 2;
 pub const HOOK_MARKER: &[u8; 16] = b"CCA-EL3-TESTHOOK";
 /// The value that enables the hooks.
 pub const HOOKS_ON: &[u8; 8] = b"HOOKS-ON";
+/// The marker in front of the RMM's test hook word (`CCA_RMM_TEST_HOOKS` in
+/// `crates/rmm/src/platform.rs`).
+pub const RMM_HOOK_MARKER: &[u8; 16] = b"CCA-RMM-TESTHOOK";
 
 /// The `-device loader` arguments that leave a request for the host.
 pub fn request_devices(mode: u64, arg: u64, seed: u64) -> Vec<String> {
@@ -61,9 +64,21 @@ pub fn request_devices(mode: u64, arg: u64, seed: u64) -> Vec<String> {
 /// The QEMU command of a run with the images in `dir` (EL3 from `el3`), the payload realm
 /// loaded, and the request: 2 CPUs, 2 GiB, as every run.
 pub fn command(dir: &Path, el3: &Path, mode: u64, arg: u64, seed: u64) -> Command {
+    command_with_rmm(dir, el3, &dir.join("rmm.bin"), mode, arg, seed)
+}
+
+/// [`command`] with the RMM image `rmm`.
+pub fn command_with_rmm(
+    dir: &Path,
+    el3: &Path,
+    rmm: &Path,
+    mode: u64,
+    arg: u64,
+    seed: u64,
+) -> Command {
     let mut cmd = qemu::command(
         el3,
-        &dir.join("rmm.bin"),
+        rmm,
         &dir.join("host.bin"),
         Some(&dir.join("realm.bin")),
         false,
@@ -296,11 +311,19 @@ pub enum FaultKind {
     El3,
     /// EL3 panics.
     El3Panic,
+    /// The RMM panics (an RMM image with its test hook enabled, on
+    /// `cca_abi::rmi::TEST_HOOK_PANIC`).
+    RmmPanic,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 3] = [FaultKind::Rmm, FaultKind::El3, FaultKind::El3Panic];
+    pub const ALL: [FaultKind; 4] = [
+        FaultKind::Rmm,
+        FaultKind::El3,
+        FaultKind::El3Panic,
+        FaultKind::RmmPanic,
+    ];
 
     /// The name on the command line.
     pub fn name(self) -> &'static str {
@@ -308,6 +331,7 @@ impl FaultKind {
             FaultKind::Rmm => "rmm",
             FaultKind::El3 => "el3",
             FaultKind::El3Panic => "el3-panic",
+            FaultKind::RmmPanic => "rmm-panic",
         }
     }
 
@@ -322,6 +346,7 @@ impl FaultKind {
             FaultKind::Rmm => 1,
             FaultKind::El3 => 2,
             FaultKind::El3Panic => 3,
+            FaultKind::RmmPanic => 4,
         }
     }
 
@@ -329,7 +354,7 @@ impl FaultKind {
     /// registers' suffix.
     pub fn world(self) -> (&'static str, &'static str) {
         match self {
-            FaultKind::Rmm => ("RMM", "EL2"),
+            FaultKind::Rmm | FaultKind::RmmPanic => ("RMM", "EL2"),
             FaultKind::El3 | FaultKind::El3Panic => ("EL3", "EL3"),
         }
     }
@@ -337,7 +362,7 @@ impl FaultKind {
     /// The QEMU exit status that world's fatal path ends the run with.
     pub fn exit_status(self) -> i32 {
         match self {
-            FaultKind::Rmm => 0xE2,
+            FaultKind::Rmm | FaultKind::RmmPanic => 0xE2,
             FaultKind::El3 | FaultKind::El3Panic => 0xE3,
         }
     }
@@ -346,24 +371,30 @@ impl FaultKind {
 /// Enables the test hooks in an EL3 image: writes [`HOOKS_ON`] over the word after
 /// [`HOOK_MARKER`]. The marker must occur exactly once and its word must be zero.
 pub fn patch_hooks(image: &mut [u8]) -> Result<()> {
+    patch_hooks_after(image, HOOK_MARKER, "EL3")
+}
+
+/// Enables the test hook of an image whose hook word follows `marker` (EL3's
+/// [`HOOK_MARKER`], the RMM's [`RMM_HOOK_MARKER`]); `what` names the image in errors.
+pub fn patch_hooks_after(image: &mut [u8], marker: &[u8; 16], what: &str) -> Result<()> {
     let found: Vec<usize> = image
-        .windows(HOOK_MARKER.len())
+        .windows(marker.len())
         .enumerate()
-        .filter(|(_, w)| *w == HOOK_MARKER)
+        .filter(|(_, w)| *w == marker)
         .map(|(i, _)| i)
         .collect();
     let [at] = found[..] else {
         bail!(
-            "the EL3 image has {} test hook markers (expected exactly one)",
+            "the {what} image has {} test hook markers (expected exactly one)",
             found.len()
         );
     };
-    let word = at + HOOK_MARKER.len();
+    let word = at + marker.len();
     let Some(w) = image.get_mut(word..word + 8) else {
-        bail!("the EL3 image ends inside its test hook word");
+        bail!("the {what} image ends inside its test hook word");
     };
     if w != [0; 8] {
-        bail!("the EL3 image's test hook word is not zero: not a normal image");
+        bail!("the {what} image's test hook word is not zero: not a normal image");
     }
     w.copy_from_slice(HOOKS_ON);
     Ok(())
@@ -372,9 +403,14 @@ pub fn patch_hooks(image: &mut [u8]) -> Result<()> {
 /// Writes a copy of the EL3 image `el3` with its hooks enabled to `out` (the normal image
 /// is never changed).
 pub fn hooked_el3(el3: &Path, out: &Path) -> Result<()> {
-    let name = el3.display().to_string();
-    let mut image = std::fs::read(el3).map_err(msg(&name))?;
-    patch_hooks(&mut image).map_err(msg(&name))?;
+    hooked_image(el3, out, patch_hooks)
+}
+
+/// Writes a copy of `src` with its hook enabled by `patch` to `out`.
+fn hooked_image(src: &Path, out: &Path, patch: impl Fn(&mut [u8]) -> Result<()>) -> Result<()> {
+    let name = src.display().to_string();
+    let mut image = std::fs::read(src).map_err(msg(&name))?;
+    patch(&mut image).map_err(msg(&name))?;
     let name = out.display().to_string();
     if let Some(d) = out.parent() {
         std::fs::create_dir_all(d).map_err(msg(&name))?;
@@ -485,26 +521,27 @@ pub fn judge_fault(kind: FaultKind, out: &Outcome, granule: u64) -> FaultReport 
                 p.push("the report does not say granule protection fault".into());
             }
         }
-        FaultKind::El3Panic => {
+        FaultKind::El3Panic | FaultKind::RmmPanic => {
             // `PANIC on CPU n: panicked at FILE:LINE:COL:`, the message on the next line.
             let message = out
                 .lines
                 .iter()
                 .any(|l| l.starts_with(tag.as_str()) && l.contains("deliberate panic"));
             match &r.panic {
-                None => p.push("no PANIC line from EL3".into()),
+                None => p.push(format!("no PANIC line from {world}")),
                 Some(l) if !l.contains(".rs:") => {
                     p.push(format!("the panic line names no location: {l}"))
                 }
                 Some(_) if !message => p.push("the panic's message was not printed".into()),
                 Some(_) => {}
             }
-            if !r
-                .report
-                .as_deref()
-                .is_some_and(|l| l.contains("panic in EL3 while serving"))
-            {
-                p.push("the report does not say which world's trap EL3 was serving".into());
+            let says = if kind == FaultKind::El3Panic {
+                "panic in EL3 while serving"
+            } else {
+                "panic in the RMM (Realm world, EL2)"
+            };
+            if !r.report.as_deref().is_some_and(|l| l.contains(says)) {
+                p.push(format!("the report does not say `{says}`"));
             }
         }
     }
@@ -543,6 +580,13 @@ pub fn run_fault_images(
     let el3: PathBuf = work.join("el3-test-hooks.bin");
     hooked_el3(&dir.join("el3.bin"), &el3)?;
     let mut cmd = command(dir, &el3, MODE_FAULT, kind.code(), 0);
+    if kind == FaultKind::RmmPanic {
+        let rmm = work.join("rmm-test-hooks.bin");
+        hooked_image(&dir.join("rmm.bin"), &rmm, |img| {
+            patch_hooks_after(img, RMM_HOOK_MARKER, "RMM")
+        })?;
+        cmd = command_with_rmm(dir, &el3, &rmm, MODE_FAULT, kind.code(), 0);
+    }
     let out =
         qemu::run_command(&mut cmd, Duration::from_secs(120), echo).map_err(msg("running QEMU"))?;
     Ok((judge_fault(kind, &out, FAULT_GRANULE), out))
@@ -555,7 +599,7 @@ pub fn fault(kind: FaultKind) -> Result<()> {
     let tc = setup::ensure_all().map_err(msg("setup"))?;
     let imgs = images::build_all(&root, &tc).map_err(msg("building the images"))?;
     setup::step(&format!(
-        "deliberate fatal fault `{}` (EL3 with test hooks: target/fuzz/el3-test-hooks.bin)",
+        "deliberate fatal fault `{}` (images with test hooks in target/fuzz: el3-test-hooks.bin, and rmm-test-hooks.bin for rmm-panic)",
         kind.name()
     ));
     let (r, out) = run_fault_images(&imgs.dir, &root.join("target/fuzz"), kind, false)?;
@@ -751,7 +795,8 @@ mod tests {
         for k in FaultKind::ALL {
             assert_eq!(FaultKind::parse(k.name()), Some(k));
         }
-        assert_eq!(FaultKind::parse("rmm-panic"), None);
+        assert_eq!(FaultKind::parse("rmm-panic"), Some(FaultKind::RmmPanic));
+        assert_eq!(FaultKind::parse("rmm-fault"), None);
         assert_eq!(FaultKind::Rmm.code(), 1);
         assert_eq!(FaultKind::El3Panic.world(), ("EL3", "EL3"));
     }
@@ -827,5 +872,27 @@ mod tests {
         assert!(r.problems.iter().any(|p| p.contains("names no location")));
         let r = judge_fault(FaultKind::El3Panic, &outcome(&panic[..3], Some(0xE3)), 0);
         assert!(r.problems.iter().any(|p| p.contains("no FATAL report")));
+    }
+
+    #[test]
+    fn an_rmm_panic_is_judged_on_the_rmms_lines() {
+        let panic = [
+            "[HOST] FAULT: the RMM panics (its test hook's function ID)",
+            "[RMM] PANIC on CPU 0: panicked at crates/rmm/src/platform.rs:275:13:",
+            "[RMM] deliberate panic requested through the RMM's test hook",
+            "[RMM] FATAL: panic in the RMM (Realm world, EL2); last exception taken to R-EL2: ESR_EL2=0x5e000000 (SMC from AArch64) ELR_EL2=0x40102000 FAR_EL2=0x0",
+        ];
+        let r = judge_fault(FaultKind::RmmPanic, &outcome(&panic, Some(0xE2)), 0);
+        assert!(r.as_expected(), "{:?}", r.problems);
+        // EL3's panic lines are not the RMM's, and the RMM's status is 0xE2.
+        let r = judge_fault(FaultKind::RmmPanic, &outcome(&panic, Some(0xE3)), 0);
+        assert!(r.problems.iter().any(|p| p.contains("exit status")));
+        let el3 = panic.map(|l| l.replace("[RMM]", "[EL3]"));
+        let el3: Vec<&str> = el3.iter().map(String::as_str).collect();
+        let r = judge_fault(FaultKind::RmmPanic, &outcome(&el3, Some(0xE2)), 0);
+        assert!(r
+            .problems
+            .iter()
+            .any(|p| p.contains("no PANIC line from RMM")));
     }
 }

@@ -109,7 +109,7 @@ enum FuzzCmd {
     /// a failure status.
     Fault {
         /// `rmm` (granule protection fault in the RMM), `el3` (granule protection fault in
-        /// EL3) or `el3-panic`.
+        /// EL3), `el3-panic` or `rmm-panic`.
         #[arg(long, value_parser = parse_fault)]
         kind: fuzz::FaultKind,
     },
@@ -124,7 +124,8 @@ fn parse_u64(s: &str) -> std::result::Result<u64, String> {
 }
 
 fn parse_fault(s: &str) -> std::result::Result<fuzz::FaultKind, String> {
-    fuzz::FaultKind::parse(s).ok_or_else(|| format!("{s}: expected rmm, el3 or el3-panic"))
+    fuzz::FaultKind::parse(s)
+        .ok_or_else(|| format!("{s}: expected rmm, el3, el3-panic or rmm-panic"))
 }
 
 #[derive(Args)]

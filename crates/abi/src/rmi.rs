@@ -244,6 +244,11 @@ pub const fn is_rmi_fid(fid: u32) -> bool {
     (fnum >= 0x150 && fnum <= 0x18F) || (fnum >= 0x1D0 && fnum <= 0x2CF)
 }
 
+/// Not an RMI command: the function ID (inside the forwarded range, assigned to no command)
+/// with which the fatal-fault tests make an RMM image whose test hooks are enabled panic
+/// (`cargo xtask fuzz fault --kind rmm-panic`). Any other RMM answers it `SMC_UNKNOWN`.
+pub const TEST_HOOK_PANIC: u32 = 0xC400_02CF;
+
 /// RMI command status codes (x0 bits [7:0]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -1012,6 +1017,7 @@ mod tests {
 
     #[test]
     fn known_fids() {
+        assert!(is_rmi_fid(TEST_HOOK_PANIC) && RmiFid::from_fid(TEST_HOOK_PANIC).is_none());
         assert_eq!(RmiFid::VERSION.fid(), 0xC400_0150);
         assert_eq!(RmiFid::GRANULE_RANGE_DELEGATE.fid(), 0xC400_01F1);
         assert_eq!(RmiFid::RMM_ACTIVATE.fid(), 0xC400_0202);

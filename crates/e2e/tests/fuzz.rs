@@ -122,6 +122,44 @@ fn a_panic_in_el3_halts_with_its_report() {
 }
 
 #[test]
+fn a_panic_in_the_rmm_halts_with_its_report() {
+    fault(FaultKind::RmmPanic);
+    // Only the copy of the RMM was patched too.
+    let dir = e2e::images_dir();
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fault-rmm-panic");
+    let mut copy = std::fs::read(dir.join("rmm.bin")).unwrap();
+    fuzz::patch_hooks_after(&mut copy, fuzz::RMM_HOOK_MARKER, "RMM")
+        .expect("the normal RMM image's hook word is still zero");
+    assert_eq!(
+        std::fs::read(work.join("rmm-test-hooks.bin")).unwrap(),
+        copy
+    );
+}
+
+#[test]
+fn the_normal_rmm_image_refuses_the_test_hook() {
+    // The normal RMM answers the hook's function ID SMC_UNKNOWN (and logs it); the host then
+    // fails the run on its own terms.
+    let dir = e2e::images_dir();
+    let mut cmd = fuzz::command(
+        &dir,
+        &dir.join("el3.bin"),
+        fuzz::MODE_FAULT,
+        FaultKind::RmmPanic.code(),
+        0,
+    );
+    let out = xtask::qemu::run_command(&mut cmd, Duration::from_secs(120), false).unwrap();
+    assert!(
+        out.lines.iter().any(|l| l.starts_with(
+            "[HOST] RESULT: FAIL (the RMM did not panic: it answered 0xffffffffffffffff)"
+        )),
+        "{:#?}",
+        out.lines
+    );
+    assert!(!out.lines.iter().any(|l| l.contains("PANIC")));
+}
+
+#[test]
 fn the_normal_el3_image_refuses_the_test_hook() {
     // Without the patched word the hook is SMC_UNKNOWN: the host reports that nothing
     // faulted and the run fails on the host's own terms, not with a halt report.

@@ -469,11 +469,17 @@ pub fn run_fault(_machine: &Machine, req: Request) -> ! {
             let r = smc(SIP_TEST_HOOK, &[HOOK_EL3_READ, g]);
             println!("RESULT: FAIL (EL3 did not fault: hook answered {:#x})", r);
         }
-        _ => {
+        3 => {
             println!("FAULT: EL3 panics");
             let r = smc(SIP_TEST_HOOK, &[HOOK_EL3_PANIC, 0]);
             println!("RESULT: FAIL (EL3 did not panic: hook answered {:#x})", r);
         }
+        4 => {
+            println!("FAULT: the RMM panics (its test hook's function ID)");
+            let r = smc(cca_abi::rmi::TEST_HOOK_PANIC, &[]);
+            println!("RESULT: FAIL (the RMM did not panic: it answered {:#x})", r);
+        }
+        k => println!("RESULT: FAIL (no deliberate fault of kind {k})"),
     }
     smc(sip::EXIT, &[1]);
     fw_support::exit_emulator(0xE1)

@@ -114,6 +114,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
         let mut out: Regs = [0, 0, 0, 0, regs[4], regs[5], regs[6], regs[7]];
         let fid_bits = smccc::normalize(regs[0]);
         let Some(fid) = RmiFid::from_fid(fid_bits) else {
+            self.platform.unknown_rmi(regs[0]);
             log::debug!("RMI {:#x} -> SMC_UNKNOWN: no such RMI command", regs[0]);
             out[0] = SMC_UNKNOWN;
             return out;

@@ -142,6 +142,11 @@ pub trait Platform: PhysMem + El3 {
     /// `REC_CREATE` and when `PSCI_COMPLETE` resets a REC for `CPU_ON`.
     fn reset_arch_state(&self, ctx: &mut RealmContext);
 
+    /// Hears of a function ID in the RMI range that names no command, before it is answered
+    /// `SMC_UNKNOWN`: the firmware's fatal-fault test hook (an image with its hooks enabled
+    /// panics on [`cca_abi::rmi::TEST_HOOK_PANIC`]); nothing by default.
+    fn unknown_rmi(&self, _x0: u64) {}
+
     /// Checks the GIC virtual CPU interface state the host programmed before `REC_ENTER`:
     /// every list register that is not invalid must have HW = 0, and no two may hold the same
     /// vINTID. Returns false if the host's state must be refused (`RMI_ERROR_REC`).
@@ -233,6 +238,9 @@ impl<T: Platform + ?Sized> Platform for &T {
     }
     fn tlbi_vmid(&self, vmid: u16) {
         (**self).tlbi_vmid(vmid)
+    }
+    fn unknown_rmi(&self, x0: u64) {
+        (**self).unknown_rmi(x0)
     }
     fn reset_arch_state(&self, ctx: &mut RealmContext) {
         (**self).reset_arch_state(ctx)

@@ -242,9 +242,35 @@ impl El3 for FwPlatform {
     }
 }
 
+/// The test hook word: the marker, then a word that is 0 in every image `cargo build` makes.
+/// `cargo xtask fuzz fault --kind rmm-panic` enables the hook in a copy of the image by
+/// writing [`HOOKS_ON`] over that word; only then does [`cca_abi::rmi::TEST_HOOK_PANIC`]
+/// make this RMM panic (the deliberate panic of the fatal-fault tests).
+#[used]
+#[unsafe(no_mangle)]
+static CCA_RMM_TEST_HOOKS: [u64; 3] = [
+    u64::from_le_bytes(*b"CCA-RMM-"),
+    u64::from_le_bytes(*b"TESTHOOK"),
+    0,
+];
+/// The value that enables the hook.
+const HOOKS_ON: u64 = u64::from_le_bytes(*b"HOOKS-ON");
+
+fn hooks_enabled() -> bool {
+    // SAFETY: a read of a static; volatile, so that the image's own contents are read
+    // rather than the value the compiler saw.
+    unsafe { core::ptr::read_volatile(&raw const CCA_RMM_TEST_HOOKS[2]) == HOOKS_ON }
+}
+
 impl Platform for FwPlatform {
     fn cpu_features(&self) -> CpuFeatures {
         self.features
+    }
+
+    fn unknown_rmi(&self, x0: u64) {
+        if x0 as u32 == cca_abi::rmi::TEST_HOOK_PANIC && hooks_enabled() {
+            panic!("deliberate panic requested through the RMM's test hook");
+        }
     }
 
     fn id_regs(&self) -> IdRegs {
