@@ -41,6 +41,15 @@ pub struct InList {
 }
 
 impl InList {
+    /// An empty list (no descriptors), to be filled by [`Rmm::read_host_list_into`].
+    pub fn empty() -> Self {
+        Self {
+            descs: [0; MAX_RANGES],
+            count: 0,
+            cur: 0,
+        }
+    }
+
     /// A list holding the single descriptor `desc`.
     pub fn single(desc: u64) -> Self {
         let mut descs = [0; MAX_RANGES];
@@ -172,7 +181,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
     /// Reads `count` descriptors from the NS page holding `addr` (8-byte aligned, the
     /// descriptors stay inside that page). The page must be a tracked NS granule.
     pub(crate) fn read_host_list(&self, addr: u64, count: usize) -> Result<InList, RmiError> {
-        let mut list = InList::single(0);
+        let mut list = InList::empty();
         self.read_host_list_into(addr, count, &mut list)?;
         Ok(list)
     }

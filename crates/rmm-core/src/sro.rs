@@ -406,7 +406,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
         if n + offset > MAX_RANGES as u64 {
             n = MAX_RANGES as u64 - offset;
         }
-        let mut list = InList::single(0);
+        let mut list = InList::empty();
         self.read_host_list_into(list_addr, n as usize, &mut list)?;
         let mut total = 0u64;
         let mut valid = 0;
