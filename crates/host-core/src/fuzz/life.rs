@@ -201,25 +201,40 @@ impl Fuzzer {
                 mem_req::DONATE => {
                     let want = DonateReq::decode(r[2]);
                     let n = u64::from(want.count).clamp(1, 16);
-                    let mut list = [0u64; 16];
+                    let mut given = [0u64; 16];
                     if want.contig {
                         let Some(base) = self.alloc(io, n, n) else {
                             return r;
                         };
-                        for (k, d) in list.iter_mut().enumerate().take(n as usize) {
-                            *d = single(base + k as u64 * G);
+                        for (k, g) in given.iter_mut().enumerate().take(n as usize) {
+                            *g = base + k as u64 * G;
                         }
                     } else {
-                        for d in list.iter_mut().take(n as usize) {
+                        for k in 0..n as usize {
                             let Some(g) = self.alloc(io, 1, 1) else {
+                                self.give_back(io, &given[..k]);
                                 return r;
                             };
-                            *d = single(g);
+                            given[k] = g;
                         }
+                    }
+                    let mut list = [0u64; 16];
+                    for (d, &g) in list.iter_mut().zip(&given[..n as usize]) {
+                        *d = single(g);
                     }
                     let lp = self.plan.scratch_page(page::LIST_IN);
                     io.mem.write(lp, list[..n as usize].as_bytes());
-                    self.rmi(io, RmiFid::OP_MEM_DONATE, &[handle, lp, n])
+                    let r2 = self.rmi(io, RmiFid::OP_MEM_DONATE, &[handle, lp, n]);
+                    // What the operation did not take (all of it when the call failed:
+                    // a stale handle, or an operation that moved on) goes back to the
+                    // host, or a sweep feeding stale handles drains the pool.
+                    let taken = if r2[0] & 0xff == RmiStatus::Incomplete as u64 || r2[0] == 0 {
+                        r2[1].min(n)
+                    } else {
+                        0
+                    };
+                    self.give_back(io, &given[taken as usize..n as usize]);
+                    r2
                 }
                 mem_req::RECLAIM => {
                     let lp = self.plan.scratch_page(page::LIST_OUT);
@@ -242,6 +257,17 @@ impl Fuzzer {
             };
         }
         r
+    }
+
+    /// Undelegates granules a donation did not take.
+    fn give_back<C: Conduit, M: HostMem, H: FuzzHw>(
+        &mut self,
+        io: &mut Io<'_, C, M, H>,
+        granules: &[u64],
+    ) {
+        for &g in granules {
+            self.free(io, g);
+        }
     }
 
     fn life_ok(&mut self, ok: bool) {

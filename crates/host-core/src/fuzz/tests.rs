@@ -490,6 +490,64 @@ fn targeted_races_hit_the_published_realm_and_the_sweep_cleans_up() {
 }
 
 #[test]
+fn feeding_a_stale_operation_gives_the_granules_back() {
+    // The sweep drives the handles it saw, and a handle may be stale (the operation ended,
+    // or the other CPU moved it on): a donation the RMM refuses must not leave the granules
+    // delegated, or a sweep with many stale handles drains the pool (the 10^7-call run's
+    // nine findings).
+    let m = Machine::new();
+    let rmm = m.rmm();
+    let mut f = Fuzzer::new(plan(5, POOL0, POOL1, SCRATCH0, false));
+    let shared = Shared::new();
+    let (mut c, mut mem, mut hw) = (
+        Direct {
+            rmm: &rmm,
+            sim: &m.sim,
+            rng: Rng::new(1),
+            lie_once: false,
+            shared_script: false,
+        },
+        Mem {
+            sim: &m.sim,
+            dirty_undelegated: false,
+        },
+        NoHw { t: 0 },
+    );
+    f.prepare(&mut mem, true);
+    let mut io = Io {
+        conduit: &mut c,
+        mem: &mut mem,
+        hw: &mut hw,
+        shared: &shared,
+    };
+    let donate16 = cca_abi::rmi::DonateReq {
+        size: cca_abi::rmi::BlockSize::L3_4K,
+        count: 16,
+        contig: false,
+        undelegated: false,
+    }
+    .encode();
+    let wants_donation = cca_abi::rmi::RmiReturn::with_index(
+        cca_abi::rmi::RmiStatus::Incomplete,
+        cca_abi::rmi::mem_req::DONATE,
+    )
+    .to_reg();
+    for handle in 0..40 {
+        let r = f.drive_sro(&mut io, [wants_donation, handle, donate16, 0, 0, 0, 0, 0]);
+        assert_eq!(r[0], cca_abi::rmi::RmiStatus::ErrorInput as u64, "{r:x?}");
+    }
+    let held = (0..POOL0.granules)
+        .filter(|&i| f.shadow.delegated(POOL0.granule(i)))
+        .count();
+    assert_eq!(
+        held, 0,
+        "granules offered to stale operations stayed delegated"
+    );
+    assert!(all_ns(&rmm));
+    assert_eq!(f.findings_total(), 0, "{}", report(&f));
+}
+
+#[test]
 fn the_checks_catch_a_misbehaving_rmm() {
     // A delegation that claims one granule more than it moved.
     let m = Machine::new();
