@@ -16,13 +16,15 @@
 //!
 //! `INIT(challenge in x1..x8)` abandons whatever the REC had in progress, snapshots the
 //! realm's RIM, REMs, hash algorithm, Realm Instance ID and RPV under the RD lock, encodes
-//! the realm claims ([`crate::token`]), hashes the `Sig_structure`, derives the ECDSA nonce
-//! (RFC 6979 with 48 fresh random bytes) and answers `SUCCESS` with x1 =
+//! the realm claims ([`crate::token`]) and answers `SUCCESS` with x1 =
 //! [`CCA_TOKEN_BUFFER`], the bound on the token's size.
 //!
 //! `CONTINUE(ipa, offset, size)`, after TF-RMM's argument checks (`ERROR_INPUT`: the IPA not
 //! granule aligned or outside the protected half, `offset >= 4096`, `offset + size > 4096`
-//! or overflowing), signs first: up to [`MAX_SLICES_PER_CALL`] slices of [`SLICE_BITS`] bits
+//! or overflowing), starts the signature on the first call after `INIT` (hashes the
+//! `Sig_structure` and derives the ECDSA nonce, RFC 6979 with 48 fresh random bytes, on the
+//! SHA-2 engine: `ERROR_UNKNOWN` and the token abandoned without random bytes), then signs:
+//! up to [`MAX_SLICES_PER_CALL`] slices of [`SLICE_BITS`] bits
 //! of the scalar multiplication ([`crate::ecdsa`]); between slices, a pending physical
 //! interrupt ends the call with `RSI_INCOMPLETE`, x1 = 0, the PC past the SMC and an
 //! `RMI_EXIT_IRQ` to the host; so does the slice budget, without the exit. The realm calls
@@ -310,12 +312,14 @@ pub const STATE_IDLE: u64 = 0;
 pub const STATE_SIGNING: u64 = 1;
 /// Token made, being copied to the realm.
 pub const STATE_COPYING: u64 = 2;
+/// Claims made (the snapshot `INIT` took), signature not started.
+pub const STATE_CLAIMS: u64 = 3;
 
 /// A REC's attestation context, at the start of its [`AUX_CONTEXT`] granule.
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 pub struct AttestCtx {
-    /// [`STATE_IDLE`], [`STATE_SIGNING`] or [`STATE_COPYING`].
+    /// [`STATE_IDLE`], [`STATE_CLAIMS`], [`STATE_SIGNING`] or [`STATE_COPYING`].
     pub state: u64,
     /// Length of `claims`.
     pub claims_len: u64,
@@ -410,28 +414,46 @@ impl<'a, P: Platform> Rmm<'a, P> {
             out.x[0] = reject(rec, RsiStatus::ErrorUnknown, "the realm claims do not fit");
             return;
         };
-        let digest = token::sig_structure_digest(&ctx.claims[..n]);
-        let mut entropy = [0u8; SCALAR_LEN];
-        if !random(&mut entropy) {
-            out.x[0] = reject(
-                rec,
-                RsiStatus::ErrorUnknown,
-                "no random bytes for the signature nonce",
-            );
-            return;
-        }
-        match SignState::start(&m.rak.d, &digest, &entropy) {
-            Ok(s) => ctx.sign = s,
-            Err(_) => {
-                out.x[0] = reject(rec, RsiStatus::ErrorUnknown, "the RAK is not usable");
-                return;
-            }
-        }
+        // The claims are the snapshot; hashing them and deriving the nonce wait for the
+        // first CONTINUE (as TF-RMM's do), so INIT itself stays short.
         ctx.claims_len = n as u64;
-        ctx.state = STATE_SIGNING;
+        ctx.state = STATE_CLAIMS;
         self.attest_ctx_write(ctx_pa, &ctx);
         out.x[0] = RsiStatus::Success.to_reg();
         out.x[1] = CCA_TOKEN_BUFFER as u64;
+    }
+
+    /// The first `CONTINUE` after `INIT`: hashes the `Sig_structure` of the claims and
+    /// derives the ECDSA nonce (RFC 6979 with 48 fresh random bytes). Returns false (the
+    /// token abandoned, `x0` set) if that fails.
+    fn token_start_signing(
+        &self,
+        rec: &Rec,
+        out: &mut RsiOut,
+        ctx: &mut AttestCtx,
+        ctx_pa: Pa,
+        token_pa: Pa,
+    ) -> bool {
+        let fail = |this: &Self, rec: &Rec, out: &mut RsiOut, why| {
+            this.attest_wipe(ctx_pa, token_pa);
+            out.x[0] = reject(rec, RsiStatus::ErrorUnknown, why);
+            false
+        };
+        let Some(m) = material() else {
+            return fail(self, rec, out, "no attestation key");
+        };
+        let n = (ctx.claims_len as usize).min(MAX_CLAIMS_LEN);
+        let digest = token::sig_structure_digest(&ctx.claims[..n]);
+        let mut entropy = [0u8; SCALAR_LEN];
+        if !random(&mut entropy) {
+            return fail(self, rec, out, "no random bytes for the signature nonce");
+        }
+        match SignState::start(&m.rak.d, &digest, &entropy) {
+            Ok(s) => ctx.sign = s,
+            Err(_) => return fail(self, rec, out, "the RAK is not usable"),
+        }
+        ctx.state = STATE_SIGNING;
+        true
     }
 
     /// `RSI_ATTESTATION_TOKEN_CONTINUE(ipa, offset, size)`, after the argument checks.
@@ -451,6 +473,13 @@ impl<'a, P: Platform> Rmm<'a, P> {
         };
         let mut ctx = self.attest_ctx_read(ctx_pa);
         match ctx.state {
+            STATE_CLAIMS => {
+                if !self.token_start_signing(rec, out, &mut ctx, ctx_pa, token_pa)
+                    || !self.token_sign(rec, exit, out, &mut ctx, ctx_pa, token_pa)
+                {
+                    return;
+                }
+            }
             STATE_SIGNING => {
                 if !self.token_sign(rec, exit, out, &mut ctx, ctx_pa, token_pa) {
                     return;

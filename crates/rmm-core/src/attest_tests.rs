@@ -445,17 +445,64 @@ fn init_failures_are_error_unknown() {
     let o = init(&f, &rmm, &[1; 64]);
     assert_eq!(o.ctx.gprs[..2], [UNKNOWN, 0]);
     assert_eq!(cont(&f, &rmm, GIB, 0, 4096).ctx.gprs[0], STATE);
-    // No random bytes for the nonce: the failed INIT also abandoned the old token.
+    // No random bytes for the nonce: INIT took its snapshot, the first CONTINUE (which
+    // starts the signature) fails and abandons the token.
     with_material(TokenFormat::Cmw);
-    init(&f, &rmm, &[1; 64]);
     test_env::set_random_fails(true);
     take_debug_logs();
     let o = init(&f, &rmm, &[1; 64]);
+    assert_eq!(o.ctx.gprs[..2], [SUCCESS, attest::CCA_TOKEN_BUFFER as u64]);
+    assert_eq!(ctx_of(&f, &rmm).state, attest::STATE_CLAIMS);
+    let o = cont(&f, &rmm, GIB, 0, 4096);
     assert_eq!(o.ctx.gprs[0], UNKNOWN);
     let logs = take_debug_logs();
     assert!(logs.iter().any(|l| l.contains("random")), "{logs:?}");
     test_env::set_random_fails(false);
     assert_eq!(cont(&f, &rmm, GIB, 0, 4096).ctx.gprs[0], STATE);
+    // A failed INIT (no material) also abandons the token in progress.
+    init(&f, &rmm, &[1; 64]);
+    cont(&f, &rmm, GIB, 0, 4096);
+    test_env::set_material(None);
+    assert_eq!(init(&f, &rmm, &[1; 64]).ctx.gprs[0], UNKNOWN);
+    with_material(TokenFormat::Cmw);
+    assert_eq!(cont(&f, &rmm, GIB, 0, 4096).ctx.gprs[0], STATE);
+}
+
+#[test]
+fn init_takes_the_snapshot_and_the_first_continue_starts_the_signature() {
+    // Measurements extended after INIT are not in the token.
+    with_material(TokenFormat::Cmw);
+    test_env::irq_after(None);
+    let f = Fixture::new();
+    let rmm = realm(&f);
+    let rem_before = rd_obj(&rmm).rem[0];
+    init(&f, &rmm, &[12; 64]);
+    let ctx = ctx_of(&f, &rmm);
+    assert_eq!(ctx.state, attest::STATE_CLAIMS);
+    assert_eq!(ctx.sign.bits_done(), 0);
+    assert!(ctx.claims_len > 0);
+    let mut ext = std::vec![u64::from(rsi::MEASUREMENT_EXTEND), 1, 32];
+    ext.extend([0x77u64; 8]);
+    assert_eq!(smc(&f, &rmm, &ext).ctx.gprs[0], SUCCESS);
+    assert_ne!(rd_obj(&rmm).rem[0], rem_before);
+    let o = cont(&f, &rmm, GIB, 0, 4096);
+    assert_eq!(o.ctx.gprs[..2], [INCOMPLETE, 0]);
+    let ctx = ctx_of(&f, &rmm);
+    assert_eq!(ctx.state, attest::STATE_SIGNING);
+    assert_eq!(
+        ctx.sign.bits_done(),
+        attest::MAX_SLICES_PER_CALL * attest::SLICE_BITS,
+        "the first CONTINUE started the signature and ran its slices"
+    );
+    let (tok, _) = fetch(&f, &rmm, 4096);
+    let c = check_token(&tok, TokenFormat::Cmw);
+    assert_eq!(c.bytes(10), &[12u8; 64][..]);
+    let rems = c.get(44239).as_array().unwrap();
+    assert_eq!(
+        rems[0].as_bytes().unwrap(),
+        &rem_before[..32].to_vec(),
+        "REM 0 as it was at INIT"
+    );
 }
 
 #[test]

@@ -91,7 +91,12 @@ impl SignState {
         let d = private_key(d)?;
         let z = <Scalar as Reduce<U384>>::reduce_bytes(&FieldBytes::from(*digest));
         let n: FieldBytes = NistP384::ORDER.encode_field_bytes();
-        let k = rfc6979::generate_k::<sha2::Sha384, U48>(&d.to_repr(), &n, &z.to_repr(), entropy);
+        let k = rfc6979::generate_k::<crate::engine_digest::EngineSha384, U48>(
+            &d.to_repr(),
+            &n,
+            &z.to_repr(),
+            entropy,
+        );
         Ok(Self {
             k: k.into(),
             z: z.to_repr().into(),

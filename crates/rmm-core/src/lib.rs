@@ -51,6 +51,7 @@ pub mod config;
 pub mod delegate;
 pub mod dispatch;
 pub mod ecdsa;
+pub mod engine_digest;
 pub mod error;
 pub use cca_abi::arch::esr;
 pub mod features;
