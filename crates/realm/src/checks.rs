@@ -339,7 +339,7 @@ fn measurements(rsi: &mut Rsi<Smc>, algo: HashAlgorithm) {
 
     let value: [u8; 32] = *b"cca realm payload: REM[1] value!";
     let before = match rsi.measurement_read(1) {
-        Ok(m) => m,
+        Ok(m) => m.0,
         Err(e) => {
             check(false, format_args!("MEASUREMENT_READ(1) -> {e}"));
             return;
@@ -348,7 +348,7 @@ fn measurements(rsi: &mut Rsi<Smc>, algo: HashAlgorithm) {
     let mut expected = Measurement { algo, slot: before };
     expected.extend_rem(&value);
     let r = rsi.measurement_extend(1, &value);
-    let after = rsi.measurement_read(1);
+    let after = rsi.measurement_read(1).map(|m| m.0);
     check(
         r.is_ok() && after == Ok(expected.slot),
         format_args!(
@@ -373,7 +373,7 @@ fn measurements(rsi: &mut Rsi<Smc>, algo: HashAlgorithm) {
         x0 == RsiStatus::ErrorInput.to_reg(),
         format_args!("MEASUREMENT_EXTEND(1, size 65) -> {}", Status(x0)),
     );
-    let again = rsi.measurement_read(1);
+    let again = rsi.measurement_read(1).map(|m| m.0);
     check(
         again == Ok(expected.slot),
         format_args!("REM[1] unchanged by the rejected extends"),
@@ -653,7 +653,9 @@ fn hand_to_host(rsi: &mut Rsi<Smc>, buf: &[Granule], len: usize) -> (bool, usize
 #[inline(never)]
 fn attestation(rsi: &mut Rsi<Smc>, algo: HashAlgorithm) {
     section("attestation");
-    let rim = rsi.measurement_read(rsi::RIM_INDEX).unwrap_or([0; 64]);
+    let rim = rsi
+        .measurement_read(rsi::RIM_INDEX)
+        .map_or([0; 64], |m| m.0);
     let challenge = fresh_challenge(&rim);
     let bound = match rsi.attestation_token_init(&challenge) {
         Ok(b) => b,

@@ -98,6 +98,34 @@ impl Granule {
     pub const ZEROED: Self = Self([0; GRANULE_SIZE as usize]);
 }
 
+/// A measurement as `RSI_MEASUREMENT_READ` returns it: 64 bytes, x1..x8 little-endian
+/// (a digest shorter than 64 bytes is followed by zeros).
+///
+/// 8-byte aligned, so that taking the eight result registers apart is eight word stores on
+/// a target built for strict alignment (a bare `[u8; 64]` inside a `Result` sits at offset
+/// 1 and is written a byte at a time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C, align(8))]
+pub struct MeasurementValue(pub [u8; MEASUREMENT_SIZE]);
+
+impl MeasurementValue {
+    /// The value of the eight result registers `x1..x8`.
+    pub fn from_regs(regs: &[u64; 8]) -> Self {
+        let mut m = Self([0; MEASUREMENT_SIZE]);
+        for (chunk, reg) in m.0.chunks_exact_mut(8).zip(regs) {
+            chunk.copy_from_slice(&reg.to_le_bytes());
+        }
+        m
+    }
+}
+
+impl core::ops::Deref for MeasurementValue {
+    type Target = [u8; MEASUREMENT_SIZE];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
 /// Decodes `RsiRealmConfig.hash_algo` (`RsiHashAlgorithm`).
 pub const fn hash_algorithm(code: u8) -> Option<HashAlgorithm> {
     match code {
@@ -210,14 +238,12 @@ impl<C: Conduit> Rsi<C> {
 
     /// `RSI_MEASUREMENT_READ`: measurement `index` (0 = RIM, 1..=4 = REMs), as the 64 bytes
     /// of x1..x8 (a shorter hash is followed by zeros).
-    pub fn measurement_read(&mut self, index: u64) -> Result<[u8; MEASUREMENT_SIZE]> {
+    pub fn measurement_read(&mut self, index: u64) -> Result<MeasurementValue> {
         let r = self.call(rsi::MEASUREMENT_READ, &[index]);
         check(r[0])?;
-        let mut m = [0u8; MEASUREMENT_SIZE];
-        for (chunk, reg) in m.chunks_exact_mut(8).zip(&r[1..9]) {
-            chunk.copy_from_slice(&reg.to_le_bytes());
-        }
-        Ok(m)
+        Ok(MeasurementValue::from_regs(&[
+            r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+        ]))
     }
 
     /// `RSI_MEASUREMENT_EXTEND`: extends REM `index` (1..=4) with `value` (at most 64 bytes,

@@ -41,8 +41,8 @@ mod tests;
 
 pub use cca_abi::rsi::{Ripas, RsiHostCall, RsiRealmConfig, RsiResponse, RsiStatus};
 pub use client::{
-    hash_algorithm, Granule, Revisions, RipasChange, RipasRegion, Rsi, SetRipas, TokenStep,
-    VersionError,
+    hash_algorithm, Granule, MeasurementValue, Revisions, RipasChange, RipasRegion, Rsi, SetRipas,
+    TokenStep, VersionError,
 };
 #[cfg(target_arch = "aarch64")]
 pub use conduit::Smc;

@@ -239,7 +239,7 @@ fn measurement_read_decodes_x1_to_x8() {
         out
     });
     let m = rsi.measurement_read(0).unwrap();
-    assert_eq!(m, core::array::from_fn(|i| i as u8));
+    assert_eq!(m.0, core::array::from_fn(|i| i as u8));
     assert_call(&calls(&mut rsi)[0], 0xC400_0192, &[0]);
     assert_eq!(
         rsi.measurement_read(5),
