@@ -110,9 +110,10 @@ impl<'a, P: Platform> Rmm<'a, P> {
         Ok(())
     }
 
-    /// Moves a tracked granule from `from` to the transient state `transient` under its lock
-    /// and releases the lock, so that no lock is held while EL3 is called; the caller finishes
-    /// the transition with `finish_transition`.
+    /// Moves a tracked granule from `from` to the transient state `transient` (one
+    /// compare-and-swap when nobody holds its lock, else under its lock) and releases the
+    /// lock, so that no lock is held while EL3 is called; the caller finishes the transition
+    /// with `finish_transition`.
     fn claim(
         &self,
         pa: Pa,
@@ -124,6 +125,9 @@ impl<'a, P: Platform> Rmm<'a, P> {
             .granules
             .granule(pa)
             .ok_or_else(|| input(Reason::Untracked(pa)))?;
+        if g.try_start_transient(from, transient) {
+            return Ok(g);
+        }
         let mut l = g
             .lock_if(from)
             .map_err(|e| input(Reason::from_lock(pa, from, e)))?;

@@ -13,8 +13,9 @@
 //! # Rules
 //!
 //! * A granule's state changes only while its lock is held ([`LockedGranule::set_state`]),
-//!   except that the CPU that put a granule in a transient state may leave it with one
-//!   compare-and-swap of the unlocked descriptor ([`Granule::try_finish_transient`]).
+//!   except for the moves into and out of a transient state, which are each one
+//!   compare-and-swap of the whole unlocked descriptor ([`Granule::try_start_transient`],
+//!   [`Granule::try_finish_transient`]): the same change as lock, check, set, unlock.
 //! * Granules named directly by RMI arguments ("external" ones: NS, DELEGATED, RD, REC) are
 //!   locked in ascending PA order ([`GranuleTable::lock_two`] does this for two of them);
 //!   internal ones (RTT, DATA, REC_AUX) after them, in the order their owner documents.
@@ -471,6 +472,24 @@ impl<'t> Granule<'t> {
         self.entry.load(Ordering::Relaxed) & LOCK_BIT != 0
     }
 
+    /// Moves the granule from the stable state `from` to the transient state `to` with one
+    /// compare-and-swap of the whole descriptor, which must be exactly `from`, unlocked,
+    /// reference count 0: the same change as locking it, finding `from`, setting `to` and
+    /// unlocking, in one atomic step. Returns false and changes nothing otherwise (locked by
+    /// another CPU, another state, references held): the caller then takes the lock, which
+    /// also tells it why.
+    pub fn try_start_transient(&self, from: GranuleState, to: GranuleState) -> bool {
+        debug_assert!(to.is_transient());
+        self.entry
+            .compare_exchange(
+                state_bits(from),
+                state_bits(to),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
     /// Moves the granule from the transient state `from` to `to` with one compare-and-swap
     /// of the whole descriptor, which must be exactly `from`, unlocked, reference count 0
     /// (what the CPU that set `from` left). Returns false and changes nothing otherwise, for
@@ -789,6 +808,26 @@ mod tests {
         assert!(!g.try_finish_transient(GranuleState::Undelegating, GranuleState::Ns));
         assert!(g.try_finish_transient(GranuleState::Delegating, GranuleState::Delegated));
         assert_eq!(g.state_unlocked(), GranuleState::Delegated);
+        assert!(!g.is_locked());
+        assert_eq!(g.refcount_unlocked(), 0);
+    }
+
+    #[test]
+    fn a_transient_state_is_entered_by_one_swap_only_from_the_state_unlocked_and_unreferenced() {
+        let s = storage(1);
+        let t = GranuleTable::new(&[bank(B0, 0x1000)], &s).unwrap();
+        let g = t.granule(Pa::new(B0)).unwrap();
+        {
+            let _held = g.lock();
+            assert!(!g.try_start_transient(GranuleState::Ns, GranuleState::Delegating));
+        }
+        assert!(!g.try_start_transient(GranuleState::Delegated, GranuleState::Undelegating));
+        g.lock().refcount_add(1);
+        assert!(!g.try_start_transient(GranuleState::Ns, GranuleState::Delegating));
+        g.lock().refcount_sub(1);
+        assert_eq!(g.state_unlocked(), GranuleState::Ns, "nothing changed");
+        assert!(g.try_start_transient(GranuleState::Ns, GranuleState::Delegating));
+        assert_eq!(g.state_unlocked(), GranuleState::Delegating);
         assert!(!g.is_locked());
         assert_eq!(g.refcount_unlocked(), 0);
     }
