@@ -238,7 +238,13 @@ pub fn run_host_images(
     echo: bool,
 ) -> Result<(HostReport, Outcome)> {
     let mut cmd = command(dir, &dir.join("el3.bin"), MODE_HOST, calls, seed);
-    let out = qemu::run_command(&mut cmd, timeout, echo).map_err(msg("running QEMU"))?;
+    let out = if echo {
+        qemu::run_command(&mut cmd, timeout, true)
+    } else {
+        // The host's progress lines (every few seconds), not the whole console.
+        qemu::run_command_showing(&mut cmd, timeout, &["FUZZ progress"])
+    }
+    .map_err(msg("running QEMU"))?;
     Ok((judge_host(&out, calls), out))
 }
 

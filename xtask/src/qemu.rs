@@ -152,6 +152,21 @@ pub fn run_command_with_input(
     echo: bool,
     feed: &[(&str, &str)],
 ) -> Result<Outcome> {
+    run_inner(cmd, timeout, &|_| echo, feed)
+}
+
+/// [`run_command`], printing as they arrive only the lines that contain one of `show` (for
+/// example a long run's progress lines); every line is still returned.
+pub fn run_command_showing(cmd: &mut Command, timeout: Duration, show: &[&str]) -> Result<Outcome> {
+    run_inner(cmd, timeout, &|l| show.iter().any(|s| l.contains(s)), &[])
+}
+
+fn run_inner(
+    cmd: &mut Command,
+    timeout: Duration,
+    echo: &dyn Fn(&str) -> bool,
+    feed: &[(&str, &str)],
+) -> Result<Outcome> {
     use std::io::Write;
     let start = Instant::now();
     let mut child = cmd
@@ -186,7 +201,7 @@ pub fn run_command_with_input(
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(l) => {
                 let l = l.trim_end_matches('\r').to_string();
-                if echo {
+                if echo(&l) {
                     println!("{l}");
                 }
                 if let Some((trigger, text)) = feed.get(next_feed) {
@@ -216,7 +231,7 @@ pub fn run_command_with_input(
     }
     let status = child.wait()?;
     while let Ok(l) = rx.try_recv() {
-        if echo {
+        if echo(&l) {
             println!("{l}");
         }
         lines.push(l);
