@@ -472,14 +472,9 @@ impl<'t> Granule<'t> {
         self.entry.load(Ordering::Relaxed) & LOCK_BIT != 0
     }
 
-    /// Moves the granule from the stable state `from` to the transient state `to` with one
-    /// compare-and-swap of the whole descriptor, which must be exactly `from`, unlocked,
-    /// reference count 0: the same change as locking it, finding `from`, setting `to` and
-    /// unlocking, in one atomic step. Returns false and changes nothing otherwise (locked by
-    /// another CPU, another state, references held): the caller then takes the lock, which
-    /// also tells it why.
-    pub fn try_start_transient(&self, from: GranuleState, to: GranuleState) -> bool {
-        debug_assert!(to.is_transient());
+    /// One compare-and-swap of the whole descriptor from exactly `from` (unlocked, reference
+    /// count 0) to `to`.
+    fn swap_unlocked(&self, from: GranuleState, to: GranuleState) -> bool {
         self.entry
             .compare_exchange(
                 state_bits(from),
@@ -490,6 +485,17 @@ impl<'t> Granule<'t> {
             .is_ok()
     }
 
+    /// Moves the granule from the stable state `from` to the transient state `to` with one
+    /// compare-and-swap of the whole descriptor, which must be exactly `from`, unlocked,
+    /// reference count 0: the same change as locking it, finding `from`, setting `to` and
+    /// unlocking, in one atomic step. Returns false and changes nothing otherwise (locked by
+    /// another CPU, another state, references held): the caller then takes the lock, which
+    /// also tells it why.
+    pub fn try_start_transient(&self, from: GranuleState, to: GranuleState) -> bool {
+        debug_assert!(to.is_transient());
+        self.swap_unlocked(from, to)
+    }
+
     /// Moves the granule from the transient state `from` to `to` with one compare-and-swap
     /// of the whole descriptor, which must be exactly `from`, unlocked, reference count 0
     /// (what the CPU that set `from` left). Returns false and changes nothing otherwise, for
@@ -497,14 +503,7 @@ impl<'t> Granule<'t> {
     /// the lock. Only the CPU that set a transient state may call this.
     pub fn try_finish_transient(&self, from: GranuleState, to: GranuleState) -> bool {
         debug_assert!(from.is_transient());
-        self.entry
-            .compare_exchange(
-                state_bits(from),
-                state_bits(to),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok()
+        self.swap_unlocked(from, to)
     }
 
     /// Takes the lock, spinning while another CPU holds it.
