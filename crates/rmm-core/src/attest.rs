@@ -434,26 +434,40 @@ impl<'a, P: Platform> Rmm<'a, P> {
         ctx_pa: Pa,
         token_pa: Pa,
     ) -> bool {
-        let fail = |this: &Self, rec: &Rec, out: &mut RsiOut, why| {
-            this.attest_wipe(ctx_pa, token_pa);
-            out.x[0] = reject(rec, RsiStatus::ErrorUnknown, why);
-            false
+        let fail = |out: &mut RsiOut, why| {
+            self.abandon_token(rec, out, ctx_pa, token_pa, RsiStatus::ErrorUnknown, why)
         };
         let Some(m) = material() else {
-            return fail(self, rec, out, "no attestation key");
+            return fail(out, "no attestation key");
         };
         let n = (ctx.claims_len as usize).min(MAX_CLAIMS_LEN);
         let digest = token::sig_structure_digest(&ctx.claims[..n]);
         let mut entropy = [0u8; SCALAR_LEN];
         if !random(&mut entropy) {
-            return fail(self, rec, out, "no random bytes for the signature nonce");
+            return fail(out, "no random bytes for the signature nonce");
         }
         match SignState::start(&m.rak.d, &digest, &entropy) {
             Ok(s) => ctx.sign = s,
-            Err(_) => return fail(self, rec, out, "the RAK is not usable"),
+            Err(_) => return fail(out, "the RAK is not usable"),
         }
         ctx.state = STATE_SIGNING;
         true
+    }
+
+    /// Abandons the token in progress (its context and buffer wiped) and answers `status`,
+    /// logging why; returns false for the callers' early returns.
+    fn abandon_token(
+        &self,
+        rec: &Rec,
+        out: &mut RsiOut,
+        ctx_pa: Pa,
+        token_pa: Pa,
+        status: RsiStatus,
+        why: &'static str,
+    ) -> bool {
+        self.attest_wipe(ctx_pa, token_pa);
+        out.x[0] = reject(rec, status, why);
+        false
     }
 
     /// `RSI_ATTESTATION_TOKEN_CONTINUE(ipa, offset, size)`, after the argument checks.
@@ -509,25 +523,22 @@ impl<'a, P: Platform> Rmm<'a, P> {
         ctx_pa: Pa,
         token_pa: Pa,
     ) -> bool {
-        let fail = |this: &Self, rec: &Rec, out: &mut RsiOut, status, why| {
-            this.attest_wipe(ctx_pa, token_pa);
-            out.x[0] = reject(rec, status, why);
-            false
-        };
         let Some(m) = material() else {
-            return fail(
-                self,
+            return self.abandon_token(
                 rec,
                 out,
+                ctx_pa,
+                token_pa,
                 RsiStatus::ErrorUnknown,
                 "no attestation key",
             );
         };
         let Ok(mut run) = Running::load(&ctx.sign) else {
-            return fail(
-                self,
+            return self.abandon_token(
                 rec,
                 out,
+                ctx_pa,
+                token_pa,
                 RsiStatus::ErrorUnknown,
                 "the signing state is invalid",
             );
@@ -557,10 +568,11 @@ impl<'a, P: Platform> Rmm<'a, P> {
         let sig = match run.finish(&ctx.sign, &m.rak.d) {
             Ok(s) => s,
             Err(_) => {
-                return fail(
-                    self,
+                return self.abandon_token(
                     rec,
                     out,
+                    ctx_pa,
+                    token_pa,
                     RsiStatus::ErrorUnknown,
                     "the signature failed",
                 );
@@ -570,10 +582,11 @@ impl<'a, P: Platform> Rmm<'a, P> {
         let mut realm = [0u8; token::MAX_REALM_TOKEN_LEN];
         let Ok(realm_len) = token::encode_cose_sign1(&ctx.claims[..claims_len], &sig, &mut realm)
         else {
-            return fail(
-                self,
+            return self.abandon_token(
                 rec,
                 out,
+                ctx_pa,
+                token_pa,
                 RsiStatus::ErrorInput,
                 "the realm token does not fit",
             );
@@ -582,10 +595,11 @@ impl<'a, P: Platform> Rmm<'a, P> {
         let Ok(len) =
             token::encode_collection(m.format, m.platform_token(), &realm[..realm_len], &mut cca)
         else {
-            return fail(
-                self,
+            return self.abandon_token(
                 rec,
                 out,
+                ctx_pa,
+                token_pa,
                 RsiStatus::ErrorInput,
                 "the token does not fit in its buffer",
             );

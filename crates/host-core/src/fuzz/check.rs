@@ -187,11 +187,22 @@ impl Fuzzer {
             let k = self.canary_cursor;
             self.canary_cursor = k.wrapping_add(1);
             let pa = c.granule(k % c.granules) + (k / c.granules * 8) % G;
-            if io.mem.probe_read(pa) != Some(PATTERN) {
+            let read = io.mem.probe_read(pa);
+            if read != Some(PATTERN) {
+                // got: the word's address, what it holds (and 1 in x2 if reading it faulted).
                 self.finding(
                     "a watched NS page changed",
                     *regs,
-                    [pa, 0, 0, 0, 0, 0, 0, got[0]],
+                    [
+                        pa,
+                        read.unwrap_or(0),
+                        u64::from(read.is_none()),
+                        0,
+                        0,
+                        0,
+                        0,
+                        got[0],
+                    ],
                 );
             }
         }

@@ -15,18 +15,26 @@ use cca_abi::rmi::{
 use cca_abi::GRANULE_SIZE as G;
 use zerocopy::{FromZeros, IntoBytes};
 
-/// `str x0, [x1]`: a store to an unprotected IPA that is not mapped, which exits to the host.
-const STR_X0_X1: u32 = 0xF900_0020;
+/// `ldr x0, [x1]`: a load from an unprotected IPA that is not mapped, which exits to the
+/// host (an MMIO read the host may emulate).
+const LDR_X0_X1: u32 = 0xF940_0020;
 /// `b .-4`.
 const B_BACK: u32 = 0x17FF_FFFF;
 
-/// The realm's code: at its entry point and at every exception vector, a store that exits
+/// The realm's code: at its entry point and at every exception vector, a load that exits
 /// to the host followed by a branch back to it. Whatever the realm is made to do (an MMIO
-/// completion, an injected abort, an interrupt), it exits again.
+/// completion, an injected abort, an interrupt), it exits again; if the garbage mapped an
+/// NS page at the IPA it loads from, it spins until the host's timer takes it out.
+///
+/// The realm never stores: any NS page the garbage maps into it (`RTT_UNPROT_MAP` may name
+/// a watched page, another fuzzer's pool or the host's own memory) is legitimately writable
+/// by the realm, and a store there would be the realm's doing, not the RMM's. With a realm
+/// that only reads, a watched page that changes can only have been written by the RMM or
+/// EL3.
 pub(crate) fn code_page() -> [u8; G as usize] {
     let mut p = [0u8; G as usize];
     for off in (0..0x800).step_by(0x80) {
-        p[off..off + 4].copy_from_slice(&STR_X0_X1.to_le_bytes());
+        p[off..off + 4].copy_from_slice(&LDR_X0_X1.to_le_bytes());
         p[off + 4..off + 8].copy_from_slice(&B_BACK.to_le_bytes());
     }
     p
@@ -578,5 +586,33 @@ impl Fuzzer {
         } else {
             next
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_realm_code_never_writes_memory() {
+        let page = code_page();
+        let words: Vec<u32> = page
+            .chunks_exact(4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect();
+        for (i, &w) in words.iter().enumerate() {
+            // Only 64-bit loads (unsigned offset), unconditional branches, or zero.
+            let load = w & 0xFFC0_0000 == 0xF940_0000;
+            let branch = w >> 26 == 0b00_0101;
+            assert!(
+                w == 0 || load || branch,
+                "word {i:#x} ({w:#010x}) is neither a load nor a branch"
+            );
+        }
+        // The entry point and every one of the 16 vectors starts with the load.
+        for v in 0..16 {
+            assert_eq!(words[v * 0x20], LDR_X0_X1, "vector {v}");
+            assert_eq!(words[v * 0x20 + 1], B_BACK, "vector {v}");
+        }
     }
 }

@@ -408,7 +408,8 @@ impl Fuzzer {
         (undelegated, scrubbed, stuck)
     }
 
-    /// Every word of every watched page must still be the pattern.
+    /// Every word of every watched page must still be the pattern. A page that changed is
+    /// reported with its first changed word's address and value and how many words changed.
     pub(crate) fn check_canaries<C: Conduit, M: HostMem, H: FuzzHw>(
         &mut self,
         io: &mut Io<'_, C, M, H>,
@@ -417,13 +418,20 @@ impl Fuzzer {
         let mut page = [0u8; G as usize];
         for i in 0..c.granules {
             io.mem.read(c.granule(i), &mut page);
-            if page.chunks_exact(8).any(|w| {
-                u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) != PATTERN
-            }) {
+            let mut changed = page
+                .chunks_exact(8)
+                .enumerate()
+                .map(|(n, w)| {
+                    let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+                    (n as u64 * 8, v)
+                })
+                .filter(|&(_, v)| v != PATTERN);
+            if let Some((off, v)) = changed.next() {
+                let words = 1 + changed.count() as u64;
                 self.finding(
                     "a watched NS page changed",
                     [0; 8],
-                    [c.granule(i), 0, 0, 0, 0, 0, 0, 0],
+                    [c.granule(i) + off, v, words, 0, 0, 0, 0, 0],
                 );
             }
         }
