@@ -51,13 +51,18 @@ pub(crate) enum RsiAction {
     Stage2Abort(i8),
 }
 
-/// A handler's result: the action and x0..x7.
+/// Number of result registers of [`RsiOut`]: x0..x3, all that every RSI and PSCI call
+/// returns but `RSI_MEASUREMENT_READ`, which writes x4..x8 into the REC itself.
+pub(crate) const RESULT_REGS: usize = 4;
+
+/// A handler's result: the action and x0..x3.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RsiOut {
     /// What to do next.
     pub action: RsiAction,
-    /// x0..x7 for the realm (used unless the action keeps the registers).
-    pub x: [u64; 8],
+    /// x0..x3 for the realm (used unless the action keeps the registers); they start as
+    /// zero. x4 and up keep the realm's values unless a handler writes them itself.
+    pub x: [u64; RESULT_REGS],
 }
 
 /// Where an IPA of the protected half leads.
@@ -171,11 +176,9 @@ impl<'a, P: Platform> Rmm<'a, P> {
     pub(crate) fn handle_realm_smc(&self, rec: &mut Rec, exit: &mut RecExit) -> bool {
         let x0 = rec.ctx.gprs[0];
         let fid = smccc::normalize(x0);
-        let mut x = [0u64; 8];
-        x[4..].copy_from_slice(&rec.ctx.gprs[4..8]);
         let mut out = RsiOut {
             action: RsiAction::Return,
-            x,
+            x: [0; RESULT_REGS],
         };
         match fid {
             smccc::SMCCC_VERSION => out.x[0] = SMCCC_VERSION_1_2,
@@ -210,7 +213,7 @@ impl<'a, P: Platform> Rmm<'a, P> {
             _ => rec.ctx.pc = rec.ctx.pc.wrapping_add(4),
         }
         if matches!(out.action, RsiAction::Return | RsiAction::ReturnAndExit) {
-            rec.ctx.gprs[..8].copy_from_slice(&out.x);
+            rec.ctx.gprs[..RESULT_REGS].copy_from_slice(&out.x);
         }
         out.action != RsiAction::Return
     }
@@ -222,16 +225,17 @@ impl<'a, P: Platform> Rmm<'a, P> {
             out.x[0] = reject(rec, RsiStatus::ErrorInput, "the index must be 0 to 4");
             return;
         }
-        // Words, not bytes: aligned copies and reads (see `rsi_host_call`).
-        let mut words = [0u64; rsi::MEASUREMENT_SIZE / 8];
+        // Straight into x1..x8 of the REC, as words: aligned copies (see `rsi_host_call`).
         let g = self.lock_rec_rd(rec);
-        self.rd_read_at(&g, measurement_offset(idx), words.as_mut_bytes());
+        let value = &mut rec.ctx.gprs[1..1 + rsi::MEASUREMENT_SIZE / 8];
+        self.rd_read_at(&g, measurement_offset(idx), value.as_mut_bytes());
         drop(g);
-        let words = words.map(u64::from_le);
+        for w in value.iter_mut() {
+            *w = u64::from_le(*w);
+        }
+        // x1..x3 go back with the result, x4..x8 stay as written.
         out.x[0] = RsiStatus::Success.to_reg();
-        out.x[1..8].copy_from_slice(&words[..7]);
-        // x8 is beyond the eight result registers: written directly, as TF-RMM does.
-        rec.ctx.gprs[8] = words[7];
+        out.x[1..].copy_from_slice(&rec.ctx.gprs[1..RESULT_REGS]);
     }
 
     /// `RSI_MEASUREMENT_EXTEND(index, size, value in x3..x10)`: REM = H(REM ‖ value), under
