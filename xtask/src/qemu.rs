@@ -266,7 +266,8 @@ pub fn bench_with(imgs: &Images, rmm: Option<&Path>) -> Result<Vec<BenchRow>> {
         Some(p) => raw_image(p, &imgs.dir, "bench-rmm.bin")?,
         None => imgs.rmm.clone(),
     };
-    let mut cmd = command(&imgs.el3, &rmm_img, &imgs.host, Some(&realm), true);
+    // 3 GiB: room for the scaling benchmark's 1 GiB pool above the demo's pools.
+    let mut cmd = command_for(&imgs.el3, &rmm_img, &imgs.host, Some(&realm), true, "3G", 2);
     cmd.arg("-device").arg(BENCH_FLAG);
     match rmm {
         Some(p) => step(&format!(
