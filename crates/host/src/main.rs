@@ -63,11 +63,17 @@ impl HostMem for Dram {
     }
 }
 
+/// Where QEMU `virt` puts the device tree when it boots firmware (the start of DRAM).
+const QEMU_VIRT_DTB: u64 = 0x4000_0000;
+
 #[unsafe(no_mangle)]
 extern "C" fn host_main(dtb: u64) -> ! {
     // SAFETY: UART0 is the platform console; the MMU is off, so it is device memory.
     unsafe { fw_support::console::init(mmu::UART0 as usize, "HOST") };
     let el = (read_sysreg!(currentel) >> 2) & 3;
+    // TF-A enters BL33 with x0 = 0 on QEMU; QEMU `virt` places the device tree at the start
+    // of DRAM for firmware boots, where TF-A itself reads it.
+    let dtb = if dtb == 0 { QEMU_VIRT_DTB } else { dtb };
     println!("Normal-world host (Rust) at EL{el}, device tree at {dtb:#x}");
     let Some(machine) = machine::read(dtb) else {
         println!("RESULT: FAIL (no usable device tree at {dtb:#x}: cannot tell DRAM and CPUs)");
