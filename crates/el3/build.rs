@@ -39,6 +39,11 @@ fn main() {
     let key: Vec<u8> = (0..48)
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
         .collect();
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("dev-cpak.bin");
-    std::fs::write(out, key).unwrap();
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let scalar: [u8; 48] = key.as_slice().try_into().unwrap();
+    // The public key too, so that EL3 does not derive it at every cold boot.
+    let public = el3_core::attest::public_key(&scalar)
+        .unwrap_or_else(|_| panic!("{} is not a valid P-384 private scalar", path.display()));
+    std::fs::write(out.join("dev-cpak.bin"), key).unwrap();
+    std::fs::write(out.join("dev-cpak-public.bin"), public).unwrap();
 }

@@ -269,8 +269,19 @@ impl PlatformAttestation {
         rak: &[u8; RAK_LEN],
         components: [Component; 3],
     ) -> Result<Self, BadKey> {
+        Self::with_cpak_public(cpak, public_key(cpak)?, rak, components)
+    }
+
+    /// [`Self::new`] with the CPAK's public key computed beforehand (EL3's build derives it
+    /// with [`public_key`], saving a scalar multiplication at every cold boot). A public key
+    /// that does not belong to `cpak` makes every platform token unverifiable.
+    pub fn with_cpak_public(
+        cpak: &[u8; 48],
+        cpak_public: [u8; 97],
+        rak: &[u8; RAK_LEN],
+        components: [Component; 3],
+    ) -> Result<Self, BadKey> {
         let key = SigningKey::from_slice(cpak).map_err(|_| BadKey)?;
-        let cpak_public = public_key(cpak)?;
         let rak_public = public_key(rak)?;
         Ok(Self {
             cpak: key,
@@ -421,6 +432,23 @@ mod tests {
 
     fn state() -> PlatformAttestation {
         PlatformAttestation::new(&CPAK, &RAK, components()).unwrap()
+    }
+
+    #[test]
+    fn a_precomputed_cpak_public_key_gives_the_same_platform() {
+        let derived = state();
+        let given = PlatformAttestation::with_cpak_public(
+            &CPAK,
+            public_key(&CPAK).unwrap(),
+            &RAK,
+            components(),
+        )
+        .unwrap();
+        assert_eq!(given.cpak_public(), derived.cpak_public());
+        assert_eq!(given.instance_id(), derived.instance_id());
+        // The key EL3 signs with is the private scalar's, whatever public key it was given.
+        let vk = VerifyingKey::from_sec1_bytes(given.cpak_public()).unwrap();
+        assert_eq!(vk, *given.cpak.verifying_key());
     }
 
     fn rak_hash(n: usize) -> Vec<u8> {

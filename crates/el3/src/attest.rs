@@ -19,6 +19,8 @@ use zerocopy::IntoBytes;
 
 /// The development CPAK (see `build.rs`).
 const CPAK: [u8; 48] = *include_bytes!(concat!(env!("OUT_DIR"), "/dev-cpak.bin"));
+/// Its uncompressed SEC1 public key, derived by the build.
+const CPAK_PUBLIC: [u8; 97] = *include_bytes!(concat!(env!("OUT_DIR"), "/dev-cpak-public.bin"));
 /// Size of the host's measured load window.
 const HOST_WINDOW: u64 = 16 << 20;
 
@@ -112,7 +114,7 @@ pub fn init(id: &CpuId) {
         let Some(rak) = random_scalar() else {
             continue;
         };
-        if let Ok(a) = PlatformAttestation::new(&CPAK, &rak, components) {
+        if let Ok(a) = PlatformAttestation::with_cpak_public(&CPAK, CPAK_PUBLIC, &rak, components) {
             println!(
                 "attestation: platform instance ID {} (development CPAK), fresh RAK",
                 Hex(&a.instance_id())
