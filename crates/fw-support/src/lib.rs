@@ -22,6 +22,34 @@ pub fn halt() -> ! {
     }
 }
 
+/// Waits for about `micros` microseconds or until an interrupt is pending, whichever is
+/// first, with `WFIT` (FEAT_WFxT, which `wfxt` says the CPU has): unlike `WFE`, which QEMU
+/// runs as a yield, the waiting CPU then takes no host time. Without FEAT_WFxT it is one
+/// `WFE`. For polling loops (a parked CPU waiting for its release).
+pub fn wait_for_micros(micros: u64, wfxt: bool) {
+    if !wfxt {
+        // SAFETY: `wfe` only waits for an event; it has no memory effects.
+        unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+        return;
+    }
+    let (now, freq): (u64, u64);
+    // SAFETY: reading the virtual count and the counter frequency has no side effects.
+    unsafe {
+        core::arch::asm!(
+            "isb",
+            "mrs {n}, cntvct_el0",
+            "mrs {f}, cntfrq_el0",
+            n = out(reg) now,
+            f = out(reg) freq,
+            options(nomem, nostack)
+        );
+    }
+    let deadline = now.saturating_add((freq / 1_000_000).max(1).saturating_mul(micros));
+    // SAFETY: `WFIT x` (encoded, for assemblers without FEAT_WFxT) waits until CNTVCT_EL0
+    // reaches `x` or an interrupt is pending; it has no memory effects.
+    unsafe { core::arch::asm!(".inst 0xd5031020 | 0", in("x0") deadline, options(nomem, nostack)) };
+}
+
 /// Data synchronisation barrier, full system.
 #[inline(always)]
 pub fn dsb_sy() {
@@ -60,4 +88,30 @@ pub fn exit_emulator(status: u64) -> ! {
         }
     }
     halt()
+}
+
+/// Assembly for an arm64 image header (the 64-byte layout of Linux's `booting.rst`: a branch
+/// over the header, `image_size` at offset 16, the magic `"ARM\x64"` at offset 56) at the
+/// start of a section, then the label `1:` where execution goes on. `image_size` is the
+/// linker symbol `__image_size`, which the image's linker script defines as the bytes it
+/// loads, so EL3's measured boot hashes those instead of scanning its whole load window
+/// (`el3_core::attest::declared_len`). Use it as the first template string of the entry
+/// point's `global_asm!`.
+#[macro_export]
+macro_rules! image_header_asm {
+    () => {
+        r#"
+    b       1f
+    .word   0
+    .quad   0
+    .quad   __image_size
+    .quad   0x2
+    .quad   0
+    .quad   0
+    .quad   0
+    .word   0x644d5241
+    .word   0
+1:
+"#
+    };
 }

@@ -1,10 +1,10 @@
 //! The firmware's SHA-2 engine: the CPU's FEAT_SHA256 / FEAT_SHA512 instructions behind
 //! `cca_measure`'s [`Sha2Engine`] seam, installed at cold boot (by the RMM and by the EL3
-//! monitor, each for its own image) when the ID registers show them and a known-answer
-//! comparison with the software engine passes. Everything hashed through `cca_measure` then
+//! monitor, each for its own image) when the ID registers show them and they give the
+//! known answers of `cca_measure::kat`. Everything hashed through `cca_measure` then
 //! runs on them: in the RMM every measurement (`REALM_CREATE`, `RTT_DATA_MAP_INIT`,
 //! `REC_CREATE`, `RSI_MEASUREMENT_EXTEND`), in EL3 the measured boot of its own image, the
-//! RMM's and the host's. Without them (or if the comparison fails) the software engine stays
+//! RMM's and the host's. Without them (or if an answer is wrong) the software engine stays
 //! in use.
 //!
 //! FP/SIMD state: the routines (`cca_measure`'s `aarch64_sha2.s`) save the SIMD registers
@@ -15,7 +15,6 @@
 //! CPTR_EL2 values keep TFP 0, and EL3 leaves CPTR_EL3.TFP clear.
 
 use cca_measure::engine::{Sha2Engine, Sha2Features, Software, SHA256_K, SHA512_K};
-use cca_measure::hasher::Hasher;
 
 core::arch::global_asm!(
     include_str!("../../measure/src/aarch64_sha2.s"),
@@ -77,33 +76,9 @@ impl Sha2Engine for Instructions {
 static SHA256_ONLY: Instructions = Instructions { sha512: false };
 static SHA256_AND_512: Instructions = Instructions { sha512: true };
 
-/// Hashes a fixed multi-block message (both padding paths) on `engine` and on the software
-/// engine, for every algorithm, and compares.
-fn agrees_with_software(engine: &'static dyn Sha2Engine) -> bool {
-    use cca_abi::rmi::HashAlgorithm;
-    let mut msg = [0u8; 300];
-    for (i, b) in msg.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(73).wrapping_add(11);
-    }
-    [
-        HashAlgorithm::Sha256,
-        HashAlgorithm::Sha384,
-        HashAlgorithm::Sha512,
-    ]
-    .into_iter()
-    .all(|algo| {
-        [0usize, 55, 119, 300].into_iter().all(|len| {
-            let mut a = Hasher::with_engine(algo, engine);
-            let mut b = Hasher::with_engine(algo, &Software);
-            a.update(&msg[..len]);
-            b.update(&msg[..len]);
-            a.finalize() == b.finalize()
-        })
-    })
-}
-
 /// Installs the instruction engine if `ID_AA64ISAR0_EL1` / `ID_AA64PFR0_EL1` show the SHA-2
-/// instructions and they agree with the software; returns the engine in use.
+/// instructions and they give the known answers (`cca_measure::kat`); returns the engine in
+/// use.
 pub fn init(isar0: u64, pfr0: u64) -> &'static str {
     let f = Sha2Features::from_id_regs(isar0, pfr0);
     if !f.sha256 {
@@ -114,10 +89,8 @@ pub fn init(isar0: u64, pfr0: u64) -> &'static str {
     } else {
         &SHA256_ONLY
     };
-    if !agrees_with_software(engine) {
-        log::error!(
-            "the SHA-2 instructions disagree with the software on the known-answer test: not used"
-        );
+    if !cca_measure::kat::passes(engine) {
+        log::error!("the SHA-2 instructions gave a wrong known answer: not used");
         return "software (the SHA-2 instructions failed the known-answer test)";
     }
     cca_measure::install(engine);

@@ -142,6 +142,10 @@ impl CpuId {
             || field(self.isar1, 8, 4) != 0
             || field(self.isar2, 12, 4) != 0
     }
+    /// FEAT_WFxT (`WFIT` and `WFET`, waits with a timeout).
+    pub fn wfxt(&self) -> bool {
+        field(self.isar2, 0, 4) >= 2
+    }
     /// FEAT_RAS.
     pub fn ras(&self) -> bool {
         field(self.pfr0, 28, 4) != 0

@@ -19,6 +19,7 @@
 
 pub mod engine;
 pub mod hasher;
+pub mod kat;
 
 #[cfg(test)]
 mod aarch64_model;

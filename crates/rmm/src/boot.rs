@@ -205,10 +205,14 @@ fn cpu_features(id: &CpuId) -> CpuFeatures {
 }
 
 /// Logs the CPU's AArch64 ID registers and the view a realm without SVE or PMU gets
-/// (CPU value -> realm value).
+/// (CPU value -> realm value), at trace level: seven long lines a cold boot does not print
+/// (console output costs boot time: each character is a write by QEMU).
 fn log_id_regs(ids: &rmm_core::IdRegs) {
     use rmm_core::idregs::{realm_view, RealmCpu};
     use rmm_core::IdReg;
+    if !log::log_enabled!(log::Level::Trace) {
+        return;
+    }
     let realm = RealmCpu {
         sve: false,
         pmu: false,
@@ -226,7 +230,7 @@ fn log_id_regs(ids: &rmm_core::IdRegs) {
             line(first + 2),
             line(first + 3),
         );
-        log::debug!(
+        log::trace!(
             "ID_AA64 CRm {crm} op2 {first}..: {:#x} -> {:#x}, {:#x} -> {:#x}, {:#x} -> {:#x}, {:#x} -> {:#x}",
             a.0, a.1, b.0, b.1, c.0, c.1, d.0, d.1
         );
