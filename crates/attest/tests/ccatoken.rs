@@ -130,7 +130,7 @@ fn token(r: &Realm, layout: Layout) -> Vec<u8> {
             Value::Text("http://arm.com/CCA-SSD/1.0.0".into()),
         );
     }
-    let cpak = SigningKey::from_slice(&CPAK).unwrap();
+    let cpak = el3::private_scalar(&CPAK).unwrap();
     let mut ptoken = [0u8; 2048];
     let pn = el3::sign_token(&cpak, &platform_claims, &mut ptoken).unwrap();
 

@@ -44,8 +44,11 @@ use cca_abi::rmi::HashAlgorithm;
 use cca_measure::hasher::Hasher;
 use minicbor::encode::write::{Cursor, EndOfSlice};
 use minicbor::Encoder;
-use p384::ecdsa::signature::hazmat::PrehashSigner;
-use p384::ecdsa::{Signature, SigningKey};
+use p384::elliptic_curve::consts::U48;
+use p384::elliptic_curve::ops::Reduce;
+use p384::elliptic_curve::sec1::ToEncodedPoint;
+use p384::elliptic_curve::{Curve, FieldBytesEncoding, PrimeField};
+use p384::{FieldBytes, NistP384, NonZeroScalar, Scalar, U384};
 use sha2::Digest;
 
 /// The platform profile of CCA 2.0.
@@ -105,6 +108,27 @@ pub struct Component {
     pub kind: &'static str,
     /// [`measure_image`] of it.
     pub measurement: [u8; 32],
+}
+
+/// Bytes of an arm64 image header (the layout of Linux's `Documentation/arch/arm64/booting.rst`).
+pub const IMAGE_HEADER_LEN: usize = 64;
+/// Its magic, `"ARM\x64"` at offset 56 (little-endian word).
+pub const IMAGE_MAGIC: u32 = 0x644d_5241;
+
+/// The length an image declares for itself in an arm64 image header at the start of its load
+/// window of `window` bytes (`image_size`, offset 16), or `None` without such a header, with a
+/// size of 0 (unknown) or one the window cannot hold, in which case the whole window is
+/// measured. The size is part of the measured bytes, so an image cannot be measured short
+/// without its measurement changing; a loader's bytes past it are not part of the image (the
+/// RMM clears its own `.bss`).
+pub fn declared_len(head: &[u8], window: usize) -> Option<usize> {
+    let word = |at: usize| -> Option<u64> {
+        let b = head.get(at..at + 8)?;
+        Some(u64::from_le_bytes(b.try_into().ok()?))
+    };
+    let magic = word(56)? as u32;
+    let size = usize::try_from(word(16)?).ok()?;
+    (magic == IMAGE_MAGIC && (IMAGE_HEADER_LEN..=window).contains(&size)).then_some(size)
 }
 
 /// The length of `bytes` without its trailing zero bytes.
@@ -210,8 +234,12 @@ pub fn encode_platform_claims(
 /// The ES384 protected header as the bytes of its bstr.
 const PROTECTED_ES384: [u8; 4] = [0xA1, 0x01, 0x38, 0x22];
 
-/// Signs `claims` with `key` and encodes the tagged COSE_Sign1; returns its length.
-pub fn sign_token(key: &SigningKey, claims: &[u8], out: &mut [u8]) -> Result<usize, TooSmall> {
+/// Signs `claims` with `key` and encodes the tagged COSE_Sign1; returns its length. The
+/// signature is `SigningKey::sign_prehash`'s (RFC 6979, SHA-384: deterministic), with
+/// `R = k · G` from [`cca_basepoint`]'s table (a quarter of the `p384` crate's generic
+/// multiplication) and no `SigningKey`, which computes its public key when it is made (the
+/// CPAK's comes from the build).
+pub fn sign_token(key: &NonZeroScalar, claims: &[u8], out: &mut [u8]) -> Result<usize, TooSmall> {
     // Sig_structure = ["Signature1", protected, h'', payload], hashed with SHA-384.
     let mut head = [0u8; 32];
     let n = {
@@ -226,15 +254,21 @@ pub fn sign_token(key: &SigningKey, claims: &[u8], out: &mut [u8]) -> Result<usi
     let mut h = sha2::Sha384::new();
     h.update(&head[..n]);
     h.update(claims);
-    let digest = h.finalize();
-    let sig: Signature = key.sign_prehash(&digest).map_err(|_| TooSmall)?;
+    // A SHA-384 digest is exactly as long as a P-384 scalar: it is the field bytes as they
+    // are (ECDSA's bits2field), reduced modulo the order for the arithmetic.
+    let digest: FieldBytes = h.finalize();
+    let order: FieldBytes = NistP384::ORDER.encode_field_bytes();
+    let k = rfc6979::generate_k::<sha2::Sha384, U48>(&key.to_repr(), &order, &digest, &[]);
+    let k = Option::<Scalar>::from(Scalar::from_repr(k)).ok_or(TooSmall)?;
+    let z = <Scalar as Reduce<U384>>::reduce_bytes(&digest);
+    let sig = cca_basepoint::ecdsa_sign(key, &k, &z).ok_or(TooSmall)?;
     let mut e = Encoder::new(Cursor::new(out));
     e.tag(minicbor::data::Tag::new(18))?
         .array(4)?
         .bytes(&PROTECTED_ES384)?
         .map(0)?
         .bytes(claims)?
-        .bytes(&sig.to_bytes())?;
+        .bytes(&sig)?;
     Ok(e.into_writer().position())
 }
 
@@ -242,24 +276,87 @@ pub fn sign_token(key: &SigningKey, claims: &[u8], out: &mut [u8]) -> Result<usi
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BadKey;
 
-/// The uncompressed SEC1 public key of a private scalar.
-pub fn public_key(d: &[u8; 48]) -> Result<[u8; 97], BadKey> {
-    let k = SigningKey::from_slice(d).map_err(|_| BadKey)?;
-    let p = k.verifying_key().to_encoded_point(false);
-    p.as_bytes().try_into().map_err(|_| BadKey)
+/// A big-endian P-384 private scalar (not zero, below the group order).
+pub fn private_scalar(d: &[u8; 48]) -> Result<NonZeroScalar, BadKey> {
+    Option::from(NonZeroScalar::from_repr((*d).into())).ok_or(BadKey)
 }
 
-/// EL3's attestation state: the keys, the measurements and the token being handed over.
-pub struct PlatformAttestation {
-    cpak: SigningKey,
-    cpak_public: [u8; 97],
+/// The uncompressed SEC1 public key of a private scalar.
+pub fn public_key(d: &[u8; 48]) -> Result<[u8; 97], BadKey> {
+    let p = cca_basepoint::mul(&*private_scalar(d)?).to_affine();
+    p.to_encoded_point(false)
+        .as_bytes()
+        .try_into()
+        .map_err(|_| BadKey)
+}
+
+/// The Realm Attestation Key as EL3 hands it to the RMM, once per boot.
+pub struct RealmKey {
     rak: [u8; RAK_LEN],
+    delivered: bool,
+}
+
+impl RealmKey {
+    /// The key with private scalar `rak` (big-endian; refused unless `0 < rak < n`).
+    pub fn new(rak: &[u8; RAK_LEN]) -> Result<Self, BadKey> {
+        private_scalar(rak)?;
+        Ok(Self {
+            rak: *rak,
+            delivered: false,
+        })
+    }
+
+    /// `RMM_ATTEST_GET_REALM_KEY(buf, len, curve)`: writes the RAK's private scalar
+    /// (big-endian) at `buf` in `shared` (the shared page, at `shared_pa`); returns its length.
+    pub fn get_realm_key(
+        &mut self,
+        shared: &mut [u8],
+        shared_pa: u64,
+        buf_pa: u64,
+        len: u64,
+        curve: u64,
+    ) -> Result<u64, El3Error> {
+        let (off, len) = shared_range(shared_pa, buf_pa, len)?;
+        if curve != CURVE_P384 || len < RAK_LEN {
+            return Err(El3Error::Inval);
+        }
+        if self.delivered {
+            return Err(El3Error::Unknown);
+        }
+        let dst = shared.get_mut(off..off + RAK_LEN).ok_or(El3Error::Inval)?;
+        dst.copy_from_slice(&self.rak);
+        self.delivered = true;
+        Ok(RAK_LEN as u64)
+    }
+}
+
+/// TF-A's `validate_buffer_params`: the range of `[buf_pa, buf_pa + len)` inside the shared
+/// page at `shared_pa`.
+fn shared_range(shared_pa: u64, buf_pa: u64, len: u64) -> Result<(usize, usize), El3Error> {
+    if buf_pa & !(PAGE - 1) != shared_pa {
+        return Err(El3Error::BadAddr);
+    }
+    let off = buf_pa - shared_pa;
+    match off.checked_add(len) {
+        Some(end) if len != 0 && end <= PAGE => Ok((off as usize, len as usize)),
+        _ => Err(El3Error::Inval),
+    }
+}
+
+/// EL3's platform attestation state: the CPAK, the RAK's public key, the measurements and
+/// the token being handed over.
+pub struct PlatformAttestation {
+    cpak: NonZeroScalar,
+    cpak_public: [u8; 97],
     rak_cose: [u8; 107],
     components: [Component; 3],
-    key_delivered: bool,
     token: [u8; MAX_TOKEN_LEN],
     token_len: usize,
     token_sent: usize,
+    /// The challenge size `token` was made for (0: none yet). The challenge of each size is
+    /// the hash of the RAK's COSE key and the signature deterministic, so a token made once
+    /// for a size is the token for that size.
+    token_hash_size: usize,
 }
 
 impl PlatformAttestation {
@@ -281,18 +378,28 @@ impl PlatformAttestation {
         rak: &[u8; RAK_LEN],
         components: [Component; 3],
     ) -> Result<Self, BadKey> {
-        let key = SigningKey::from_slice(cpak).map_err(|_| BadKey)?;
-        let rak_public = public_key(rak)?;
+        Self::with_public_keys(cpak, cpak_public, public_key(rak)?, components)
+    }
+
+    /// [`Self::with_cpak_public`] with the RAK's public key computed beforehand as well (EL3
+    /// makes the RAK, a [`RealmKey`], on the boot helper CPU). Public keys that do not belong
+    /// to their private keys make the tokens unverifiable.
+    pub fn with_public_keys(
+        cpak: &[u8; 48],
+        cpak_public: [u8; 97],
+        rak_public: [u8; 97],
+        components: [Component; 3],
+    ) -> Result<Self, BadKey> {
+        let cpak = private_scalar(cpak)?;
         Ok(Self {
-            cpak: key,
+            cpak,
             cpak_public,
-            rak: *rak,
             rak_cose: cose_key(&rak_public),
             components,
-            key_delivered: false,
             token: [0; MAX_TOKEN_LEN],
             token_len: 0,
             token_sent: 0,
+            token_hash_size: 0,
         })
     }
 
@@ -311,40 +418,42 @@ impl PlatformAttestation {
         &self.components
     }
 
-    /// TF-A's `validate_buffer_params`: the range of `[buf_pa, buf_pa + len)` inside the
-    /// shared page at `shared_pa`.
-    fn buffer(shared_pa: u64, buf_pa: u64, len: u64) -> Result<(usize, usize), El3Error> {
-        if buf_pa & !(PAGE - 1) != shared_pa {
-            return Err(El3Error::BadAddr);
+    /// The only challenge of `n` bytes (32, 48 or 64) a platform token can carry: the SHA-2
+    /// hash of that size of the RAK's COSE key.
+    fn challenge(&self, n: usize) -> [u8; 64] {
+        let mut want = [0u8; 64];
+        match n {
+            32 => want[..32].copy_from_slice(&sha2::Sha256::digest(self.rak_cose)),
+            48 => want[..48].copy_from_slice(&sha2::Sha384::digest(self.rak_cose)),
+            _ => want.copy_from_slice(&sha2::Sha512::digest(self.rak_cose)),
         }
-        let off = buf_pa - shared_pa;
-        match off.checked_add(len) {
-            Some(end) if len != 0 && end <= PAGE => Ok((off as usize, len as usize)),
-            _ => Err(El3Error::Inval),
-        }
+        want
     }
 
-    /// `RMM_ATTEST_GET_REALM_KEY(buf, len, curve)`: writes the RAK's private scalar
-    /// (big-endian) at `buf` in `shared` (the shared page, at `shared_pa`); returns its length.
-    pub fn get_realm_key(
-        &mut self,
-        shared: &mut [u8],
-        shared_pa: u64,
-        buf_pa: u64,
-        len: u64,
-        curve: u64,
-    ) -> Result<u64, El3Error> {
-        let (off, len) = Self::buffer(shared_pa, buf_pa, len)?;
-        if curve != CURVE_P384 || len < RAK_LEN {
-            return Err(El3Error::Inval);
-        }
-        if self.key_delivered {
-            return Err(El3Error::Unknown);
-        }
-        let dst = shared.get_mut(off..off + RAK_LEN).ok_or(El3Error::Inval)?;
-        dst.copy_from_slice(&self.rak);
-        self.key_delivered = true;
-        Ok(RAK_LEN as u64)
+    /// Encodes and signs the platform token for the `n`-byte challenge into `token`.
+    fn make_token(&mut self, n: usize) -> Result<(), El3Error> {
+        let challenge = self.challenge(n);
+        let mut claims = [0u8; MAX_TOKEN_LEN];
+        let c = encode_platform_claims(
+            &challenge[..n],
+            &self.instance_id(),
+            &self.components,
+            &mut claims,
+        )
+        .map_err(|_| El3Error::NoMem)?;
+        (self.token_hash_size, self.token_len, self.token_sent) = (0, 0, 0);
+        self.token_len =
+            sign_token(&self.cpak, &claims[..c], &mut self.token).map_err(|_| El3Error::NoMem)?;
+        self.token_sent = self.token_len;
+        self.token_hash_size = n;
+        Ok(())
+    }
+
+    /// Makes the token for a SHA-256 challenge (RMMs hash the RAK with SHA-256, TF-RMM's and
+    /// ours) ahead of the request, on a CPU that has time for it at cold boot. The request
+    /// then gets the same bytes without the signing; a request for another size signs then.
+    pub fn presign(&mut self) -> Result<(), El3Error> {
+        self.make_token(32)
     }
 
     /// `RMM_ATTEST_GET_PLAT_TOKEN(buf, len, hash_size)`: with a hash (at `buf`), makes a token
@@ -358,7 +467,7 @@ impl PlatformAttestation {
         len: u64,
         hash_size: u64,
     ) -> Result<(u64, u64), El3Error> {
-        let (off, len) = Self::buffer(shared_pa, buf_pa, len)?;
+        let (off, len) = shared_range(shared_pa, buf_pa, len)?;
         let buf = shared.get_mut(off..off + len).ok_or(El3Error::Inval)?;
         match hash_size {
             0 => {
@@ -369,25 +478,12 @@ impl PlatformAttestation {
             32 | 48 | 64 => {
                 let n = hash_size as usize;
                 let hash = buf.get(..n).ok_or(El3Error::Inval)?;
-                let mut want = [0u8; 64];
-                match n {
-                    32 => want[..32].copy_from_slice(&sha2::Sha256::digest(self.rak_cose)),
-                    48 => want[..48].copy_from_slice(&sha2::Sha384::digest(self.rak_cose)),
-                    _ => want.copy_from_slice(&sha2::Sha512::digest(self.rak_cose)),
-                }
-                if hash != &want[..n] {
+                if hash != &self.challenge(n)[..n] {
                     return Err(El3Error::Inval);
                 }
-                let mut claims = [0u8; MAX_TOKEN_LEN];
-                let c = encode_platform_claims(
-                    &want[..n],
-                    &self.instance_id(),
-                    &self.components,
-                    &mut claims,
-                )
-                .map_err(|_| El3Error::NoMem)?;
-                self.token_len = sign_token(&self.cpak, &claims[..c], &mut self.token)
-                    .map_err(|_| El3Error::NoMem)?;
+                if self.token_hash_size != n {
+                    self.make_token(n)?;
+                }
                 self.token_sent = 0;
             }
             _ => return Err(El3Error::Inval),
@@ -406,7 +502,7 @@ mod tests {
     use super::*;
     use coset::TaggedCborSerializable;
     use p384::ecdsa::signature::Verifier;
-    use p384::ecdsa::VerifyingKey;
+    use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
     use std::vec::Vec;
 
     const SHARED: u64 = 0x418f_f000;
@@ -448,7 +544,7 @@ mod tests {
         assert_eq!(given.instance_id(), derived.instance_id());
         // The key EL3 signs with is the private scalar's, whatever public key it was given.
         let vk = VerifyingKey::from_sec1_bytes(given.cpak_public()).unwrap();
-        assert_eq!(vk, *given.cpak.verifying_key());
+        assert_eq!(vk, *SigningKey::from(given.cpak).verifying_key());
     }
 
     fn rak_hash(n: usize) -> Vec<u8> {
@@ -576,6 +672,34 @@ mod tests {
     }
 
     #[test]
+    fn a_presigned_token_is_the_token_asked_for() {
+        let mut fresh = state();
+        let want = fetch(&mut fresh, 32, 0, 4096);
+        let mut a = state();
+        a.presign().unwrap();
+        let mut page = [0u8; 4096];
+        // Nothing is in progress after presigning.
+        assert_eq!(
+            a.get_platform_token(&mut page, SHARED, SHARED, 4096, 0),
+            Err(El3Error::Inval)
+        );
+        assert_eq!(fetch(&mut a, 32, 0, 4096), want);
+        // Another size signs anew; the SHA-256 one is then made again, the same.
+        let other = fetch(&mut a, 48, 0, 4096);
+        assert_ne!(other, want);
+        assert_eq!(fetch(&mut a, 32, 0, 100), want);
+        // A wrong challenge is refused after presigning too.
+        let mut b = state();
+        b.presign().unwrap();
+        page[..32].copy_from_slice(&rak_hash(32));
+        page[5] ^= 1;
+        assert_eq!(
+            b.get_platform_token(&mut page, SHARED, SHARED, 4096, 32),
+            Err(El3Error::Inval)
+        );
+    }
+
+    #[test]
     fn a_finished_token_is_not_continued_and_a_new_hash_restarts() {
         let mut a = state();
         let t = fetch(&mut a, 32, 0, 4096);
@@ -595,7 +719,8 @@ mod tests {
 
     #[test]
     fn the_realm_key_once() {
-        let mut a = state();
+        assert!(RealmKey::new(&[0; 48]).is_err());
+        let mut a = RealmKey::new(&RAK).unwrap();
         let mut page = [0u8; 4096];
         assert_eq!(
             a.get_realm_key(&mut page, SHARED, SHARED, 4096, 1),
@@ -633,6 +758,51 @@ mod tests {
         assert!(PlatformAttestation::new(&[0; 48], &RAK, components()).is_err());
         assert!(PlatformAttestation::new(&CPAK, &[0xff; 48], components()).is_err());
         assert_eq!(public_key(&[0; 48]), Err(BadKey));
+    }
+
+    #[test]
+    fn tokens_carry_the_signing_keys_deterministic_signature() {
+        use p384::ecdsa::signature::hazmat::PrehashSigner;
+        let claims = b"claims of some length, more than one SHA-384 block? no, but enough";
+        let mut out = [0u8; 512];
+        let n = sign_token(&private_scalar(&CPAK).unwrap(), claims, &mut out).unwrap();
+        let want: Signature = SigningKey::from_slice(&CPAK)
+            .unwrap()
+            .sign_prehash(&sha2::Sha384::digest(
+                [
+                    &[0x84, 0x6A][..],
+                    b"Signature1",
+                    &[0x44],
+                    &PROTECTED_ES384,
+                    &[0x40, 0x58, claims.len() as u8],
+                    claims,
+                ]
+                .concat(),
+            ))
+            .unwrap();
+        assert_eq!(&out[n - 96..n], &want.to_bytes()[..]);
+        assert!(private_scalar(&[0; 48]).is_err());
+        assert!(private_scalar(&[0xff; 48]).is_err());
+    }
+
+    #[test]
+    fn an_image_header_bounds_the_measured_bytes() {
+        let mut head = [0u8; 64];
+        head[16..24].copy_from_slice(&4096u64.to_le_bytes());
+        head[56..60].copy_from_slice(b"ARM\x64");
+        assert_eq!(declared_len(&head, 1 << 20), Some(4096));
+        assert_eq!(declared_len(&head, 4096), Some(4096));
+        assert_eq!(declared_len(&head, 4095), None, "larger than the window");
+        assert_eq!(declared_len(&head[..63], 1 << 20), None, "a short header");
+        for size in [0u64, 63, u64::MAX] {
+            let mut h = head;
+            h[16..24].copy_from_slice(&size.to_le_bytes());
+            assert_eq!(declared_len(&h, 1 << 20), None, "size {size}");
+        }
+        let mut h = head;
+        h[59] = b'4';
+        assert_eq!(declared_len(&h, 1 << 20), None, "another magic");
+        assert_eq!(declared_len(&[0; 64], 1 << 20), None, "no header");
     }
 
     #[test]

@@ -5,16 +5,20 @@
 //! Measured boot, before the RMM or the host runs ([`el3_core::attest::measure_image`]):
 //! `BL31` is this monitor's flash image (code, read-only data and the initial data, up to
 //! `__data_lma` + the size of `.data`), `RMM` the 16 MiB load window at `RMM_BASE`, `BL33`
-//! the 16 MiB window at the host's entry point. The CPAK is the build's development key
-//! (`build.rs`).
+//! the 16 MiB window at the host's entry point, each only as far as the arm64 image header at
+//! its start declares when it has one. The CPAK is the build's development key (`build.rs`).
 
 use crate::context::WorldCtx;
+use crate::monitor;
 use crate::platform::{NS_ENTRY, RMM_BASE, RMM_RESERVE_LOW, RMM_SHARED};
 use cca_abi::el3::{El3Error, RMM_ATTEST_GET_PLAT_TOKEN, RMM_ATTEST_GET_REALM_KEY};
-use el3_core::attest::{measure_image_parts, Component, PlatformAttestation, COMPONENT_TYPES};
+use el3_core::attest::{
+    declared_len, measure_image_parts, public_key, Component, PlatformAttestation, RealmKey,
+    COMPONENT_TYPES, IMAGE_HEADER_LEN,
+};
 use fw_support::println;
 use fw_support::sysreg::CpuId;
-use spin::Mutex;
+use spin::{Mutex, Once};
 use zerocopy::IntoBytes;
 
 /// The development CPAK (see `build.rs`).
@@ -24,7 +28,10 @@ const CPAK_PUBLIC: [u8; 97] = *include_bytes!(concat!(env!("OUT_DIR"), "/dev-cpa
 /// Size of the host's measured load window.
 const HOST_WINDOW: u64 = 16 << 20;
 
+/// The platform token's state ([`platform_attestation`]).
 static ATTEST: Mutex<Option<PlatformAttestation>> = Mutex::new(None);
+/// The RAK until the RMM has taken it ([`realm_key`]).
+static KEY: Mutex<Option<RealmKey>> = Mutex::new(None);
 
 unsafe extern "C" {
     static __data_lma: u8;
@@ -67,63 +74,174 @@ fn random_scalar() -> Option<[u8; 48]> {
     Some(d)
 }
 
-/// Measures the images and makes the RAK (cold boot, MMU on, before the RMM starts).
-pub fn init(id: &CpuId) {
-    // The CPU's SHA-2 instructions for the measured boot when it has them (checked against
-    // the software engine first), as the RMM uses them for realm measurements.
-    let engine = fw_support::sha2::init(id.isar0, id.pfr0);
-    println!("measured boot hashing: {engine}");
-    let el3_end = (&raw const __data_lma) as u64 + (&raw const __data_end) as u64
-        - (&raw const __data_start) as u64;
-    // SAFETY: EL3's map covers the Realm carve-out and the host's window read-write; nothing
-    // else runs yet, and the images are only read. Both windows start page aligned and are
-    // whole words long, so they are read as words (the firmware is built for strict
-    // alignment, where a byte slice is read a byte at a time).
-    let (rmm, host) = unsafe {
-        (
+/// The hashing engine in use ([`fw_support::sha2::init`], once).
+static ENGINE: Once<&'static str> = Once::new();
+static RMM_MEASUREMENT: Once<[u8; 32]> = Once::new();
+static BL31_MEASUREMENT: Once<[u8; 32]> = Once::new();
+static BL33_MEASUREMENT: Once<[u8; 32]> = Once::new();
+/// The RAK's public key, once the RAK is in [`KEY`] (`None`: there is no RAK).
+static RAK_PUBLIC: Once<Option<[u8; 97]>> = Once::new();
+/// Why there is no platform attestation state, once [`ATTEST`] is set up (`None`: it is).
+static PREPARED: Once<Option<&'static str>> = Once::new();
+static FINISHED: Once<()> = Once::new();
+
+/// Cold boot on the boot CPU, MMU on, before the GPT is built: offers the measured boot and
+/// the attestation set-up ([`prepare`]) to the boot helper CPU when there is one (`helper`),
+/// which does them while this CPU builds the GPT and boots the RMM. Each part is a [`Once`]:
+/// a CPU that needs a part the helper has not started does it itself, one the helper is
+/// doing it waits for.
+pub fn init(helper: bool) {
+    if helper {
+        monitor::offer_boot_job();
+    }
+}
+
+/// The boot helper's job, in the order the boot CPU needs the parts: the RMM's measurement
+/// (before the RMM runs), the RAK (its first call to EL3), EL3's and the host's
+/// measurements and the platform token (its second). The boot CPU measures the host while
+/// it waits for the RMM's measurement ([`measure_rmm`]), so the helper usually finds that
+/// one done. It prints nothing: the boot CPU
+/// prints meanwhile, on the same UART; [`measure_rmm`] and [`finish`] report.
+pub fn prepare(id: &CpuId) {
+    rmm_measurement(id);
+    realm_key(id);
+    bl31_measurement(id);
+    bl33_measurement(id);
+    platform_attestation(id);
+}
+
+/// The SHA-2 engine: the CPU's SHA-2 instructions when it has them (checked with known
+/// answers first), as the RMM uses them for realm measurements.
+fn engine(id: &CpuId) -> &'static str {
+    ENGINE.call_once(|| fw_support::sha2::init(id.isar0, id.pfr0))
+}
+
+fn rmm_measurement(id: &CpuId) -> &'static [u8; 32] {
+    RMM_MEASUREMENT.call_once(|| {
+        engine(id);
+        // SAFETY: EL3's map covers the Realm carve-out read-write; the RMM does not run until
+        // the boot CPU has this measurement, and the window is only read. It starts page
+        // aligned and is whole words long, so it is read as words (the firmware is built for
+        // strict alignment, where a byte slice is read a byte at a time).
+        let rmm = unsafe {
             core::slice::from_raw_parts(
                 RMM_BASE as *const u64,
                 (RMM_RESERVE_LOW - RMM_BASE) as usize / 8,
-            ),
-            core::slice::from_raw_parts(NS_ENTRY as *const u64, HOST_WINDOW as usize / 8),
-        )
-    };
-    let (first, rest) = flash(el3_end);
-    let components = [
-        Component {
-            kind: COMPONENT_TYPES[0],
-            measurement: measure_image_parts(&[&[first], rest]),
-        },
-        Component {
-            kind: COMPONENT_TYPES[1],
-            measurement: measure_image_parts(&[trim_zero_blocks(rmm).as_bytes()]),
-        },
-        Component {
-            kind: COMPONENT_TYPES[2],
-            measurement: measure_image_parts(&[trim_zero_blocks(host).as_bytes()]),
-        },
-    ];
-    for c in &components {
-        println!("measured boot: {} sha-256 {}", c.kind, Hex(&c.measurement));
-    }
-    if !id.rng() {
-        println!("no FEAT_RNG: no realm attestation key; the attestation calls will fail");
-        return;
-    }
-    for _ in 0..8 {
-        let Some(rak) = random_scalar() else {
-            continue;
+            )
         };
-        if let Ok(a) = PlatformAttestation::with_cpak_public(&CPAK, CPAK_PUBLIC, &rak, components) {
-            println!(
-                "attestation: platform instance ID {} (development CPAK), fresh RAK",
-                Hex(&a.instance_id())
-            );
-            *ATTEST.lock() = Some(a);
-            return;
+        measure_image_parts(&[trim_zero_blocks(declared(rmm)).as_bytes()])
+    })
+}
+
+fn bl31_measurement(id: &CpuId) -> &'static [u8; 32] {
+    BL31_MEASUREMENT.call_once(|| {
+        engine(id);
+        let el3_end = (&raw const __data_lma) as u64 + (&raw const __data_end) as u64
+            - (&raw const __data_start) as u64;
+        let (first, rest) = flash(el3_end);
+        measure_image_parts(&[&[first], rest])
+    })
+}
+
+fn bl33_measurement(id: &CpuId) -> &'static [u8; 32] {
+    BL33_MEASUREMENT.call_once(|| {
+        engine(id);
+        // SAFETY: EL3's map covers the host's window read-write; the host does not run until
+        // `finish` returns, and the window is only read (as words, see `rmm_measurement`).
+        let host = unsafe {
+            core::slice::from_raw_parts(NS_ENTRY as *const u64, HOST_WINDOW as usize / 8)
+        };
+        measure_image_parts(&[trim_zero_blocks(declared(host)).as_bytes()])
+    })
+}
+
+/// Makes the RAK from `RNDR` (without FEAT_RNG, or if it fails, there is none), puts it
+/// into [`KEY`] and returns its public key (one P-384 multiplication).
+fn realm_key(id: &CpuId) -> Option<[u8; 97]> {
+    *RAK_PUBLIC.call_once(|| {
+        if !id.rng() {
+            return None;
         }
+        let (d, public) = (0..8)
+            .filter_map(|_| random_scalar())
+            .find_map(|d| public_key(&d).ok().map(|p| (d, p)))?;
+        *KEY.lock() = Some(RealmKey::new(&d).ok()?);
+        Some(public)
+    })
+}
+
+/// Sets up [`ATTEST`] with every measurement and the RAK's public key, and signs the
+/// platform token for the RMM's SHA-256 challenge ahead
+/// ([`PlatformAttestation::presign`]). Returns why there is no state, if there is none.
+fn platform_attestation(id: &CpuId) -> Option<&'static str> {
+    *PREPARED.call_once(|| {
+        let components = [
+            (0, *bl31_measurement(id)),
+            (1, *rmm_measurement(id)),
+            (2, *bl33_measurement(id)),
+        ]
+        .map(|(i, measurement)| Component {
+            kind: COMPONENT_TYPES[i],
+            measurement,
+        });
+        let Some(rak_public) = realm_key(id) else {
+            return Some("no realm attestation key (no FEAT_RNG, or RNDR failed)");
+        };
+        let Ok(mut a) =
+            PlatformAttestation::with_public_keys(&CPAK, CPAK_PUBLIC, rak_public, components)
+        else {
+            return Some("the development CPAK was refused");
+        };
+        let signed = a.presign();
+        *ATTEST.lock() = Some(a);
+        signed
+            .err()
+            .map(|_| "the platform token could not be signed")
+    })
+}
+
+/// On the boot CPU before the RMM first runs: measures the host's image (the helper has
+/// other work first), then waits for the RMM's measurement (the helper's, or made here) and
+/// reports it with the engine that made it.
+pub fn measure_rmm(id: &CpuId) {
+    bl33_measurement(id);
+    let m = rmm_measurement(id);
+    println!("measured boot hashing: {}", engine(id));
+    println!("measured boot: {} sha-256 {}", COMPONENT_TYPES[1], Hex(m));
+}
+
+/// Joins the boot helper (doing what it has not started here) and reports the measurements
+/// and the attestation state. Called before the host first runs and by the RMM's request
+/// for the platform token; idempotent.
+pub fn finish() {
+    FINISHED.call_once(|| {
+        monitor::take_boot_job();
+        let id = CpuId::read();
+        let refused = platform_attestation(&id);
+        println!("measured boot: {} sha-256 {}", COMPONENT_TYPES[0], Hex(bl31_measurement(&id)));
+        println!("measured boot: {} sha-256 {}", COMPONENT_TYPES[2], Hex(bl33_measurement(&id)));
+        match (refused, ATTEST.lock().as_ref()) {
+            (None, Some(a)) => println!(
+                "attestation: platform instance ID {} (development CPAK), fresh RAK, platform token signed",
+                Hex(&a.instance_id())
+            ),
+            (why, _) => println!(
+                "{}: the attestation calls will fail",
+                why.unwrap_or("no attestation state")
+            ),
+        }
+    });
+}
+
+/// The part of a load window its image's header declares (rounded up to whole words), or the
+/// whole window for an image without one (TF-RMM's, for one), which is then scanned for its
+/// last non-zero byte ([`el3_core::attest::declared_len`]).
+fn declared(window: &[u64]) -> &[u64] {
+    let head = &window[..window.len().min(IMAGE_HEADER_LEN / 8)];
+    match declared_len(head.as_bytes(), window.len() * 8) {
+        Some(len) => &window[..len.div_ceil(8)],
+        None => window,
     }
-    println!("RNDR gave no usable realm attestation key; the attestation calls will fail");
 }
 
 /// Bytes per block of [`trim_zero_blocks`].
@@ -230,27 +348,35 @@ fn flash(end: u64) -> (u8, &'static [u8]) {
 pub fn serve(realm: &mut WorldCtx) {
     let x = realm.x;
     let fid = cca_abi::smccc::normalize(x[0]);
-    let mut guard = ATTEST.lock();
-    let Some(a) = guard.as_mut() else {
-        realm.ret(&[El3Error::Unknown.to_reg(), 0, 0]);
-        return;
-    };
     // SAFETY: the shared buffer is a page of the Realm carve-out mapped RW in EL3's map; the
     // RMM is stopped in this SMC, so nothing else touches it meanwhile.
     let page = unsafe { core::slice::from_raw_parts_mut(RMM_SHARED as *mut u8, 4096) };
     match fid {
-        RMM_ATTEST_GET_REALM_KEY => match a.get_realm_key(page, RMM_SHARED, x[1], x[2], x[3]) {
-            Ok(len) => realm.ret(&[0, len]),
-            Err(e) => {
-                println!(
-                    "RMM_ATTEST_GET_REALM_KEY({:#x}, {:#x}, {}) -> {e:?}",
-                    x[1], x[2], x[3]
-                );
-                realm.ret(&[e.to_reg(), 0]);
+        RMM_ATTEST_GET_REALM_KEY => {
+            // Only the RAK is needed: the helper may still be measuring and signing.
+            realm_key(&CpuId::read());
+            let result = match KEY.lock().as_mut() {
+                Some(k) => k.get_realm_key(page, RMM_SHARED, x[1], x[2], x[3]),
+                None => Err(El3Error::Unknown),
+            };
+            match result {
+                Ok(len) => realm.ret(&[0, len]),
+                Err(e) => {
+                    println!(
+                        "RMM_ATTEST_GET_REALM_KEY({:#x}, {:#x}, {}) -> {e:?}",
+                        x[1], x[2], x[3]
+                    );
+                    realm.ret(&[e.to_reg(), 0]);
+                }
             }
-        },
+        }
         RMM_ATTEST_GET_PLAT_TOKEN => {
-            match a.get_platform_token(page, RMM_SHARED, x[1], x[2], x[3]) {
+            finish();
+            let result = match ATTEST.lock().as_mut() {
+                Some(a) => a.get_platform_token(page, RMM_SHARED, x[1], x[2], x[3]),
+                None => Err(El3Error::Unknown),
+            };
+            match result {
                 Ok((chunk, remaining)) => realm.ret(&[0, chunk, remaining]),
                 Err(e) => {
                     println!(

@@ -42,7 +42,8 @@ pub(crate) const MDCR_EL3: u64 = 0;
 fn init_el3_regs(id: &CpuId) {
     let cptr = cptr_el3(id);
     // SAFETY: these registers only control traps and vector lengths of the lower ELs and
-    // the GIC system register interface; EL3 itself uses neither FP nor the GIC.
+    // the GIC system register interface; EL3 itself uses no GIC and FP/SIMD only in its
+    // SHA-2 routines and the zero-block scan of the measured boot.
     unsafe {
         write_sysreg!(cptr_el3, cptr);
         core::arch::asm!("isb", options(nostack));
@@ -141,6 +142,9 @@ extern "C" fn el3_primary_main(cpu: usize) -> ! {
     let mmu_regs = mmu::build(&regions, id.pa_range());
     mmu::enable(&mmu_regs);
     monitor::MMU.call_once(|| mmu_regs);
+    // The measured boot and the attestation set-up go to the boot helper from here on, while
+    // this CPU builds the GPT.
+    attest::init(ncpus > monitor::BOOT_HELPER);
 
     if gpt::l0gptsz_bits() != GPT_GEOMETRY.l0gptsz_bits {
         panic!(
@@ -178,23 +182,30 @@ extern "C" fn el3_primary_main(cpu: usize) -> ! {
     gic::init_distributor();
     gic::init_redistributor(cpu);
     init_el3_regs(&id);
-    attest::init(&id);
+    attest::measure_rmm(&id);
     monitor::run_primary(cpu, id)
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn el3_secondary_main(cpu: usize) -> ! {
     loop {
-        let (entry, context_id) = monitor::wait_in_pen(cpu);
+        let release = monitor::wait_in_pen(cpu);
         let id = CpuId::read();
         let regs = *monitor::MMU
             .get()
             .expect("primary set up the MMU before releasing the pen");
         mmu::enable(&regs);
-        gpt::enable_on_this_cpu(GPT_GEOMETRY);
-        gic::init_redistributor(cpu);
         init_el3_regs(&id);
-        monitor::run_secondary(cpu, id, entry, context_id);
+        match release {
+            // The boot CPU may still be building the GPT: the helper measures with granule
+            // protection checks off (EL3 reads the images, as it could anyway).
+            monitor::Release::BootJob => attest::prepare(&id),
+            monitor::Release::CpuOn { entry, context } => {
+                gpt::enable_on_this_cpu(GPT_GEOMETRY);
+                gic::init_redistributor(cpu);
+                monitor::run_secondary(cpu, id, entry, context);
+            }
+        }
     }
 }
 

@@ -132,16 +132,54 @@ fn memory_map() -> &'static MemoryMap {
     MEMORY_MAP.get().expect("platform initialised")
 }
 
-/// Parks a secondary CPU until a CPU_ON names it; returns the entry point and context id.
-pub fn wait_in_pen(cpu: usize) -> (u64, u64) {
+/// The CPU that does the cold boot's attestation work beside the boot CPU.
+pub const BOOT_HELPER: usize = 1;
+/// Set while the boot helper's job is on offer: whichever CPU clears it does the job.
+static BOOT_JOB: AtomicBool = AtomicBool::new(false);
+
+/// Why a parked CPU left the pen.
+pub enum Release {
+    /// A CPU_ON: enter the host at `entry` with `context` in x0.
+    CpuOn {
+        /// The host's entry point.
+        entry: u64,
+        /// Its context ID.
+        context: u64,
+    },
+    /// The cold boot's helper job ([`offer_boot_job`]).
+    BootJob,
+}
+
+/// Offers the boot helper job to [`BOOT_HELPER`], parked in its pen.
+pub fn offer_boot_job() {
+    BOOT_JOB.store(true, Ordering::Release);
+    // SAFETY: `dsb`+`sev` only publish the store above and wake parked CPUs.
+    unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
+}
+
+/// Takes the boot helper job back if no CPU has started it: true if the caller must do it.
+pub fn take_boot_job() -> bool {
+    BOOT_JOB.swap(false, Ordering::AcqRel)
+}
+
+/// Parks a secondary CPU until a CPU_ON names it or, for [`BOOT_HELPER`], the boot job is on
+/// offer. With FEAT_WFxT the CPU looks every millisecond and sleeps in between (`WFE`, the
+/// fallback, is a busy yield under QEMU: a parked CPU would take a host core for itself).
+pub fn wait_in_pen(cpu: usize) -> Release {
+    let wfxt = CpuId::read().wfxt();
     loop {
         let entry = PEN_ENTRY[cpu].load(Ordering::Acquire);
         if entry != 0 {
             PEN_ENTRY[cpu].store(0, Ordering::Relaxed);
-            return (entry, PEN_CONTEXT[cpu].load(Ordering::Relaxed));
+            return Release::CpuOn {
+                entry,
+                context: PEN_CONTEXT[cpu].load(Ordering::Relaxed),
+            };
         }
-        // SAFETY: waiting for an event has no memory effects.
-        unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+        if cpu == BOOT_HELPER && take_boot_job() {
+            return Release::BootJob;
+        }
+        fw_support::wait_for_micros(1000, wfxt);
     }
 }
 
@@ -163,8 +201,9 @@ pub fn run_primary(cpu: usize, id: CpuId) -> ! {
     // The boot CPU called CPU_OFF: park it like any other.
     cpus().set_off(cpu);
     loop {
-        let (entry, ctx) = wait_in_pen(cpu);
-        run_secondary(cpu, id, entry, ctx);
+        if let Release::CpuOn { entry, context } = wait_in_pen(cpu) {
+            run_secondary(cpu, id, entry, context);
+        }
     }
 }
 
@@ -268,6 +307,8 @@ fn realm_call(
         Route::BootComplete => {
             let status = x[1];
             RMM_TOKEN[cpu].store(x[2], Ordering::Release);
+            // Every image is measured (and the RAK made) before the host first runs.
+            crate::attest::finish();
             if status != 0 {
                 RMM_FAILED.store(true, Ordering::Release);
                 println!("RMM boot FAILED on CPU {cpu}: status {}", status as i64);

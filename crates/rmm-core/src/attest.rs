@@ -59,9 +59,10 @@ use crate::token::{self, RealmClaims, TokenFormat, COSE_KEY_LEN, MAX_CLAIMS_LEN}
 
 pub use crate::token::CCA_TOKEN_BUFFER;
 
-/// Bits of the nonce one signing slice processes.
-pub const SLICE_BITS: u64 = 32;
-/// Slices one `RSI_ATTESTATION_TOKEN_CONTINUE` runs at most (the signature takes 12).
+/// Bits of the nonce one signing slice processes (10 of its 4-bit windows).
+pub const SLICE_BITS: u64 = 40;
+/// Slices one `RSI_ATTESTATION_TOKEN_CONTINUE` runs at most (the signature takes 10:
+/// [`crate::ecdsa::WORK_BITS`] = 388).
 pub const MAX_SLICES_PER_CALL: u64 = 4;
 /// The REC auxiliary granule holding the attestation context.
 pub const AUX_CONTEXT: usize = 14;

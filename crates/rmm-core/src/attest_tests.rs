@@ -263,7 +263,7 @@ fn a_whole_token_with_the_realm_claims() {
     assert_eq!(o.ctx.gprs[..2], [SUCCESS, CCA_TOKEN_BUFFER as u64]);
     assert_eq!((o.pc_before, o.ctx.pc), (PC0, PC0 + 4));
     let (tok, calls) = fetch(&f, &rmm, 4096);
-    // 384 bits in slices of 32, at most 4 slices a call: 3 calls, the last one copies.
+    // 388 bits in slices of 40, at most 4 slices a call: 3 calls, the last one copies.
     assert_eq!(calls, 3);
     assert!(tok.len() <= CCA_TOKEN_BUFFER);
     let c = check_token(&tok, TokenFormat::Cmw);
@@ -377,7 +377,7 @@ fn an_interrupt_ends_a_call_and_the_next_call_resumes() {
     // With the interrupt gone, signing resumes where it stopped.
     test_env::irq_after(None);
     let (tok, calls) = fetch(&f, &rmm, 4096);
-    assert_eq!(calls, 3, "10 slices left: 4 + 4 + 2");
+    assert_eq!(calls, 2, "8 slices left: 4 + 4, and the second call copies");
     check_token(&tok, TokenFormat::Cmw);
 }
 
@@ -560,7 +560,7 @@ fn the_nonce_is_wiped_once_signed() {
     let f = Fixture::new();
     let rmm = realm(&f);
     init(&f, &rmm, &[1; 64]);
-    assert_ne!(ctx_of(&f, &rmm).sign.bits_done(), 384);
+    assert_ne!(ctx_of(&f, &rmm).sign.bits_done(), crate::ecdsa::WORK_BITS);
     let mut o = cont(&f, &rmm, GIB, 0, 1);
     while o.ctx.gprs[1] == 0 {
         o = cont(&f, &rmm, GIB, 0, 1);

@@ -6,9 +6,10 @@
 //!
 //! 1. [`SignState::start`] derives the nonce `k` from the key, the digest and fresh entropy
 //!    (RFC 6979 with additional data, "hedged" signing) and reduces the digest to `z`;
-//! 2. the only expensive part, `R = k·G`, runs as a constant-time double-and-always-add over
-//!    the 384 bits of `k`, most significant first: [`Running::run`] does a given number of
-//!    bits, and [`Running::save`] stores the partial point (affine, SEC1) between calls;
+//! 2. the only expensive part, `R = k·G`, adds the 97 signed 4-bit windows of `k` from
+//!    [`cca_basepoint`]'s table of generator multiples, least significant first, in constant
+//!    time: [`Running::run`] does a given number of bits (whole windows), and
+//!    [`Running::save`] stores the partial point (affine, SEC1) between calls;
 //! 3. [`Running::finish`] computes `r = x(R) mod n` and `s = k⁻¹ (z + r·d) mod n` and returns
 //!    `r ‖ s`, the 96-byte COSE signature.
 //!
@@ -16,11 +17,8 @@
 //! PAS) between calls. It holds the nonce: the caller must overwrite it once the signature
 //! is made or abandoned.
 
-use p384::elliptic_curve::group::Group;
 use p384::elliptic_curve::ops::Reduce;
-use p384::elliptic_curve::point::AffineCoordinates;
 use p384::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
-use p384::elliptic_curve::subtle::{Choice, ConditionallySelectable};
 use p384::elliptic_curve::{consts::U48, Curve, FieldBytesEncoding, PrimeField};
 use p384::{AffinePoint, EncodedPoint, FieldBytes, NistP384, NonZeroScalar, ProjectivePoint};
 use p384::{Scalar, U384};
@@ -28,6 +26,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Bits of the P-384 scalars.
 pub const SCALAR_BITS: u64 = 384;
+/// Bits of work one signature takes: [`cca_basepoint::WINDOWS`] windows of 4 bits (the last
+/// one holds the signed recoding's carry).
+pub const WORK_BITS: u64 = cca_basepoint::WINDOWS as u64 * cca_basepoint::WINDOW_BITS;
 /// Bytes of a P-384 scalar or coordinate.
 pub const SCALAR_LEN: usize = 48;
 /// Bytes of an ES384 signature (`r ‖ s`, big-endian, fixed length).
@@ -54,11 +55,11 @@ pub struct SignState {
     k: [u8; SCALAR_LEN],
     /// The digest reduced modulo the group order (`z`), big-endian.
     z: [u8; SCALAR_LEN],
-    /// The partial product: the top `done` bits of `k` times G, as an uncompressed SEC1 point,
-    /// or all zero for the point at infinity.
+    /// The partial product: the windows of `k` below bit `done` times G, as an uncompressed
+    /// SEC1 point, or all zero for the point at infinity.
     acc: [u8; POINT_LEN],
     _pad: [u8; 7],
-    /// Bits of `k` processed, 0..=384.
+    /// Bits of `k` processed, whole windows: a multiple of 4 up to [`WORK_BITS`].
     done: u64,
 }
 const _: () = assert!(core::mem::size_of::<SignState>() == 208);
@@ -71,7 +72,7 @@ pub fn private_key(d: &[u8; SCALAR_LEN]) -> Result<NonZeroScalar, SignError> {
 /// The public key of a private scalar: `(x, y)`, big-endian.
 pub fn public_key(d: &[u8; SCALAR_LEN]) -> Result<([u8; SCALAR_LEN], [u8; SCALAR_LEN]), SignError> {
     let d = private_key(d)?;
-    let p = (ProjectivePoint::GENERATOR * *d).to_affine();
+    let p = cca_basepoint::mul(&d).to_affine();
     let e = p.to_encoded_point(false);
     let (Some(x), Some(y)) = (e.x(), e.y()) else {
         return Err(SignError::InvalidKey);
@@ -106,9 +107,9 @@ impl SignState {
         })
     }
 
-    /// True once all 384 bits are processed ([`Running::finish`] can run).
+    /// True once all [`WORK_BITS`] are processed ([`Running::finish`] can run).
     pub fn is_done(&self) -> bool {
-        self.done >= SCALAR_BITS
+        self.done >= WORK_BITS
     }
 
     /// Bits processed so far.
@@ -131,6 +132,7 @@ impl SignState {
 /// A signature being computed in memory (between [`Running::load`] and [`Running::save`]).
 pub struct Running {
     k: [u8; SCALAR_LEN],
+    digits: cca_basepoint::Digits,
     acc: ProjectivePoint,
     done: u64,
 }
@@ -138,7 +140,7 @@ pub struct Running {
 impl Running {
     /// Resumes a stored state.
     pub fn load(s: &SignState) -> Result<Self, SignError> {
-        if s.done > SCALAR_BITS {
+        if s.done > WORK_BITS || s.done % cca_basepoint::WINDOW_BITS != 0 {
             return Err(SignError::BadState);
         }
         let acc = if s.acc.iter().all(|&b| b == 0) {
@@ -150,28 +152,28 @@ impl Running {
         };
         Ok(Self {
             k: s.k,
+            digits: cca_basepoint::Digits::new(&s.k),
             acc,
             done: s.done,
         })
     }
 
-    /// Processes up to `bits` more bits of the nonce; returns how many it did.
+    /// Processes up to `bits` more bits of the nonce, rounded up to whole 4-bit windows;
+    /// returns how many it did.
     pub fn run(&mut self, bits: u64) -> u64 {
-        let n = bits.min(SCALAR_BITS - self.done);
-        for _ in 0..n {
-            let i = self.done as usize;
-            let bit = (self.k[i / 8] >> (7 - i % 8)) & 1;
-            let doubled = self.acc.double();
-            let added = doubled + ProjectivePoint::GENERATOR;
-            self.acc = ProjectivePoint::conditional_select(&doubled, &added, Choice::from(bit));
-            self.done += 1;
-        }
+        let first = (self.done / cca_basepoint::WINDOW_BITS) as usize;
+        let windows =
+            bits.div_ceil(cca_basepoint::WINDOW_BITS)
+                .min((WORK_BITS - self.done) / cca_basepoint::WINDOW_BITS) as usize;
+        self.acc = cca_basepoint::add_windows(self.acc, &self.digits, first..first + windows);
+        let n = windows as u64 * cca_basepoint::WINDOW_BITS;
+        self.done += n;
         n
     }
 
-    /// True once all 384 bits are processed.
+    /// True once all [`WORK_BITS`] are processed.
     pub fn is_done(&self) -> bool {
-        self.done >= SCALAR_BITS
+        self.done >= WORK_BITS
     }
 
     /// Stores the progress into `s` (which must be the state this was loaded from).
@@ -200,22 +202,14 @@ impl Running {
         let (Some(k), Some(z)) = (k, z) else {
             return Err(SignError::BadState);
         };
-        let kinv: Option<Scalar> = k.invert().into();
-        let kinv = kinv.ok_or(SignError::BadState)?;
-        let big_r = self.acc.to_affine();
-        let r = <Scalar as Reduce<U384>>::reduce_bytes(&big_r.x());
-        let s = kinv * (z + r * *d);
-        if bool::from(r.is_zero()) || bool::from(s.is_zero()) {
-            return Err(SignError::Degenerate);
+        if bool::from(k.is_zero()) {
+            return Err(SignError::BadState);
         }
-        let mut out = [0u8; SIGNATURE_LEN];
-        out[..SCALAR_LEN].copy_from_slice(&r.to_repr());
-        out[SCALAR_LEN..].copy_from_slice(&s.to_repr());
-        Ok(out)
+        cca_basepoint::ecdsa_finish(&d, &k, &z, &self.acc.to_affine()).ok_or(SignError::Degenerate)
     }
 }
 
-/// Signs `digest` in one go (slices of 384 bits): for boot-time and test use.
+/// Signs `digest` in one go: for boot-time and test use.
 pub fn sign_now(
     d: &[u8; SCALAR_LEN],
     digest: &[u8; SCALAR_LEN],
@@ -223,7 +217,7 @@ pub fn sign_now(
 ) -> Result<[u8; SIGNATURE_LEN], SignError> {
     let st = SignState::start(d, digest, entropy)?;
     let mut r = Running::load(&st)?;
-    r.run(SCALAR_BITS);
+    r.run(WORK_BITS);
     r.finish(&st, d)
 }
 
@@ -295,17 +289,17 @@ pub(crate) mod tests {
     fn sliced_signing_gives_the_same_signature() {
         let digest = [0x5Au8; 48];
         let whole = sign_now(&D, &digest, b"e").unwrap();
-        for slice in [1u64, 7, 16, 64, 383, 1000] {
+        for slice in [1u64, 4, 7, 16, 64, 383, 1000] {
             let mut st = SignState::start(&D, &digest, b"e").unwrap();
             let mut calls = 0;
             while !st.is_done() {
                 let mut r = Running::load(&st).unwrap();
                 let n = r.run(slice);
-                assert_eq!(n, slice.min(384 - st.bits_done()));
+                assert_eq!(n, (slice.div_ceil(4) * 4).min(WORK_BITS - st.bits_done()));
                 r.save(&mut st);
                 calls += 1;
             }
-            assert_eq!(calls, 384u64.div_ceil(slice));
+            assert_eq!(calls, 97u64.div_ceil(slice.div_ceil(4)));
             let r = Running::load(&st).unwrap();
             assert_eq!(r.finish(&st, &D).unwrap(), whole, "slice {slice}");
         }
@@ -331,7 +325,7 @@ pub(crate) mod tests {
         assert_eq!(public_key(&[0; 48]).unwrap_err(), SignError::InvalidKey);
         let st = SignState::start(&D, &digest, &[]).unwrap();
         let mut r = Running::load(&st).unwrap();
-        r.run(384);
+        r.run(WORK_BITS);
         assert_eq!(r.finish(&st, &[0; 48]).unwrap_err(), SignError::InvalidKey);
     }
 
@@ -350,9 +344,11 @@ pub(crate) mod tests {
         let mut bad = st;
         bad.acc[0] = 0x07;
         assert_eq!(Running::load(&bad).err(), Some(SignError::BadState));
-        // Too many bits.
+        // Too many bits, or not whole windows.
         let mut bad = st;
-        bad.done = 385;
+        bad.done = WORK_BITS + 4;
+        assert_eq!(Running::load(&bad).err(), Some(SignError::BadState));
+        bad.done = 6;
         assert_eq!(Running::load(&bad).err(), Some(SignError::BadState));
         // Finishing early.
         let r = Running::load(&st).unwrap();
@@ -361,11 +357,11 @@ pub(crate) mod tests {
         let mut bad = st;
         bad.k = [0xff; 48];
         let mut r = Running::load(&bad).unwrap();
-        r.run(384);
+        r.run(WORK_BITS);
         assert_eq!(r.finish(&bad, &D).unwrap_err(), SignError::BadState);
         // A zero nonce cannot be inverted.
         let mut bad = SignState::zeroed();
-        bad.done = 384;
+        bad.done = WORK_BITS;
         let r = Running::load(&bad).unwrap();
         assert_eq!(r.finish(&bad, &D).unwrap_err(), SignError::BadState);
     }
