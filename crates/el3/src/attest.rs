@@ -4,9 +4,17 @@
 //!
 //! Measured boot, before the RMM or the host runs ([`el3_core::attest::measure_image`]):
 //! `BL31` is this monitor's flash image (code, read-only data and the initial data, up to
-//! `__data_lma` + the size of `.data`), `RMM` the 16 MiB load window at `RMM_BASE`, `BL33`
+//! `__data_lma` + the size of `.data`), `RMM` the 24 MiB load window at `RMM_BASE`, `BL33`
 //! the 16 MiB window at the host's entry point, each only as far as the arm64 image header at
 //! its start declares when it has one. The CPAK is the build's development key (`build.rs`).
+//!
+//! Who does the work: the boot helper CPU ([`monitor::BOOT_HELPER`]) from the moment the boot
+//! CPU's MMU is on ([`init`], [`prepare`]), while the boot CPU builds the GPT, measures the
+//! host and boots the RMM. Every part is a [`Once`], so a CPU that needs a part first does
+//! it and one that finds it in progress waits: the RMM's measurement before the RMM is
+//! entered ([`measure_rmm`]), the RAK at `GET_REALM_KEY`, the platform token (signed ahead
+//! for the SHA-256 challenge) at `GET_PLAT_TOKEN` and everything before the host runs
+//! ([`finish`]). With one CPU the boot CPU does each part at those points.
 
 use crate::context::WorldCtx;
 use crate::monitor;
