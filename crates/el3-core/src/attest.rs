@@ -110,27 +110,6 @@ pub struct Component {
     pub measurement: [u8; 32],
 }
 
-/// Bytes of an arm64 image header (the layout of Linux's `Documentation/arch/arm64/booting.rst`).
-pub const IMAGE_HEADER_LEN: usize = 64;
-/// Its magic, `"ARM\x64"` at offset 56 (little-endian word).
-pub const IMAGE_MAGIC: u32 = 0x644d_5241;
-
-/// The length an image declares for itself in an arm64 image header at the start of its load
-/// window of `window` bytes (`image_size`, offset 16), or `None` without such a header, with a
-/// size of 0 (unknown) or one the window cannot hold, in which case the whole window is
-/// measured. The size is part of the measured bytes, so an image cannot be measured short
-/// without its measurement changing; a loader's bytes past it are not part of the image (the
-/// RMM clears its own `.bss`).
-pub fn declared_len(head: &[u8], window: usize) -> Option<usize> {
-    let word = |at: usize| -> Option<u64> {
-        let b = head.get(at..at + 8)?;
-        Some(u64::from_le_bytes(b.try_into().ok()?))
-    };
-    let magic = word(56)? as u32;
-    let size = usize::try_from(word(16)?).ok()?;
-    (magic == IMAGE_MAGIC && (IMAGE_HEADER_LEN..=window).contains(&size)).then_some(size)
-}
-
 /// The length of `bytes` without its trailing zero bytes.
 pub fn image_len(bytes: &[u8]) -> usize {
     let mut end = bytes.len();
@@ -783,26 +762,6 @@ mod tests {
         assert_eq!(&out[n - 96..n], &want.to_bytes()[..]);
         assert!(private_scalar(&[0; 48]).is_err());
         assert!(private_scalar(&[0xff; 48]).is_err());
-    }
-
-    #[test]
-    fn an_image_header_bounds_the_measured_bytes() {
-        let mut head = [0u8; 64];
-        head[16..24].copy_from_slice(&4096u64.to_le_bytes());
-        head[56..60].copy_from_slice(b"ARM\x64");
-        assert_eq!(declared_len(&head, 1 << 20), Some(4096));
-        assert_eq!(declared_len(&head, 4096), Some(4096));
-        assert_eq!(declared_len(&head, 4095), None, "larger than the window");
-        assert_eq!(declared_len(&head[..63], 1 << 20), None, "a short header");
-        for size in [0u64, 63, u64::MAX] {
-            let mut h = head;
-            h[16..24].copy_from_slice(&size.to_le_bytes());
-            assert_eq!(declared_len(&h, 1 << 20), None, "size {size}");
-        }
-        let mut h = head;
-        h[59] = b'4';
-        assert_eq!(declared_len(&h, 1 << 20), None, "another magic");
-        assert_eq!(declared_len(&[0; 64], 1 << 20), None, "no header");
     }
 
     #[test]

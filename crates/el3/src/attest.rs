@@ -5,8 +5,9 @@
 //! Measured boot, before the RMM or the host runs ([`el3_core::attest::measure_image`]):
 //! `BL31` is this monitor's flash image (code, read-only data and the initial data, up to
 //! `__data_lma` + the size of `.data`), `RMM` the 24 MiB load window at `RMM_BASE`, `BL33`
-//! the 16 MiB window at the host's entry point, each only as far as the arm64 image header at
-//! its start declares when it has one. The CPAK is the build's development key (`build.rs`).
+//! the 16 MiB window at the host's entry point, each up to its last non-zero byte (QEMU loads
+//! the files into the windows; every loaded byte is measured). The CPAK is the build's
+//! development key (`build.rs`).
 //!
 //! Who does the work: the boot helper CPU ([`monitor::BOOT_HELPER`]) from the moment the boot
 //! CPU's MMU is on ([`init`], [`prepare`]), while the boot CPU builds the GPT, measures the
@@ -21,8 +22,7 @@ use crate::monitor;
 use crate::platform::{NS_ENTRY, RMM_BASE, RMM_RESERVE_LOW, RMM_SHARED};
 use cca_abi::el3::{El3Error, RMM_ATTEST_GET_PLAT_TOKEN, RMM_ATTEST_GET_REALM_KEY};
 use el3_core::attest::{
-    declared_len, measure_image_parts, public_key, Component, PlatformAttestation, RealmKey,
-    COMPONENT_TYPES, IMAGE_HEADER_LEN,
+    measure_image_parts, public_key, Component, PlatformAttestation, RealmKey, COMPONENT_TYPES,
 };
 use fw_support::println;
 use fw_support::sysreg::CpuId;
@@ -137,7 +137,7 @@ fn rmm_measurement(id: &CpuId) -> &'static [u8; 32] {
                 (RMM_RESERVE_LOW - RMM_BASE) as usize / 8,
             )
         };
-        measure_image_parts(&[trim_zero_blocks(declared(rmm)).as_bytes()])
+        measure_image_parts(&[trim_zero_blocks(rmm).as_bytes()])
     })
 }
 
@@ -159,7 +159,7 @@ fn bl33_measurement(id: &CpuId) -> &'static [u8; 32] {
         let host = unsafe {
             core::slice::from_raw_parts(NS_ENTRY as *const u64, HOST_WINDOW as usize / 8)
         };
-        measure_image_parts(&[trim_zero_blocks(declared(host)).as_bytes()])
+        measure_image_parts(&[trim_zero_blocks(host).as_bytes()])
     })
 }
 
@@ -239,17 +239,6 @@ pub fn finish() {
             ),
         }
     });
-}
-
-/// The part of a load window its image's header declares (rounded up to whole words), or the
-/// whole window for an image without one (TF-RMM's, for one), which is then scanned for its
-/// last non-zero byte ([`el3_core::attest::declared_len`]).
-fn declared(window: &[u64]) -> &[u64] {
-    let head = &window[..window.len().min(IMAGE_HEADER_LEN / 8)];
-    match declared_len(head.as_bytes(), window.len() * 8) {
-        Some(len) => &window[..len.div_ceil(8)],
-        None => window,
-    }
 }
 
 /// Bytes per block of [`trim_zero_blocks`].

@@ -89,29 +89,3 @@ pub fn exit_emulator(status: u64) -> ! {
     }
     halt()
 }
-
-/// Assembly for an arm64 image header (the 64-byte layout of Linux's `booting.rst`: a branch
-/// over the header, `image_size` at offset 16, the magic `"ARM\x64"` at offset 56) at the
-/// start of a section, then the label `1:` where execution goes on. `image_size` is the
-/// linker symbol `__image_size`, which the image's linker script defines as the bytes it
-/// loads, so EL3's measured boot hashes those instead of scanning its whole load window
-/// (`el3_core::attest::declared_len`). Use it as the first template string of the entry
-/// point's `global_asm!`.
-#[macro_export]
-macro_rules! image_header_asm {
-    () => {
-        r#"
-    b       1f
-    .word   0
-    .quad   0
-    .quad   __image_size
-    .quad   0x2
-    .quad   0
-    .quad   0
-    .quad   0
-    .word   0x644d5241
-    .word   0
-1:
-"#
-    };
-}
