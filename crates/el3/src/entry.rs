@@ -4,8 +4,8 @@ use core::arch::global_asm;
 
 /// Number of CPUs this image supports (stacks, contexts).
 pub const MAX_CPUS: usize = 8;
-/// log2 of the per-CPU EL3 stack size (16 KiB).
-pub const STACK_SHIFT: u32 = 14;
+/// log2 of the per-CPU EL3 stack size (64 KiB).
+pub const STACK_SHIFT: u32 = 16;
 
 global_asm!(
     r#"

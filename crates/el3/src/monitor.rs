@@ -153,7 +153,8 @@ pub enum Release {
 /// Offers the boot helper job to [`BOOT_HELPER`], parked in its pen.
 pub fn offer_boot_job() {
     BOOT_JOB.store(true, Ordering::Release);
-    // SAFETY: `dsb`+`sev` only publish the store above and wake parked CPUs.
+    // SAFETY: `dsb`+`sev` only publish the store above and end a `WFE` wait; a CPU in `WFIT`
+    // sees the job at its next look (within the pen's millisecond).
     unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
 }
 
