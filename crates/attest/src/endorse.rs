@@ -379,11 +379,16 @@ impl DevPlatform {
             .map_err(|_| Error::Endorsement("the CPAK is not a P-384 private scalar".into()))?;
         let key = VerifyingKey::from_sec1_bytes(&public)
             .map_err(|_| Error::Endorsement("the CPAK's public key".into()))?;
-        let sw = [el3, rmm, host]
+        let measurements = [
+            pa::measure_image(el3),
+            pa::measure_loaded(rmm, pa::LOAD_WINDOW),
+            pa::measure_loaded(host, pa::LOAD_WINDOW),
+        ];
+        let sw = measurements
             .iter()
             .zip(pa::COMPONENT_TYPES)
-            .map(|(img, kind)| SwReference {
-                measurement: pa::measure_image(img).to_vec(),
+            .map(|(m, kind)| SwReference {
+                measurement: m.to_vec(),
                 signer_id: pa::SIGNER_ID_UNSIGNED.to_vec(),
                 version: Some(pa::SW_VERSION.to_string()),
                 kind: Some(kind.to_string()),

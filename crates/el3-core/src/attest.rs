@@ -110,6 +110,27 @@ pub struct Component {
     pub measurement: [u8; 32],
 }
 
+/// Bytes of an arm64 image header (the layout of Linux's `Documentation/arch/arm64/booting.rst`).
+pub const IMAGE_HEADER_LEN: usize = 64;
+/// Its magic, `"ARM\x64"` at offset 56 (little-endian word).
+pub const IMAGE_MAGIC: u32 = 0x644d_5241;
+
+/// The length an image declares for itself in an arm64 image header at the start of its load
+/// window of `window` bytes (`image_size`, offset 16), or `None` without such a header, with a
+/// size of 0 (unknown) or one the window cannot hold, in which case the whole window is
+/// measured up to its last non-zero byte. The size is part of the measured bytes, so an
+/// image cannot be measured short without its measurement changing, and EL3 clears the
+/// window past it before the image runs, so nothing a loader put there stays unmeasured.
+pub fn declared_len(head: &[u8], window: usize) -> Option<usize> {
+    let word = |at: usize| -> Option<u64> {
+        let b = head.get(at..at + 8)?;
+        Some(u64::from_le_bytes(b.try_into().ok()?))
+    };
+    let magic = word(56)? as u32;
+    let size = usize::try_from(word(16)?).ok()?;
+    (magic == IMAGE_MAGIC && (IMAGE_HEADER_LEN..=window).contains(&size)).then_some(size)
+}
+
 /// The length of `bytes` without its trailing zero bytes.
 pub fn image_len(bytes: &[u8]) -> usize {
     let mut end = bytes.len();
@@ -131,6 +152,20 @@ pub fn image_len(bytes: &[u8]) -> usize {
 /// The measurement of an image: SHA-256 of its bytes up to the last non-zero byte.
 pub fn measure_image(bytes: &[u8]) -> [u8; 32] {
     measure_image_parts(&[bytes])
+}
+
+/// Bytes of the RMM's and of the host's load window (at the start of the Realm carve-out and
+/// at the host's entry point).
+pub const LOAD_WINDOW: usize = 16 << 20;
+
+/// What EL3 measures once the image file `image` is loaded at the start of an otherwise zero
+/// load window of `window` bytes: the bytes its arm64 image header declares
+/// ([`declared_len`]; EL3 clears the window past them), or without a header the window's
+/// bytes up to the last non-zero one. The reference value of an RMM or host image.
+pub fn measure_loaded(image: &[u8], window: usize) -> [u8; 32] {
+    let head = &image[..image.len().min(IMAGE_HEADER_LEN)];
+    let len = declared_len(head, window).unwrap_or(window);
+    measure_image(&image[..image.len().min(len)])
 }
 
 /// [`measure_image`] of the concatenation of `parts`. The hashing goes through
@@ -765,6 +800,52 @@ mod tests {
         assert_eq!(&out[n - 96..n], &want.to_bytes()[..]);
         assert!(private_scalar(&[0; 48]).is_err());
         assert!(private_scalar(&[0xff; 48]).is_err());
+    }
+
+    #[test]
+    fn an_image_header_bounds_the_measured_bytes() {
+        let mut head = [0u8; 64];
+        head[16..24].copy_from_slice(&4096u64.to_le_bytes());
+        head[56..60].copy_from_slice(b"ARM\x64");
+        assert_eq!(declared_len(&head, 1 << 20), Some(4096));
+        assert_eq!(declared_len(&head, 4096), Some(4096));
+        assert_eq!(declared_len(&head, 4095), None, "larger than the window");
+        assert_eq!(declared_len(&head[..63], 1 << 20), None, "a short header");
+        for size in [0u64, 63, u64::MAX] {
+            let mut h = head;
+            h[16..24].copy_from_slice(&size.to_le_bytes());
+            assert_eq!(declared_len(&h, 1 << 20), None, "size {size}");
+        }
+        let mut h = head;
+        h[59] = b'4';
+        assert_eq!(declared_len(&h, 1 << 20), None, "another magic");
+        assert_eq!(declared_len(&[0; 64], 1 << 20), None, "no header");
+    }
+
+    #[test]
+    fn a_loaded_image_is_measured_as_far_as_it_declares() {
+        let mut img: Vec<u8> = (0..200u32).map(|i| (i % 251) as u8 | 1).collect();
+        img[16..24].copy_from_slice(&100u64.to_le_bytes());
+        img[56..60].copy_from_slice(b"ARM\x64");
+        assert_eq!(measure_loaded(&img, 4096), measure_image(&img[..100]));
+        img[16..24].copy_from_slice(&300u64.to_le_bytes());
+        assert_eq!(
+            measure_loaded(&img, 4096),
+            measure_image(&img),
+            "declared past the file"
+        );
+        assert_eq!(
+            measure_loaded(&img, 150),
+            measure_image(&img[..150]),
+            "no valid size"
+        );
+        img[56] = 0;
+        assert_eq!(measure_loaded(&img, 4096), measure_image(&img), "no header");
+        assert_eq!(
+            measure_loaded(&img, 150),
+            measure_image(&img[..150]),
+            "window-bounded"
+        );
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //!
 //! Measured boot, before the RMM or the host runs ([`el3_core::attest::measure_image`]):
 //! `BL31` is this monitor's flash image (code, read-only data and the initial data, up to
-//! `__data_lma` + the size of `.data`), `RMM` the 24 MiB load window at `RMM_BASE`, `BL33`
-//! the 16 MiB window at the host's entry point, each up to its last non-zero byte (QEMU loads
-//! the files into the windows; every loaded byte is measured). The CPAK is the build's
-//! development key (`build.rs`).
+//! `__data_lma` + the size of `.data`), `RMM` the 16 MiB load window at `RMM_BASE`, `BL33`
+//! the 16 MiB window at the host's entry point: each as far as the arm64 image header at its
+//! start declares, the rest of the window cleared, or without a header up to the window's
+//! last non-zero byte ([`measure_window`]). The CPAK is the build's development key
+//! (`build.rs`).
 //!
 //! Who does the work: the boot helper CPU ([`monitor::BOOT_HELPER`]) from the moment the boot
 //! CPU's MMU is on ([`init`], [`prepare`]), while the boot CPU builds the GPT, measures the
@@ -20,9 +21,13 @@
 use crate::context::WorldCtx;
 use crate::monitor;
 use crate::platform::{NS_ENTRY, RMM_BASE, RMM_RESERVE_LOW, RMM_SHARED};
+
+// The RMM's load window ends where EL3 starts handing out reserved memory.
+const _: () = assert!(RMM_BASE + LOAD_WINDOW as u64 == RMM_RESERVE_LOW);
 use cca_abi::el3::{El3Error, RMM_ATTEST_GET_PLAT_TOKEN, RMM_ATTEST_GET_REALM_KEY};
 use el3_core::attest::{
-    measure_image_parts, public_key, Component, PlatformAttestation, RealmKey, COMPONENT_TYPES,
+    declared_len, measure_image_parts, public_key, Component, PlatformAttestation, RealmKey,
+    COMPONENT_TYPES, IMAGE_HEADER_LEN, LOAD_WINDOW,
 };
 use fw_support::println;
 use fw_support::sysreg::CpuId;
@@ -34,7 +39,7 @@ const CPAK: [u8; 48] = *include_bytes!(concat!(env!("OUT_DIR"), "/dev-cpak.bin")
 /// Its uncompressed SEC1 public key, derived by the build.
 const CPAK_PUBLIC: [u8; 97] = *include_bytes!(concat!(env!("OUT_DIR"), "/dev-cpak-public.bin"));
 /// Size of the host's measured load window.
-const HOST_WINDOW: u64 = 16 << 20;
+const HOST_WINDOW: u64 = LOAD_WINDOW as u64;
 
 /// The platform token's state ([`platform_attestation`]).
 static ATTEST: Mutex<Option<PlatformAttestation>> = Mutex::new(None);
@@ -127,17 +132,9 @@ fn engine(id: &CpuId) -> &'static str {
 fn rmm_measurement(id: &CpuId) -> &'static [u8; 32] {
     RMM_MEASUREMENT.call_once(|| {
         engine(id);
-        // SAFETY: EL3's map covers the Realm carve-out read-write; the RMM does not run until
-        // the boot CPU has this measurement, and the window is only read. It starts page
-        // aligned and is whole words long, so it is read as words (the firmware is built for
-        // strict alignment, where a byte slice is read a byte at a time).
-        let rmm = unsafe {
-            core::slice::from_raw_parts(
-                RMM_BASE as *const u64,
-                (RMM_RESERVE_LOW - RMM_BASE) as usize / 8,
-            )
-        };
-        measure_image_parts(&[trim_zero_blocks(rmm).as_bytes()])
+        // SAFETY: the Realm carve-out is mapped read-write Normal memory in EL3's map, and
+        // the RMM does not run until the boot CPU has this measurement.
+        unsafe { measure_window(RMM_BASE, LOAD_WINDOW as u64, id) }
     })
 }
 
@@ -154,12 +151,9 @@ fn bl31_measurement(id: &CpuId) -> &'static [u8; 32] {
 fn bl33_measurement(id: &CpuId) -> &'static [u8; 32] {
     BL33_MEASUREMENT.call_once(|| {
         engine(id);
-        // SAFETY: EL3's map covers the host's window read-write; the host does not run until
-        // `finish` returns, and the window is only read (as words, see `rmm_measurement`).
-        let host = unsafe {
-            core::slice::from_raw_parts(NS_ENTRY as *const u64, HOST_WINDOW as usize / 8)
-        };
-        measure_image_parts(&[trim_zero_blocks(host).as_bytes()])
+        // SAFETY: the host's window is mapped read-write Normal memory in EL3's map, and the
+        // host does not run until `finish` returns.
+        unsafe { measure_window(NS_ENTRY, HOST_WINDOW, id) }
     })
 }
 
@@ -239,6 +233,39 @@ pub fn finish() {
             ),
         }
     });
+}
+
+/// The measurement of the image in the load window of `len` bytes at `base`, leaving nothing
+/// unmeasured in the window. An image that starts with an arm64 image header
+/// ([`declared_len`]) is measured over the `image_size` it declares, and every byte of the
+/// window past that is cleared first: whatever a loader put there (the rest of a file longer
+/// than it says, or another file) would otherwise sit unmeasured in memory the image owns.
+/// An image without the header (TF-RMM's) is measured up to the window's last non-zero byte.
+/// Either way the window then holds the measured bytes followed by zeros.
+///
+/// # Safety
+///
+/// The window must be page aligned, at least a page long, mapped read-write as Normal memory
+/// in EL3's map and used by nothing else until the image runs.
+unsafe fn measure_window(base: u64, len: u64, id: &CpuId) -> [u8; 32] {
+    let len = len as usize;
+    // SAFETY: the header's 64 bytes are the start of the window (the caller's promise); this
+    // slice is dropped before the window is written.
+    let head = unsafe { core::slice::from_raw_parts(base as *const u64, IMAGE_HEADER_LEN / 8) };
+    let Some(size) = declared_len(head.as_bytes(), len) else {
+        // SAFETY: the whole window, only read here; it starts page aligned and is whole words
+        // long, so it is read as words (the firmware is built for strict alignment, where a
+        // byte slice is read a byte at a time).
+        let window = unsafe { core::slice::from_raw_parts(base as *const u64, len / 8) };
+        return measure_image_parts(&[trim_zero_blocks(window).as_bytes()]);
+    };
+    // SAFETY: `size <= len`, so `[base + size, base + len)` is the rest of the window, which
+    // no reference covers at this point.
+    unsafe { fw_support::clear::clear((base as usize + size) as *mut u8, len - size, id.mops()) };
+    // SAFETY: the declared bytes rounded up to whole words (the bytes past `size` in the last
+    // word are now zero, which the measurement drops), only read.
+    let image = unsafe { core::slice::from_raw_parts(base as *const u64, size.div_ceil(8)) };
+    measure_image_parts(&[trim_zero_blocks(image).as_bytes()])
 }
 
 /// Bytes per block of [`trim_zero_blocks`].

@@ -2,10 +2,12 @@
 //!
 //! Everything here is architecture glue: the PL011 console with per-world line labels, a
 //! `log` backend, system register accessors, barriers, MMU enablement around
-//! `aarch64-paging`, fatal exception reporting, and the SHA-2 instruction engine. It only builds for `aarch64`.
+//! `aarch64-paging`, fatal exception reporting, fast clearing of memory and the SHA-2
+//! instruction engine. It only builds for `aarch64`.
 
 #![no_std]
 
+pub mod clear;
 pub mod console;
 pub mod exception;
 pub mod mmu;
@@ -88,4 +90,30 @@ pub fn exit_emulator(status: u64) -> ! {
         }
     }
     halt()
+}
+
+/// Assembly for an arm64 image header (the 64-byte layout of Linux's `booting.rst`: a branch
+/// over the header, `image_size` at offset 16, the magic `"ARM\x64"` at offset 56) at the
+/// start of a section, then the label `1:` where execution goes on. `image_size` is the
+/// linker symbol `__image_size`, which the image's linker script defines as the bytes it
+/// loads, so EL3's measured boot hashes those and clears the rest of the load window instead
+/// of reading all of it (`el3_core::attest::declared_len`). Use it as the first template string of the entry
+/// point's `global_asm!`.
+#[macro_export]
+macro_rules! image_header_asm {
+    () => {
+        r#"
+    b       1f
+    .word   0
+    .quad   0
+    .quad   __image_size
+    .quad   0x2
+    .quad   0
+    .quad   0
+    .quad   0
+    .word   0x644d5241
+    .word   0
+1:
+"#
+    };
 }

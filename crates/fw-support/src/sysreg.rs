@@ -146,6 +146,10 @@ impl CpuId {
     pub fn wfxt(&self) -> bool {
         field(self.isar2, 0, 4) >= 2
     }
+    /// FEAT_MOPS (the memory copy and set instructions).
+    pub fn mops(&self) -> bool {
+        field(self.isar2, 16, 4) != 0
+    }
     /// FEAT_RAS.
     pub fn ras(&self) -> bool {
         field(self.pfr0, 28, 4) != 0

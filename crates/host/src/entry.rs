@@ -11,6 +11,9 @@ global_asm!(
 .section .text.entry, "ax"
 .global _start
 _start:
+"#,
+    fw_support::image_header_asm!(),
+    r#"
     mov     x19, x0
     adrp    x1, __bss_start
     add     x1, x1, :lo12:__bss_start

@@ -32,6 +32,9 @@ global_asm!(
 .section .text.entry, "ax"
 .global _start
 _start:
+"#,
+    fw_support::image_header_asm!(),
+    r#"
     mov     x19, x0
     mov     x20, x1
     mov     x21, x2
