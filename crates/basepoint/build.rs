@@ -1,5 +1,6 @@
 //! Generates the table of generator multiples `j · 16^i · G` (`i` in 0..97, `j` in 1..=8) as
-//! affine coordinates, big-endian words, into `$OUT_DIR/table.rs`.
+//! affine coordinates, 64-bit words least significant first (`U384::from_words` order), into
+//! `$OUT_DIR/table.rs`.
 
 use p384::elliptic_curve::sec1::ToEncodedPoint;
 use p384::elliptic_curve::Group;
@@ -13,7 +14,7 @@ const ENTRIES: usize = 8;
 
 fn words(bytes: &[u8]) -> String {
     bytes
-        .chunks(8)
+        .rchunks(8)
         .map(|c| {
             format!(
                 "0x{:016x}",
@@ -28,7 +29,7 @@ fn main() {
     let mut out = String::new();
     writeln!(
         out,
-        "/// `TABLE[i][j - 1]` = j · 16^i · G: x then y, big-endian 64-bit words."
+        "/// `TABLE[i][j - 1]` = j · 16^i · G: x then y, 64-bit words least significant first."
     )
     .unwrap();
     writeln!(

@@ -20,7 +20,7 @@
 use p384::elliptic_curve::ops::Reduce;
 use p384::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
 use p384::elliptic_curve::{consts::U48, Curve, FieldBytesEncoding, PrimeField};
-use p384::{AffinePoint, EncodedPoint, FieldBytes, NistP384, NonZeroScalar, ProjectivePoint};
+use p384::{AffinePoint, EncodedPoint, FieldBytes, NistP384, NonZeroScalar};
 use p384::{Scalar, U384};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -133,7 +133,7 @@ impl SignState {
 pub struct Running {
     k: [u8; SCALAR_LEN],
     digits: cca_basepoint::Digits,
-    acc: ProjectivePoint,
+    acc: cca_basepoint::Point,
     done: u64,
 }
 
@@ -144,11 +144,11 @@ impl Running {
             return Err(SignError::BadState);
         }
         let acc = if s.acc.iter().all(|&b| b == 0) {
-            ProjectivePoint::IDENTITY
+            cca_basepoint::Point::IDENTITY
         } else {
             let e = EncodedPoint::from_bytes(s.acc).map_err(|_| SignError::BadState)?;
             let p: Option<AffinePoint> = AffinePoint::from_encoded_point(&e).into();
-            ProjectivePoint::from(p.ok_or(SignError::BadState)?)
+            cca_basepoint::Point::from(&p.ok_or(SignError::BadState)?)
         };
         Ok(Self {
             k: s.k,

@@ -290,6 +290,19 @@ impl<'a> GranuleTable<'a> {
     ///
     /// `storage` needs [`GranuleTable::entries_needed`] entries; extra entries are unused.
     pub fn new(banks: &[MemoryBank], storage: &'a [AtomicU16]) -> Result<Self, TableError> {
+        let table = Self::over_zeroed(banks, storage)?;
+        for e in table.entries {
+            e.store(0, Ordering::Relaxed);
+        }
+        Ok(table)
+    }
+
+    /// [`GranuleTable::new`] over storage whose entries are all zero already (unlocked NS,
+    /// refcount 0), which is not written: for a zero-initialised static nothing has touched
+    /// yet, as the RMM's cold boot has (clearing a million descriptors one store at a time
+    /// cost the boot about two million instructions). Entries that are not zero keep their
+    /// value, so storage that was used before must go through [`GranuleTable::new`].
+    pub fn over_zeroed(banks: &[MemoryBank], storage: &'a [AtomicU16]) -> Result<Self, TableError> {
         let needed = Self::entries_needed(banks)?;
         if storage.len() < needed {
             return Err(TableError::StorageTooSmall {
@@ -311,9 +324,6 @@ impl<'a> GranuleTable<'a> {
                 first,
             };
             first += (b.size >> GRANULE_SHIFT) as usize;
-        }
-        for e in table.entries {
-            e.store(0, Ordering::Relaxed);
         }
         Ok(table)
     }
@@ -760,6 +770,33 @@ mod tests {
         assert_eq!(
             t.banks().collect::<Vec<_>>(),
             [bank(B0, 0x3000), bank(B1, 0x2000)]
+        );
+    }
+
+    #[test]
+    fn a_table_over_zeroed_storage_is_the_reset_table_and_writes_nothing() {
+        let banks = [bank(B0, 0x3000), bank(B1, 0x2000)];
+        let zeroed: Vec<AtomicU16> = (0..10).map(|_| AtomicU16::new(0)).collect();
+        let used = storage(10);
+        let a = GranuleTable::over_zeroed(&banks, &zeroed).unwrap();
+        let b = GranuleTable::new(&banks, &used).unwrap();
+        assert_eq!(a.len(), b.len());
+        assert_eq!(a.banks().collect::<Vec<_>>(), b.banks().collect::<Vec<_>>());
+        for (x, y) in a.iter().zip(b.iter()) {
+            assert_eq!(x.pa(), y.pa());
+            assert_eq!(x.state_unlocked(), y.state_unlocked());
+            assert_eq!(x.is_locked(), y.is_locked());
+        }
+        // Nothing is cleared: a non-zero entry stays as it was (why used storage needs `new`).
+        let dirty = storage(10);
+        let _ = GranuleTable::over_zeroed(&banks, &dirty).unwrap();
+        assert!(dirty.iter().all(|e| e.load(Ordering::Relaxed) == 0xffff));
+        assert_eq!(
+            GranuleTable::over_zeroed(&banks, &zeroed[..4]).unwrap_err(),
+            TableError::StorageTooSmall {
+                needed: 5,
+                provided: 4
+            }
         );
     }
 

@@ -288,7 +288,9 @@ pub fn cold(
     let regs = build_mmu(banks, &console, shared, &id);
     enable_mmu(&regs);
     MMU.call_once(|| regs);
-    let table = GranuleTable::new(banks, &GRANULES)
+    // GRANULES is a zero-initialised static (`.bss`, which the entry code clears) and cold
+    // boot runs once, before anything else uses it: every descriptor is still unlocked NS.
+    let table = GranuleTable::over_zeroed(banks, &GRANULES)
         .map_err(|e| fail(BootError::ManifestDataError, format_args!("{e}")))?;
     let id_regs = crate::platform::read_id_regs();
     log_id_regs(&id_regs);
