@@ -92,6 +92,7 @@ static ENGINE: Once<&'static str> = Once::new();
 static RMM_MEASUREMENT: Once<[u8; 32]> = Once::new();
 static BL31_MEASUREMENT: Once<[u8; 32]> = Once::new();
 static BL33_MEASUREMENT: Once<[u8; 32]> = Once::new();
+static BL33_CLEARED: Once<()> = Once::new();
 /// The RAK's public key, once the RAK is in [`KEY`] (`None`: there is no RAK).
 static RAK_PUBLIC: Once<Option<[u8; 97]>> = Once::new();
 /// Why there is no platform attestation state, once [`ATTEST`] is set up (`None`: it is).
@@ -110,14 +111,15 @@ pub fn init(helper: bool) {
 }
 
 /// The boot helper's job, in the order the boot CPU needs the parts: the RMM's measurement
-/// (before the RMM runs), the RAK (its first call to EL3), EL3's and the host's
-/// measurements and the platform token (its second). The boot CPU measures the host while
-/// it waits for the RMM's measurement ([`measure_rmm`]), so the helper usually finds that
-/// one done. It prints nothing: the boot CPU
+/// (before the RMM runs), the RAK (its first call to EL3), the host's window cleared past its
+/// image, EL3's and the host's measurements and the platform token (its second). The boot
+/// CPU hashes the host's image while it waits for the RMM's measurement ([`measure_rmm`]), so
+/// the helper usually finds that one done. It prints nothing: the boot CPU
 /// prints meanwhile, on the same UART; [`measure_rmm`] and [`finish`] report.
 pub fn prepare(id: &CpuId) {
     rmm_measurement(id);
     realm_key(id);
+    bl33_cleared(id);
     bl31_measurement(id);
     bl33_measurement(id);
     platform_attestation(id);
@@ -152,9 +154,20 @@ fn bl33_measurement(id: &CpuId) -> &'static [u8; 32] {
     BL33_MEASUREMENT.call_once(|| {
         engine(id);
         // SAFETY: the host's window is mapped read-write Normal memory in EL3's map, and the
-        // host does not run until `finish` returns.
-        unsafe { measure_window(NS_ENTRY, HOST_WINDOW, id) }
+        // host does not run until `finish` returns, which has cleared the rest of the window
+        // ([`bl33_cleared`], which only writes words past the image).
+        unsafe { measure_image_in(NS_ENTRY, HOST_WINDOW) }
     })
+}
+
+/// The host's window cleared past its image (the other half of its measurement, which the
+/// helper does while the boot CPU hashes the image).
+fn bl33_cleared(id: &CpuId) {
+    BL33_CLEARED.call_once(|| {
+        // SAFETY: as in `bl33_measurement`; the hashing there reads and writes only words of
+        // the image.
+        unsafe { clear_past_image(NS_ENTRY, HOST_WINDOW, id) }
+    });
 }
 
 /// Makes the RAK from `RNDR` (without FEAT_RNG, or if it fails, there is none), puts it
@@ -220,6 +233,7 @@ pub fn finish() {
         monitor::take_boot_job();
         let id = CpuId::read();
         let refused = platform_attestation(&id);
+        bl33_cleared(&id);
         println!("measured boot: {} sha-256 {}", COMPONENT_TYPES[0], Hex(bl31_measurement(&id)));
         println!("measured boot: {} sha-256 {}", COMPONENT_TYPES[2], Hex(bl33_measurement(&id)));
         match (refused, ATTEST.lock().as_ref()) {
@@ -236,36 +250,86 @@ pub fn finish() {
 }
 
 /// The measurement of the image in the load window of `len` bytes at `base`, leaving nothing
-/// unmeasured in the window. An image that starts with an arm64 image header
-/// ([`declared_len`]) is measured over the `image_size` it declares, and every byte of the
-/// window past that is cleared first: whatever a loader put there (the rest of a file longer
-/// than it says, or another file) would otherwise sit unmeasured in memory the image owns.
-/// An image without the header (TF-RMM's) is measured up to the window's last non-zero byte.
-/// Either way the window then holds the measured bytes followed by zeros.
+/// unmeasured in the window: [`clear_past_image`], then [`measure_image_in`].
+///
+/// # Safety
+///
+/// As [`measure_image_in`].
+unsafe fn measure_window(base: u64, len: u64, id: &CpuId) -> [u8; 32] {
+    // SAFETY: the caller's promise covers both parts, which run one after the other.
+    unsafe {
+        clear_past_image(base, len, id);
+        measure_image_in(base, len)
+    }
+}
+
+/// The `image_size` the image at the start of the window declares in its arm64 image header
+/// ([`declared_len`]), `None` without a header.
+///
+/// # Safety
+///
+/// The window's first 64 bytes must be mapped and not written meanwhile.
+unsafe fn declared_size(base: u64, len: u64) -> Option<usize> {
+    // SAFETY: the header's 64 bytes are the start of the window (the caller's promise).
+    let head = unsafe { core::slice::from_raw_parts(base as *const u64, IMAGE_HEADER_LEN / 8) };
+    declared_len(head.as_bytes(), len as usize)
+}
+
+/// The measurement of the image in the load window of `len` bytes at `base`. An image that
+/// starts with an arm64 image header is measured over the `image_size` it declares; the
+/// bytes from there to the next whole word are cleared here, the rest of the window by
+/// [`clear_past_image`], which may run at the same time on another CPU (the two write
+/// disjoint words) and must be done before the image runs: whatever a loader put past the
+/// declared bytes (the rest of a file longer than it says, or another file) would otherwise
+/// sit unmeasured in memory the image owns. An image without the header (TF-RMM's) is
+/// measured up to the window's last non-zero byte. Either way the window then holds the
+/// measured bytes followed by zeros.
 ///
 /// # Safety
 ///
 /// The window must be page aligned, at least a page long, mapped read-write as Normal memory
-/// in EL3's map and used by nothing else until the image runs.
-unsafe fn measure_window(base: u64, len: u64, id: &CpuId) -> [u8; 32] {
-    let len = len as usize;
-    // SAFETY: the header's 64 bytes are the start of the window (the caller's promise); this
-    // slice is dropped before the window is written.
-    let head = unsafe { core::slice::from_raw_parts(base as *const u64, IMAGE_HEADER_LEN / 8) };
-    let Some(size) = declared_len(head.as_bytes(), len) else {
+/// in EL3's map and used by nothing else until the image runs, except by
+/// [`clear_past_image`].
+unsafe fn measure_image_in(base: u64, len: u64) -> [u8; 32] {
+    // SAFETY: the caller's promise.
+    let Some(size) = (unsafe { declared_size(base, len) }) else {
         // SAFETY: the whole window, only read here; it starts page aligned and is whole words
         // long, so it is read as words (the firmware is built for strict alignment, where a
         // byte slice is read a byte at a time).
-        let window = unsafe { core::slice::from_raw_parts(base as *const u64, len / 8) };
+        let window = unsafe { core::slice::from_raw_parts(base as *const u64, len as usize / 8) };
         return measure_image_parts(&[trim_zero_blocks(window).as_bytes()]);
     };
-    // SAFETY: `size <= len`, so `[base + size, base + len)` is the rest of the window, which
-    // no reference covers at this point.
-    unsafe { fw_support::clear::clear((base as usize + size) as *mut u8, len - size, id.mops()) };
+    let words = size.div_ceil(8);
+    // SAFETY: `[size, 8 * words)` is the end of the last word the image touches, inside the
+    // window (`size <= len`, a multiple of 8), and [`clear_past_image`] starts past it.
+    unsafe { core::ptr::write_bytes((base as usize + size) as *mut u8, 0, 8 * words - size) };
     // SAFETY: the declared bytes rounded up to whole words (the bytes past `size` in the last
     // word are now zero, which the measurement drops), only read.
-    let image = unsafe { core::slice::from_raw_parts(base as *const u64, size.div_ceil(8)) };
+    let image = unsafe { core::slice::from_raw_parts(base as *const u64, words) };
     measure_image_parts(&[trim_zero_blocks(image).as_bytes()])
+}
+
+/// Clears the load window of `len` bytes at `base` from the first whole word past the
+/// `image_size` its image's header declares (nothing without a header; see
+/// [`measure_image_in`]).
+///
+/// # Safety
+///
+/// As [`measure_image_in`]; the window past the image must not be read or written meanwhile.
+unsafe fn clear_past_image(base: u64, len: u64, id: &CpuId) {
+    // SAFETY: the caller's promise.
+    if let Some(size) = unsafe { declared_size(base, len) } {
+        let from = size.div_ceil(8) * 8;
+        // SAFETY: `from <= len` (a multiple of 8 no smaller than `size`), so this is the rest
+        // of the window, which no reference covers.
+        unsafe {
+            fw_support::clear::clear(
+                (base as usize + from) as *mut u8,
+                len as usize - from,
+                id.mops(),
+            )
+        };
+    }
 }
 
 /// Bytes per block of [`trim_zero_blocks`].
