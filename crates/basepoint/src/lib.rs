@@ -42,12 +42,8 @@ pub const WINDOW_BITS: u64 = 4;
 const ENTRIES: usize = 8;
 /// 64-bit words of one coordinate.
 const COORD_WORDS: usize = 6;
-/// The curve's `b`, big-endian.
-const B: [u8; 48] = [
-    0xb3, 0x31, 0x2f, 0xa7, 0xe2, 0x3e, 0xe7, 0xe4, 0x98, 0x8e, 0x05, 0x6b, 0xe3, 0xf8, 0x2d, 0x19,
-    0x18, 0x1d, 0x9c, 0x6e, 0xfe, 0x81, 0x41, 0x12, 0x03, 0x14, 0x08, 0x8f, 0x50, 0x13, 0x87, 0x5a,
-    0xc6, 0x56, 0x39, 0x8d, 0x8a, 0x2e, 0xd1, 0x9d, 0x2a, 0x85, 0xc8, 0xed, 0xd3, 0xec, 0x2a, 0xef,
-];
+/// The curve's `b`.
+const B: FieldElement = <p384::NistP384 as primeorder::PrimeCurveParams>::EQUATION_B;
 
 /// A scalar as signed digits, least significant first: `k = Σ digits[i] · 16^i`, each digit
 /// in `-8..=8`.
@@ -219,11 +215,10 @@ fn window_point(window: usize, digit: i8) -> (FieldElement, FieldElement, Choice
 
 /// `acc + Σ_{i in windows} digits[i] · 16^i · G`. Windows past [`WINDOWS`] are ignored.
 pub fn add_windows(mut acc: Point, digits: &Digits, windows: Range<usize>) -> Point {
-    let b = FieldElement::from_bytes(&FieldBytes::from(B)).unwrap_or(FieldElement::ZERO);
     let end = windows.end.min(WINDOWS);
     for i in windows.start.min(end)..end {
         let (x, y, zero) = window_point(i, digits.0[i]);
-        let sum = acc.add_affine(&x, &y, &b);
+        let sum = acc.add_affine(&x, &y, &B);
         acc = Point::conditional_select(&sum, &acc, zero);
     }
     acc
@@ -322,7 +317,7 @@ mod tests {
 
     #[test]
     fn the_addition_is_complete() {
-        let b = FieldElement::from_bytes(&FieldBytes::from(B)).unwrap();
+        let b = B;
         let g = ProjectivePoint::GENERATOR;
         let (x, y, _) = window_point(0, 1);
         let (nx, ny, _) = window_point(0, -1);
