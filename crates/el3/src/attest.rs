@@ -14,9 +14,11 @@
 //! CPU's MMU is on ([`init`], [`prepare`]), while the boot CPU builds the GPT, measures the
 //! host and boots the RMM. Every part is a [`Once`], so a CPU that needs a part first does
 //! it and one that finds it in progress waits: the RMM's measurement before the RMM is
-//! entered ([`measure_rmm`]), the RAK at `GET_REALM_KEY`, the platform token (signed ahead
-//! for the SHA-256 challenge) at `GET_PLAT_TOKEN` and everything before the host runs
-//! ([`finish`]). With one CPU the boot CPU does each part at those points.
+//! entered ([`measure_rmm`]), the three measurements and the host's window cleared before the
+//! host runs ([`host_ready`]), the RAK at `GET_REALM_KEY` and the platform token (signed
+//! ahead for the SHA-256 challenge) at `GET_PLAT_TOKEN`, which the RMM makes when a realm
+//! first asks for a token; the helper may still be making those two while the host runs.
+//! With one CPU the boot CPU does each part at those points.
 
 use crate::context::WorldCtx;
 use crate::monitor;
@@ -97,7 +99,8 @@ static BL33_CLEARED: Once<()> = Once::new();
 static RAK_PUBLIC: Once<Option<[u8; 97]>> = Once::new();
 /// Why there is no platform attestation state, once [`ATTEST`] is set up (`None`: it is).
 static PREPARED: Once<Option<&'static str>> = Once::new();
-static FINISHED: Once<()> = Once::new();
+/// Set once [`platform_ready`] has reported the attestation state.
+static REPORTED: Once<()> = Once::new();
 
 /// Cold boot on the boot CPU, MMU on, before the GPT is built: offers the measured boot and
 /// the attestation set-up ([`prepare`]) to the boot helper CPU when there is one (`helper`),
@@ -110,18 +113,21 @@ pub fn init(helper: bool) {
     }
 }
 
-/// The boot helper's job, in the order the boot CPU needs the parts: the RMM's measurement
-/// (before the RMM runs), the RAK (its first call to EL3), the host's window cleared past its
-/// image, EL3's and the host's measurements and the platform token (its second). The boot
-/// CPU hashes the host's image while it waits for the RMM's measurement ([`measure_rmm`]), so
-/// the helper usually finds that one done. It prints nothing: the boot CPU
-/// prints meanwhile, on the same UART; [`measure_rmm`] and [`finish`] report.
+/// The boot helper's job, in the order the parts are needed: the RMM's measurement (before
+/// the RMM runs), the host's window cleared past its image and EL3's own measurement (before
+/// the host runs, [`host_ready`]), then the RAK and the platform token signed ahead, which
+/// only the RMM's first attestation calls need ([`serve`]; the RMM makes them when a realm
+/// first asks for a token), so the helper may still be at them when the host starts. A
+/// CPU_ON for the helper meanwhile is taken when it is back in its pen. The boot CPU hashes
+/// the host's image while it waits for the RMM's measurement ([`measure_rmm`]), so the helper
+/// usually finds that one done. It prints nothing: the boot CPU prints meanwhile, on the
+/// same UART; [`measure_rmm`], [`host_ready`] and [`platform_ready`] report.
 pub fn prepare(id: &CpuId) {
     rmm_measurement(id);
-    realm_key(id);
     bl33_cleared(id);
     bl31_measurement(id);
     bl33_measurement(id);
+    realm_key(id);
     platform_attestation(id);
 }
 
@@ -154,7 +160,7 @@ fn bl33_measurement(id: &CpuId) -> &'static [u8; 32] {
     BL33_MEASUREMENT.call_once(|| {
         engine(id);
         // SAFETY: the host's window is mapped read-write Normal memory in EL3's map, and the
-        // host does not run until `finish` returns, which has cleared the rest of the window
+        // host does not run until `host_ready` returns, which has cleared the rest of the window
         // ([`bl33_cleared`], which only writes words past the image).
         unsafe { measure_image_in(NS_ENTRY, HOST_WINDOW) }
     })
@@ -225,17 +231,32 @@ pub fn measure_rmm(id: &CpuId) {
     println!("measured boot: {} sha-256 {}", COMPONENT_TYPES[1], Hex(m));
 }
 
-/// Joins the boot helper (doing what it has not started here) and reports the measurements
-/// and the attestation state. Called before the host first runs and by the RMM's request
-/// for the platform token; idempotent.
-pub fn finish() {
-    FINISHED.call_once(|| {
-        monitor::take_boot_job();
-        let id = CpuId::read();
-        let refused = platform_attestation(&id);
-        bl33_cleared(&id);
-        println!("measured boot: {} sha-256 {}", COMPONENT_TYPES[0], Hex(bl31_measurement(&id)));
-        println!("measured boot: {} sha-256 {}", COMPONENT_TYPES[2], Hex(bl33_measurement(&id)));
+/// Before the host first runs: takes the helper's job back if it has not started it, makes
+/// sure the host's window is cleared past its image (the helper's part of the host's
+/// measurement, done here if the helper has not done it) and reports EL3's and the host's
+/// measurements. The RAK and the platform token are not waited for: the RMM asks for them
+/// when a realm first wants a token ([`platform_ready`]).
+pub fn host_ready() {
+    monitor::take_boot_job();
+    let id = CpuId::read();
+    bl33_cleared(&id);
+    println!(
+        "measured boot: {} sha-256 {}",
+        COMPONENT_TYPES[0],
+        Hex(bl31_measurement(&id))
+    );
+    println!(
+        "measured boot: {} sha-256 {}",
+        COMPONENT_TYPES[2],
+        Hex(bl33_measurement(&id))
+    );
+}
+
+/// The platform attestation state, made here if the helper has not (waiting for it if the
+/// helper is at it), reported the first time.
+fn platform_ready() {
+    REPORTED.call_once(|| {
+        let refused = platform_attestation(&CpuId::read());
         match (refused, ATTEST.lock().as_ref()) {
             (None, Some(a)) => println!(
                 "attestation: platform instance ID {} (development CPAK), fresh RAK, platform token signed",
@@ -459,7 +480,7 @@ pub fn serve(realm: &mut WorldCtx) {
             }
         }
         RMM_ATTEST_GET_PLAT_TOKEN => {
-            finish();
+            platform_ready();
             let result = match ATTEST.lock().as_mut() {
                 Some(a) => a.get_platform_token(page, RMM_SHARED, x[1], x[2], x[3]),
                 None => Err(El3Error::Unknown),

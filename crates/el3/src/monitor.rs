@@ -308,8 +308,8 @@ fn realm_call(
         Route::BootComplete => {
             let status = x[1];
             RMM_TOKEN[cpu].store(x[2], Ordering::Release);
-            // Every image is measured (and the RAK made) before the host first runs.
-            crate::attest::finish();
+            // Every image is measured, and the host's window cleared, before the host runs.
+            crate::attest::host_ready();
             if status != 0 {
                 RMM_FAILED.store(true, Ordering::Release);
                 println!("RMM boot FAILED on CPU {cpu}: status {}", status as i64);

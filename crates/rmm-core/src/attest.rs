@@ -6,11 +6,14 @@
 //! * [`install_services`]: the CPU's random number generator (`RNDR`) and a "physical
 //!   interrupt pending" test (`ISR_EL1`), used by `REALM_CREATE` (the Realm Instance ID) and
 //!   by the signing loop;
-//! * [`install`]: at cold boot, the Realm Attestation Key EL3 handed over
-//!   (`RMM_ATTEST_GET_REALM_KEY`) as a [`Rak`], and the platform token EL3 made for it
-//!   (`RMM_ATTEST_GET_PLAT_TOKEN`, whose challenge is [`Rak::binding_hash`]). Without them
-//!   every `RSI_ATTESTATION_TOKEN_INIT` answers `RSI_ERROR_UNKNOWN`, as TF-RMM does when its
-//!   attestation initialisation failed.
+//! * [`install_source`]: where the Realm Attestation Key EL3 hands over
+//!   (`RMM_ATTEST_GET_REALM_KEY`, kept as a [`Rak`]) and the platform token EL3 makes for it
+//!   (`RMM_ATTEST_GET_PLAT_TOKEN`, whose challenge is [`Rak::binding_hash`]) come from. The
+//!   first `RSI_ATTESTATION_TOKEN_INIT` fetches them, once for every CPU (TF-RMM fetches
+//!   them at cold boot; here the RAK's public key and the wait for EL3's token stay off the
+//!   boot path). Without them every `RSI_ATTESTATION_TOKEN_INIT` answers
+//!   `RSI_ERROR_UNKNOWN`, as TF-RMM does when its attestation initialisation failed;
+//! * [`install`]: the material itself, for firmware that has it at hand.
 //!
 //! # The calls
 //!
@@ -77,8 +80,74 @@ pub trait AttestServices: Sync {
     fn irq_pending(&self) -> bool;
 }
 
+/// Where the attestation material comes from: EL3's calls, made when a realm first asks for
+/// a token ([`install_source`]).
+pub trait MaterialSource: Sync {
+    /// Gets the RAK and the platform token; `None` if there are none (the source reports
+    /// why). Called at most once, by the first CPU that needs the material; any other waits.
+    fn fetch(&self) -> Option<Material>;
+}
+
 static SERVICES: spin::Once<&'static dyn AttestServices> = spin::Once::new();
-static MATERIAL: spin::Once<Material> = spin::Once::new();
+/// The RMM's material and its source.
+static MATERIAL: MaterialCell = MaterialCell::new();
+
+/// The attestation material, installed or fetched from its source on first use.
+pub struct MaterialCell {
+    source: spin::Once<&'static dyn MaterialSource>,
+    /// `None` inside: the source had none (or there was no source).
+    material: spin::Once<Option<Material>>,
+}
+
+impl Default for MaterialCell {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MaterialCell {
+    /// Neither material nor source.
+    pub const fn new() -> Self {
+        Self {
+            source: spin::Once::new(),
+            material: spin::Once::new(),
+        }
+    }
+
+    /// Installs the material itself (refused once there is material, or once a caller
+    /// found there was none).
+    pub fn install(&self, m: Material) -> Result<(), InstallError> {
+        let mut installed = false;
+        self.material.call_once(|| {
+            installed = true;
+            Some(m)
+        });
+        if installed {
+            Ok(())
+        } else {
+            Err(InstallError::AlreadyInstalled)
+        }
+    }
+
+    /// Installs the source (once; false if there was one).
+    pub fn install_source(&self, s: &'static dyn MaterialSource) -> bool {
+        let mut installed = false;
+        self.source.call_once(|| {
+            installed = true;
+            s
+        });
+        installed
+    }
+
+    /// The material: installed, or fetched from the source by the first caller while any
+    /// other waits; `None` if the source had none or there is no source. Either outcome
+    /// is kept: the source is asked once.
+    pub fn get(&self) -> Option<&Material> {
+        self.material
+            .call_once(|| self.source.get().and_then(|s| s.fetch()))
+            .as_ref()
+    }
+}
 
 /// Installs the firmware's services (once; false if some were installed already).
 pub fn install_services(s: &'static dyn AttestServices) -> bool {
@@ -178,26 +247,25 @@ impl Material {
     }
 }
 
-/// Installs the attestation material (once).
+/// Installs the attestation material (once, and only before anything asked for it).
 pub fn install(rak: Rak, platform_token: &[u8], format: TokenFormat) -> Result<(), InstallError> {
-    let m = Material::new(rak, platform_token, format)?;
-    let mut installed = false;
-    MATERIAL.call_once(|| {
-        installed = true;
-        m
-    });
-    if installed {
-        Ok(())
-    } else {
-        Err(InstallError::AlreadyInstalled)
-    }
+    MATERIAL.install(Material::new(rak, platform_token, format)?)
 }
 
-/// True once [`install`] succeeded.
+/// Installs where the material comes from when a realm first asks for a token (once; false
+/// if a source was installed already). The RMM boots without the material: the Realm
+/// Attestation Key's public half (one P-384 multiplication) and EL3's platform token are
+/// fetched by the first `RSI_ATTESTATION_TOKEN_INIT`, not on the cold boot's path.
+pub fn install_source(s: &'static dyn MaterialSource) -> bool {
+    MATERIAL.install_source(s)
+}
+
+/// True when the material is there, fetching it from the source first if nothing has.
 pub fn available() -> bool {
     material().is_some()
 }
 
+/// The material ([`MaterialCell::get`]).
 #[cfg(not(test))]
 fn material() -> Option<&'static Material> {
     MATERIAL.get()
@@ -247,11 +315,11 @@ fn irq_pending() -> bool {
 #[cfg(test)]
 pub(crate) mod test_env {
     extern crate std;
-    use super::Material;
+    use super::{Material, MaterialCell, MaterialSource};
     use std::cell::{Cell, RefCell};
 
     std::thread_local! {
-        pub(super) static MATERIAL: RefCell<Option<&'static Material>> = const { RefCell::new(None) };
+        pub(super) static MATERIAL: RefCell<&'static MaterialCell> = RefCell::new(leak(MaterialCell::new()));
         pub(super) static RANDOM_FAILS: Cell<bool> = const { Cell::new(false) };
         /// Slices to run before an interrupt is pending (none if `None`).
         pub(super) static IRQ_AFTER: Cell<Option<u32>> = const { Cell::new(None) };
@@ -259,10 +327,24 @@ pub(crate) mod test_env {
         pub(super) static IRQ_CHECKS: Cell<u32> = const { Cell::new(0) };
     }
 
+    fn leak<T>(t: T) -> &'static T {
+        std::boxed::Box::leak(std::boxed::Box::new(t))
+    }
+
     /// Uses `m` on this thread (leaked: tests are short-lived).
     pub fn set_material(m: Option<Material>) {
-        let m = m.map(|m| &*std::boxed::Box::leak(std::boxed::Box::new(m)));
-        MATERIAL.with(|c| *c.borrow_mut() = m);
+        let cell = leak(MaterialCell::new());
+        if let Some(m) = m {
+            assert!(cell.install(m).is_ok());
+        }
+        MATERIAL.with(|c| *c.borrow_mut() = cell);
+    }
+
+    /// Uses a fresh cell fetching from `s` on this thread.
+    pub fn set_source(s: &'static dyn MaterialSource) {
+        let cell = leak(MaterialCell::new());
+        assert!(cell.install_source(s));
+        MATERIAL.with(|c| *c.borrow_mut() = cell);
     }
 
     /// Makes the random source fail or work.
@@ -285,7 +367,7 @@ pub(crate) mod test_env {
 
 #[cfg(test)]
 fn material() -> Option<&'static Material> {
-    test_env::MATERIAL.with(|c| *c.borrow())
+    test_env::MATERIAL.with(|c| *c.borrow()).get()
 }
 
 #[cfg(test)]

@@ -634,6 +634,100 @@ fn material_checks() {
     assert!(!format!("{rak:?}").contains("d:"), "the key is not printed");
 }
 
+/// A source that counts its fetches and has material or not.
+struct CountingSource {
+    fetches: std::sync::atomic::AtomicU32,
+    has: bool,
+}
+
+impl attest::MaterialSource for CountingSource {
+    fn fetch(&self) -> Option<Material> {
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.has.then(|| {
+            let rak = Rak::new(&crate::ecdsa::tests::D).unwrap();
+            Material::new(rak, &PLATFORM, TokenFormat::Cmw).unwrap()
+        })
+    }
+}
+
+fn counting(has: bool) -> &'static CountingSource {
+    Box::leak(Box::new(CountingSource {
+        fetches: 0.into(),
+        has,
+    }))
+}
+
+fn fetches(s: &CountingSource) -> u32 {
+    s.fetches.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[test]
+fn the_first_init_fetches_the_material_once() {
+    let src = counting(true);
+    test_env::set_source(src);
+    test_env::set_random_fails(false);
+    test_env::irq_after(None);
+    let f = Fixture::new();
+    let rmm = realm(&f);
+    // Nothing is fetched until a realm asks for a token.
+    assert_eq!(fetches(src), 0);
+    assert_eq!(init(&f, &rmm, &[7; 64]).ctx.gprs[0], SUCCESS);
+    assert_eq!(fetches(src), 1);
+    let (tok, _) = fetch(&f, &rmm, 4096);
+    check_token(&tok, TokenFormat::Cmw);
+    assert_eq!(init(&f, &rmm, &[8; 64]).ctx.gprs[0], SUCCESS);
+    assert_eq!(fetches(src), 1, "the material is kept");
+}
+
+#[test]
+fn a_source_without_material_is_asked_once() {
+    let src = counting(false);
+    test_env::set_source(src);
+    test_env::irq_after(None);
+    let f = Fixture::new();
+    let rmm = realm(&f);
+    assert_eq!(init(&f, &rmm, &[7; 64]).ctx.gprs[0], UNKNOWN);
+    assert_eq!(init(&f, &rmm, &[7; 64]).ctx.gprs[0], UNKNOWN);
+    assert_eq!(fetches(src), 1);
+}
+
+#[test]
+fn material_cell_rules() {
+    let rak = Rak::new(&crate::ecdsa::tests::D).unwrap();
+    let m = || Material::new(rak.clone(), &PLATFORM, TokenFormat::Legacy).unwrap();
+    // Without a source there is none, and that is final.
+    let cell = attest::MaterialCell::new();
+    assert!(cell.get().is_none());
+    assert_eq!(
+        cell.install(m()),
+        Err(attest::InstallError::AlreadyInstalled)
+    );
+    // Installed material is used without asking the source, and only once.
+    let src = counting(true);
+    let cell = attest::MaterialCell::new();
+    assert!(cell.install_source(src));
+    assert!(!cell.install_source(counting(true)));
+    assert!(cell.install(m()).is_ok());
+    assert_eq!(
+        cell.install(m()),
+        Err(attest::InstallError::AlreadyInstalled)
+    );
+    assert_eq!(cell.get().map(Material::format), Some(TokenFormat::Legacy));
+    assert_eq!(fetches(src), 0);
+    // CPUs asking at once: one fetch, every one gets it.
+    let src = counting(true);
+    let cell: &'static attest::MaterialCell = Box::leak(Box::new(attest::MaterialCell::new()));
+    assert!(cell.install_source(src));
+    let threads: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || cell.get().map(|m| m.platform_token().len())))
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), Some(PLATFORM.len()));
+    }
+    assert_eq!(fetches(src), 1);
+}
+
 #[test]
 fn the_largest_platform_token_still_makes_a_token() {
     let rak = Rak::new(&crate::ecdsa::tests::D).unwrap();

@@ -1,20 +1,19 @@
 //! The RMM's attestation hardware and its EL3 calls: the CPU's random number generator
-//! (`RNDR`), the pending-interrupt test (`ISR_EL1`) the signing loop uses, and at cold boot
-//! the Realm Attestation Key and the platform token from EL3 (RMM-EL3 interface
-//! `RMM_ATTEST_GET_REALM_KEY`, `RMM_ATTEST_GET_PLAT_TOKEN`), as TF-RMM's attestation
-//! initialisation does.
+//! (`RNDR`), the pending-interrupt test (`ISR_EL1`) the signing loop uses, and the Realm
+//! Attestation Key and the platform token from EL3 (RMM-EL3 interface
+//! `RMM_ATTEST_GET_REALM_KEY`, `RMM_ATTEST_GET_PLAT_TOKEN`), which TF-RMM's attestation
+//! initialisation gets at cold boot and this RMM when a realm first asks for a token.
 //!
 //! Both EL3 calls go through the shared buffer (a page of Realm PAS only EL3 and the RMM
 //! map). The key's private scalar is wiped from it as soon as it is copied; the platform
 //! token is fetched in as many chunks as EL3 makes (x2 = bytes remaining), retrying on
 //! `E_RMM_AGAIN`. If EL3 serves neither call (TF-A without a platform port, an older EL3),
-//! the RMM boots anyway and realms get `RSI_ERROR_UNKNOWN` from
-//! `RSI_ATTESTATION_TOKEN_INIT`.
+//! realms get `RSI_ERROR_UNKNOWN` from `RSI_ATTESTATION_TOKEN_INIT` (the first one logs why).
 
 use crate::smc;
 use cca_abi::el3::{El3Error, RMM_ATTEST_GET_PLAT_TOKEN, RMM_ATTEST_GET_REALM_KEY};
 use fw_support::println;
-use rmm_core::attest::{AttestServices, Rak};
+use rmm_core::attest::{AttestServices, Material, MaterialSource, Rak};
 use rmm_core::token::{TokenFormat, MAX_PLATFORM_TOKEN_LEN};
 
 /// `RMM_ATTEST_GET_REALM_KEY` curve: ECC SECP384R1.
@@ -72,31 +71,53 @@ impl AttestServices for Hw {
 }
 
 static HW: spin::Once<Hw> = spin::Once::new();
+static SOURCE: spin::Once<El3Source> = spin::Once::new();
 
-/// Installs the services and fetches the attestation material (cold boot, MMU on, the
-/// shared buffer at `shared` mapped).
+/// EL3's attestation calls through the shared buffer at `shared`.
+struct El3Source {
+    shared: u64,
+}
+
+impl MaterialSource for El3Source {
+    fn fetch(&self) -> Option<Material> {
+        match fetch(self.shared) {
+            Ok(m) => {
+                println!(
+                    "attestation: realm key and a {}-byte platform token from EL3 ({} collection)",
+                    m.platform_token().len(),
+                    match FORMAT {
+                        TokenFormat::Cmw => "CMW 907",
+                        TokenFormat::Legacy => "legacy 399",
+                    }
+                );
+                Some(m)
+            }
+            Err(why) => {
+                println!("attestation unavailable: {why}");
+                None
+            }
+        }
+    }
+}
+
+/// Installs the services and where the attestation material comes from (cold boot, MMU on,
+/// the shared buffer at `shared` mapped). The material itself is fetched from EL3 when a
+/// realm first asks for a token ([`rmm_core::attest::install_source`]).
 pub fn init(shared: u64, rng: bool) {
     let hw = HW.call_once(|| Hw { rndr: rng });
     rmm_core::attest::install_services(hw);
     if !rng {
         println!("no FEAT_RNG: REALM_CREATE will fail (no Realm Instance IDs)");
     }
-    match fetch(shared) {
-        Ok(len) => println!(
-            "attestation: realm key and a {len}-byte platform token from EL3 ({} collection)",
-            match FORMAT {
-                TokenFormat::Cmw => "CMW 907",
-                TokenFormat::Legacy => "legacy 399",
-            }
-        ),
-        Err(why) => println!("attestation unavailable: {why}"),
-    }
+    rmm_core::attest::install_source(SOURCE.call_once(|| El3Source { shared }));
 }
 
 /// The shared buffer as bytes.
 fn shared_page(shared: u64) -> &'static mut [u8] {
-    // SAFETY: the shared buffer is a 4 KiB Realm page mapped RW in the RMM's stage 1; at cold
-    // boot only this CPU runs and EL3 touches it only during the SMCs below.
+    // SAFETY: the shared buffer is a 4 KiB Realm page mapped RW in the RMM's stage 1. After
+    // cold boot (the manifest) only attestation uses it, and only here: the material is
+    // fetched once, by one CPU while any other waits (`MaterialCell`), and EL3 touches the
+    // page only during this CPU's SMCs below.
     unsafe { core::slice::from_raw_parts_mut(shared as *mut u8, 4096) }
 }
 
@@ -112,8 +133,8 @@ fn el3_error(x0: u64) -> &'static str {
     }
 }
 
-/// Gets the key and the platform token and installs them; returns the token's length.
-fn fetch(shared: u64) -> Result<usize, &'static str> {
+/// Gets the key and the platform token.
+fn fetch(shared: u64) -> Result<Material, &'static str> {
     let page = shared_page(shared);
     page.fill(0);
     let r = smc(RMM_ATTEST_GET_REALM_KEY, &[shared, 4096, CURVE_P384]);
@@ -168,7 +189,5 @@ fn fetch(shared: u64) -> Result<usize, &'static str> {
         }
     }
     page.fill(0);
-    rmm_core::attest::install(rak, &token[..len], FORMAT)
-        .map_err(|_| "the platform token was refused (size)")?;
-    Ok(len)
+    Material::new(rak, &token[..len], FORMAT).map_err(|_| "the platform token was refused (size)")
 }
