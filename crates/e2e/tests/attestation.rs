@@ -149,11 +149,11 @@ fn the_payload_realms_token_verifies() {
     // The RMM logged the platform token it got; EL3 logged what it measured.
     let el3 = world_lines(out, "EL3");
     for kind in ["BL31", "RMM", "BL33"] {
-        assert!(
-            el3.iter()
-                .any(|l| l.starts_with(&format!("measured boot: {kind} sha-256 "))),
-            "EL3 did not report measuring {kind}"
-        );
+        let reports = el3
+            .iter()
+            .filter(|l| l.starts_with(&format!("measured boot: {kind} sha-256 ")))
+            .count();
+        assert_eq!(reports, 1, "EL3 reported measuring {kind} {reports} times");
     }
     assert!(world_lines(out, "RMM")
         .iter()

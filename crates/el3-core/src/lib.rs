@@ -18,6 +18,7 @@ pub mod memmap;
 pub mod psci;
 pub mod routing;
 pub mod session;
+pub mod shared_work;
 
 #[cfg(test)]
 mod gtsi_tests;

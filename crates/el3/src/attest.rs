@@ -6,23 +6,27 @@
 //! `BL31` is this monitor's flash image (code, read-only data and the initial data, up to
 //! `__data_lma` + the size of `.data`), `RMM` the 16 MiB load window at `RMM_BASE`, `BL33`
 //! the 16 MiB window at the host's entry point: each as far as the arm64 image header at its
-//! start declares, the rest of the window cleared, or without a header up to the window's
-//! last non-zero byte ([`measure_window`]). The CPAK is the build's development key
-//! (`build.rs`).
+//! start declares, the rest of the window cleared ([`clear_past_image`]), or without a
+//! header up to the window's last non-zero byte ([`measure_image_in`]). The CPAK is the
+//! build's development key (`build.rs`).
 //!
-//! Who does the work: the boot helper CPU ([`monitor::BOOT_HELPER`]) from the moment the boot
-//! CPU's MMU is on ([`init`], [`prepare`]), while the boot CPU builds the GPT, measures the
-//! host and boots the RMM. Every part is a [`Once`], so a CPU that needs a part first does
-//! it and one that finds it in progress waits: the RMM's measurement before the RMM is
-//! entered ([`measure_rmm`]), the three measurements and the host's window cleared before the
-//! host runs ([`host_ready`]), the RAK at `GET_REALM_KEY` and the platform token (signed
-//! ahead for the SHA-256 challenge) at `GET_PLAT_TOKEN`, which the RMM makes when a realm
-//! first asks for a token; the helper may still be making those two while the host runs.
-//! With one CPU the boot CPU does each part at those points.
+//! Who does the work: the boot helper CPU ([`monitor::BOOT_HELPER`]) hashes, from the moment
+//! the boot CPU's MMU is on ([`init`], [`boot_job`]), while the boot CPU builds the GPT,
+//! clears the two load windows past their images and boots the RMM. Every part is a
+//! [`Once`], so a CPU that needs a part first does it and one that finds it in progress
+//! waits: the RMM's measurement and window before the RMM is entered ([`measure_rmm`]), the
+//! host's before the host runs ([`host_ready`]), EL3's own measurement, the RAK at
+//! `GET_REALM_KEY` and the platform token (signed ahead for the SHA-256 challenge) at
+//! `GET_PLAT_TOKEN`, which our RMM makes when a realm first asks for a token; the helper
+//! makes those three once the host runs ([`attestation_setup`]). With one CPU the boot CPU does each part at
+//! those points. EL3's own image may be measured after the host has started: it is the code
+//! EL3 runs from, so a change made to it before it is measured shows in the measurement and
+//! one made after would go unseen whenever it was measured; measuring it later loses nothing.
 
 use crate::context::WorldCtx;
-use crate::monitor;
+use crate::monitor::{self, BootJob};
 use crate::platform::{NS_ENTRY, RMM_BASE, RMM_RESERVE_LOW, RMM_SHARED};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 // The RMM's load window ends where EL3 starts handing out reserved memory.
 const _: () = assert!(RMM_BASE + LOAD_WINDOW as u64 == RMM_RESERVE_LOW);
@@ -31,6 +35,7 @@ use el3_core::attest::{
     declared_len, measure_image_parts, public_key, Component, PlatformAttestation, RealmKey,
     COMPONENT_TYPES, IMAGE_HEADER_LEN, LOAD_WINDOW,
 };
+use el3_core::shared_work::Chunks;
 use fw_support::println;
 use fw_support::sysreg::CpuId;
 use spin::{Mutex, Once};
@@ -94,39 +99,61 @@ static ENGINE: Once<&'static str> = Once::new();
 static RMM_MEASUREMENT: Once<[u8; 32]> = Once::new();
 static BL31_MEASUREMENT: Once<[u8; 32]> = Once::new();
 static BL33_MEASUREMENT: Once<[u8; 32]> = Once::new();
-static BL33_CLEARED: Once<()> = Once::new();
+static RMM_CLEARED: Once<()> = Once::new();
+/// The host's window past its image, in chunks any CPU may clear ([`bl33_clear_help`]).
+static BL33_CLEAR: Once<Chunks> = Once::new();
+/// Bytes per chunk of [`BL33_CLEAR`].
+const CLEAR_CHUNK: usize = 1 << 20;
 /// The RAK's public key, once the RAK is in [`KEY`] (`None`: there is no RAK).
 static RAK_PUBLIC: Once<Option<[u8; 97]>> = Once::new();
 /// Why there is no platform attestation state, once [`ATTEST`] is set up (`None`: it is).
 static PREPARED: Once<Option<&'static str>> = Once::new();
+/// Set once [`host_ready`] has run (at the RMM's cold boot; warm boots find it set).
+static HOST_READY: Once<()> = Once::new();
 /// Set once [`platform_ready`] has reported the attestation state.
 static REPORTED: Once<()> = Once::new();
 
-/// Cold boot on the boot CPU, MMU on, before the GPT is built: offers the measured boot and
-/// the attestation set-up ([`prepare`]) to the boot helper CPU when there is one (`helper`),
-/// which does them while this CPU builds the GPT and boots the RMM. Each part is a [`Once`]:
-/// a CPU that needs a part the helper has not started does it itself, one the helper is
-/// doing it waits for.
+/// Set when there is a boot helper ([`init`]).
+static HELPER: AtomicBool = AtomicBool::new(false);
+
+/// Cold boot on the boot CPU, MMU on, before the GPT is built: offers the measured boot
+/// ([`measure`]) to the boot helper CPU when there is one (`helper`), which does it while
+/// this CPU builds the GPT and boots the RMM. Each part is a [`Once`]: a CPU that needs a
+/// part the helper has not started does it itself, one the helper is doing waits.
 pub fn init(helper: bool) {
+    HELPER.store(helper, Ordering::Relaxed);
     if helper {
-        monitor::offer_boot_job();
+        monitor::offer_boot_job(BootJob::Measure);
     }
 }
 
-/// The boot helper's job, in the order the parts are needed: the RMM's measurement (before
-/// the RMM runs), the host's window cleared past its image and EL3's own measurement (before
-/// the host runs, [`host_ready`]), then the RAK and the platform token signed ahead, which
-/// only the RMM's first attestation calls need ([`serve`]; the RMM makes them when a realm
-/// first asks for a token), so the helper may still be at them when the host starts. A
-/// CPU_ON for the helper meanwhile is taken when it is back in its pen. The boot CPU hashes
-/// the host's image while it waits for the RMM's measurement ([`measure_rmm`]), so the helper
-/// usually finds that one done. It prints nothing: the boot CPU prints meanwhile, on the
-/// same UART; [`measure_rmm`], [`host_ready`] and [`platform_ready`] report.
-pub fn prepare(id: &CpuId) {
+/// Runs a boot helper job.
+pub fn boot_job(job: BootJob, id: &CpuId) {
+    match job {
+        BootJob::Measure => measure(id),
+        BootJob::Attest => attestation_setup(id),
+    }
+}
+
+/// The boot helper's measured boot, the hashing in the order it is needed: the RMM's image
+/// (before the RMM runs, [`measure_rmm`]), then the host's (before the host runs,
+/// [`host_ready`]) and the chunks of the host's window the boot CPU has not cleared. The
+/// boot CPU clears the RMM's window past its image meanwhile and then chunks of the host's
+/// ([`measure_rmm`]). The helper prints nothing: the boot CPU prints meanwhile, on the same
+/// UART; [`measure_rmm`], [`host_ready`] and [`platform_ready`] report.
+fn measure(id: &CpuId) {
     rmm_measurement(id);
-    bl33_cleared(id);
-    bl31_measurement(id);
     bl33_measurement(id);
+    bl33_clear_help(id, || false);
+}
+
+/// What only the platform token needs, which [`host_ready`] offers the helper once the host
+/// is about to run (so that, under QEMU, it takes no host core from the boot CPU's path):
+/// EL3's own measurement, the RAK and the platform token signed ahead for the RMM's SHA-256
+/// challenge. The RMM's attestation calls ([`serve`]; our RMM makes them when a realm first
+/// asks for a token, TF-RMM at its cold boot) do whatever of it the helper has not done.
+fn attestation_setup(id: &CpuId) {
+    bl31_measurement(id);
     realm_key(id);
     platform_attestation(id);
 }
@@ -141,8 +168,9 @@ fn rmm_measurement(id: &CpuId) -> &'static [u8; 32] {
     RMM_MEASUREMENT.call_once(|| {
         engine(id);
         // SAFETY: the Realm carve-out is mapped read-write Normal memory in EL3's map, and
-        // the RMM does not run until the boot CPU has this measurement.
-        unsafe { measure_window(RMM_BASE, LOAD_WINDOW as u64, id) }
+        // the RMM does not run until the boot CPU has this measurement and has cleared the
+        // rest of the window ([`rmm_cleared`], which only writes words past the image).
+        unsafe { measure_image_in(RMM_BASE, LOAD_WINDOW as u64) }
     })
 }
 
@@ -166,14 +194,55 @@ fn bl33_measurement(id: &CpuId) -> &'static [u8; 32] {
     })
 }
 
-/// The host's window cleared past its image (the other half of its measurement, which the
-/// helper does while the boot CPU hashes the image).
-fn bl33_cleared(id: &CpuId) {
-    BL33_CLEARED.call_once(|| {
-        // SAFETY: as in `bl33_measurement`; the hashing there reads and writes only words of
+/// The RMM's window cleared past its image (the other half of its measurement, which the
+/// boot CPU does while the helper hashes the image).
+fn rmm_cleared(id: &CpuId) {
+    RMM_CLEARED.call_once(|| {
+        // SAFETY: as in `rmm_measurement`; the hashing there reads and writes only words of
         // the image.
-        unsafe { clear_past_image(NS_ENTRY, HOST_WINDOW, id) }
+        unsafe { clear_past_image(RMM_BASE, LOAD_WINDOW as u64, id) }
     });
+}
+
+/// The host's window past its image (from the first whole word past the `image_size` its
+/// header declares; nothing without a header, see [`measure_image_in`]), in chunks.
+fn bl33_clear_chunks() -> &'static Chunks {
+    BL33_CLEAR.call_once(|| {
+        // SAFETY: as in `bl33_measurement`.
+        let from = unsafe { declared_size(NS_ENTRY, HOST_WINDOW) }
+            .map_or(HOST_WINDOW as usize, |size| size.div_ceil(8) * 8);
+        Chunks::new(
+            NS_ENTRY as usize + from,
+            HOST_WINDOW as usize - from,
+            CLEAR_CHUNK,
+        )
+        .expect("the host's window is inside the address space")
+    })
+}
+
+/// Clears chunks of the host's window past its image until none is left or `stop` says so
+/// (the other half of the host's measurement, which the CPU that is not hashing the image
+/// takes part in).
+fn bl33_clear_help(id: &CpuId, stop: impl Fn() -> bool) {
+    bl33_clear_chunks().help(
+        |r| {
+            // SAFETY: the chunk is part of the host's window past its image, which no
+            // reference covers and nothing else reads or writes before the host runs (the
+            // hashing in `bl33_measurement` touches only words of the image); each chunk
+            // is handed to one CPU.
+            unsafe { fw_support::clear::clear(r.start as *mut u8, r.len(), id.mops()) }
+        },
+        stop,
+    );
+}
+
+/// The host's window cleared past its image: helps with the chunks left, then waits for
+/// those other CPUs are clearing.
+fn bl33_cleared(id: &CpuId) {
+    bl33_clear_help(id, || false);
+    while !bl33_clear_chunks().all_done() {
+        core::hint::spin_loop();
+    }
 }
 
 /// Makes the RAK from `RNDR` (without FEAT_RNG, or if it fails, there is none), puts it
@@ -221,42 +290,54 @@ fn platform_attestation(id: &CpuId) -> Option<&'static str> {
     })
 }
 
-/// On the boot CPU before the RMM first runs: measures the host's image (the helper has
-/// other work first), then waits for the RMM's measurement (the helper's, or made here) and
-/// reports it with the engine that made it.
+/// On the boot CPU before the RMM first runs: clears the RMM's load window past its image
+/// while the helper hashes the image, then the host's window a chunk at a time until the
+/// RMM's measurement is there (the helper clears what is left after hashing the host's
+/// image), then waits for the RMM's measurement (the helper's, or made here) and reports it
+/// with the engine that made it.
 pub fn measure_rmm(id: &CpuId) {
-    bl33_measurement(id);
+    rmm_cleared(id);
+    bl33_clear_help(id, || RMM_MEASUREMENT.is_completed());
     let m = rmm_measurement(id);
     println!("measured boot hashing: {}", engine(id));
     println!("measured boot: {} sha-256 {}", COMPONENT_TYPES[1], Hex(m));
 }
 
 /// Before the host first runs: takes the helper's job back if it has not started it, makes
-/// sure the host's window is cleared past its image (the helper's part of the host's
-/// measurement, done here if the helper has not done it) and reports EL3's and the host's
-/// measurements. The RAK and the platform token are not waited for: the RMM asks for them
-/// when a realm first wants a token ([`platform_ready`]).
+/// sure the host's window is cleared past its image and the image measured (waiting for the
+/// helper, or doing it here), reports the host's measurement and offers the helper the rest
+/// ([`attestation_setup`]). EL3's own measurement, the RAK and the platform token are not
+/// waited for: the RMM asks for the last two when a realm first wants a token
+/// ([`platform_ready`], which reports EL3's measurement). Runs once: the warm boots of the
+/// other CPUs call it too.
 pub fn host_ready() {
-    monitor::take_boot_job();
-    let id = CpuId::read();
-    bl33_cleared(&id);
-    println!(
-        "measured boot: {} sha-256 {}",
-        COMPONENT_TYPES[0],
-        Hex(bl31_measurement(&id))
-    );
-    println!(
-        "measured boot: {} sha-256 {}",
-        COMPONENT_TYPES[2],
-        Hex(bl33_measurement(&id))
-    );
+    HOST_READY.call_once(|| {
+        // Whatever of the measured boot the helper has not started is done here.
+        monitor::take_boot_job();
+        let id = CpuId::read();
+        bl33_cleared(&id);
+        println!(
+            "measured boot: {} sha-256 {}",
+            COMPONENT_TYPES[2],
+            Hex(bl33_measurement(&id))
+        );
+        if HELPER.load(Ordering::Relaxed) {
+            monitor::offer_boot_job(BootJob::Attest);
+        }
+    });
 }
 
 /// The platform attestation state, made here if the helper has not (waiting for it if the
 /// helper is at it), reported the first time.
 fn platform_ready() {
     REPORTED.call_once(|| {
-        let refused = platform_attestation(&CpuId::read());
+        let id = CpuId::read();
+        let refused = platform_attestation(&id);
+        println!(
+            "measured boot: {} sha-256 {}",
+            COMPONENT_TYPES[0],
+            Hex(bl31_measurement(&id))
+        );
         match (refused, ATTEST.lock().as_ref()) {
             (None, Some(a)) => println!(
                 "attestation: platform instance ID {} (development CPAK), fresh RAK, platform token signed",
@@ -268,20 +349,6 @@ fn platform_ready() {
             ),
         }
     });
-}
-
-/// The measurement of the image in the load window of `len` bytes at `base`, leaving nothing
-/// unmeasured in the window: [`clear_past_image`], then [`measure_image_in`].
-///
-/// # Safety
-///
-/// As [`measure_image_in`].
-unsafe fn measure_window(base: u64, len: u64, id: &CpuId) -> [u8; 32] {
-    // SAFETY: the caller's promise covers both parts, which run one after the other.
-    unsafe {
-        clear_past_image(base, len, id);
-        measure_image_in(base, len)
-    }
 }
 
 /// The `image_size` the image at the start of the window declares in its arm64 image header

@@ -199,7 +199,7 @@ extern "C" fn el3_secondary_main(cpu: usize) -> ! {
         match release {
             // The boot CPU may still be building the GPT: the helper measures with granule
             // protection checks off (EL3 reads the images, as it could anyway).
-            monitor::Release::BootJob => attest::prepare(&id),
+            monitor::Release::BootJob(job) => attest::boot_job(job, &id),
             monitor::Release::CpuOn { entry, context } => {
                 gpt::enable_on_this_cpu(GPT_GEOMETRY);
                 gic::init_redistributor(cpu);

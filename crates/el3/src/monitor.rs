@@ -7,7 +7,7 @@ use crate::platform::*;
 use crate::{gpt, power};
 use cca_abi::el3::{MemoryBank, RMM_EL3_IFC_VERSION};
 use cca_abi::smccc;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use el3_core::carveout::Carveout;
 use el3_core::gpt::GptError;
 use el3_core::memmap::{MemoryMap, Region};
@@ -134,8 +134,28 @@ fn memory_map() -> &'static MemoryMap {
 
 /// The CPU that does the cold boot's attestation work beside the boot CPU.
 pub const BOOT_HELPER: usize = 1;
-/// Set while the boot helper's job is on offer: whichever CPU clears it does the job.
-static BOOT_JOB: AtomicBool = AtomicBool::new(false);
+/// The job on offer to [`BOOT_HELPER`] (a [`BootJob`] as a number, 0 for none): whichever
+/// CPU takes it does it.
+static BOOT_JOB: AtomicU8 = AtomicU8::new(0);
+
+/// The boot helper's jobs ([`crate::attest`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootJob {
+    /// The measured boot of the RMM and the host, while the boot CPU boots the RMM.
+    Measure = 1,
+    /// EL3's own measurement and the attestation set-up, once the host runs.
+    Attest = 2,
+}
+
+impl BootJob {
+    fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Self::Measure),
+            2 => Some(Self::Attest),
+            _ => None,
+        }
+    }
+}
 
 /// Why a parked CPU left the pen.
 pub enum Release {
@@ -146,21 +166,22 @@ pub enum Release {
         /// Its context ID.
         context: u64,
     },
-    /// The cold boot's helper job ([`offer_boot_job`]).
-    BootJob,
+    /// A boot helper job ([`offer_boot_job`]).
+    BootJob(BootJob),
 }
 
-/// Offers the boot helper job to [`BOOT_HELPER`], parked in its pen.
-pub fn offer_boot_job() {
-    BOOT_JOB.store(true, Ordering::Release);
+/// Offers `job` to [`BOOT_HELPER`], parked in its pen (replacing a job not taken).
+pub fn offer_boot_job(job: BootJob) {
+    BOOT_JOB.store(job as u8, Ordering::Release);
     // SAFETY: `dsb`+`sev` only publish the store above and end a `WFE` wait; a CPU in `WFIT`
     // sees the job at its next look (within the pen's millisecond).
     unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
 }
 
-/// Takes the boot helper job back if no CPU has started it: true if the caller must do it.
-pub fn take_boot_job() -> bool {
-    BOOT_JOB.swap(false, Ordering::AcqRel)
+/// Takes back the job on offer if no CPU has taken it: the job, whose parts the caller then
+/// does where they are needed.
+pub fn take_boot_job() -> Option<BootJob> {
+    BootJob::from_u8(BOOT_JOB.swap(0, Ordering::AcqRel))
 }
 
 /// Parks a secondary CPU until a CPU_ON names it or, for [`BOOT_HELPER`], the boot job is on
@@ -177,8 +198,10 @@ pub fn wait_in_pen(cpu: usize) -> Release {
                 context: PEN_CONTEXT[cpu].load(Ordering::Relaxed),
             };
         }
-        if cpu == BOOT_HELPER && take_boot_job() {
-            return Release::BootJob;
+        if cpu == BOOT_HELPER {
+            if let Some(job) = take_boot_job() {
+                return Release::BootJob(job);
+            }
         }
         fw_support::wait_for_micros(1000, wfxt);
     }
