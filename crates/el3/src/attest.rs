@@ -18,10 +18,11 @@
 //! host's before the host runs ([`host_ready`]), EL3's own measurement, the RAK at
 //! `GET_REALM_KEY` and the platform token (signed ahead for the SHA-256 challenge) at
 //! `GET_PLAT_TOKEN`, which our RMM makes when a realm first asks for a token; the helper
-//! makes those three once the host runs ([`attestation_setup`]). With one CPU the boot CPU does each part at
-//! those points. EL3's own image may be measured after the host has started: it is the code
-//! EL3 runs from, so a change made to it before it is measured shows in the measurement and
-//! one made after would go unseen whenever it was measured; measuring it later loses nothing.
+//! makes those three once the host runs ([`attestation_setup`]). With one CPU the boot CPU
+//! does each part at those points. EL3's own image may be measured after the host has
+//! started: it is the code EL3 runs from, so a change made to it before it is measured shows
+//! in the measurement and one made after would go unseen whenever it was measured; measuring
+//! it later loses nothing.
 
 use crate::context::WorldCtx;
 use crate::monitor::{self, BootJob};
