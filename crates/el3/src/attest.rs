@@ -6,7 +6,7 @@
 //! `BL31` is this monitor's flash image (code, read-only data and the initial data, up to
 //! `__data_lma` + the size of `.data`), `RMM` the 16 MiB load window at `RMM_BASE`, `BL33`
 //! the 16 MiB window at the host's entry point: each as far as the arm64 image header at its
-//! start declares, the rest of the window cleared ([`clear_past_image`]), or without a
+//! start declares, the rest of the window cleared ([`past_image`], [`cleared`]), or without a
 //! header up to the window's last non-zero byte ([`measure_image_in`]). The CPAK is the
 //! build's development key (`build.rs`).
 //!
@@ -100,8 +100,9 @@ static ENGINE: Once<&'static str> = Once::new();
 static RMM_MEASUREMENT: Once<[u8; 32]> = Once::new();
 static BL31_MEASUREMENT: Once<[u8; 32]> = Once::new();
 static BL33_MEASUREMENT: Once<[u8; 32]> = Once::new();
-static RMM_CLEARED: Once<()> = Once::new();
-/// The host's window past its image, in chunks any CPU may clear ([`bl33_clear_help`]).
+/// The RMM's window past its image ([`rmm_clear_chunks`]).
+static RMM_CLEAR: Once<Chunks> = Once::new();
+/// The host's window past its image, in chunks any CPU may clear ([`bl33_clear_chunks`]).
 static BL33_CLEAR: Once<Chunks> = Once::new();
 /// Bytes per chunk of [`BL33_CLEAR`].
 const CLEAR_CHUNK: usize = 1 << 20;
@@ -145,7 +146,7 @@ pub fn boot_job(job: BootJob, id: &CpuId) {
 fn measure(id: &CpuId) {
     rmm_measurement(id);
     bl33_measurement(id);
-    bl33_clear_help(id, || false);
+    clear_help(bl33_clear_chunks(), id, || false);
 }
 
 /// What only the platform token needs, which [`host_ready`] offers the helper once the host
@@ -170,7 +171,7 @@ fn rmm_measurement(id: &CpuId) -> &'static [u8; 32] {
         engine(id);
         // SAFETY: the Realm carve-out is mapped read-write Normal memory in EL3's map, and
         // the RMM does not run until the boot CPU has this measurement and has cleared the
-        // rest of the window ([`rmm_cleared`], which only writes words past the image).
+        // rest of the window ([`rmm_clear_chunks`], only words past the image).
         unsafe { measure_image_in(RMM_BASE, LOAD_WINDOW as u64) }
     })
 }
@@ -190,58 +191,43 @@ fn bl33_measurement(id: &CpuId) -> &'static [u8; 32] {
         engine(id);
         // SAFETY: the host's window is mapped read-write Normal memory in EL3's map, and the
         // host does not run until `host_ready` returns, which has cleared the rest of the window
-        // ([`bl33_cleared`], which only writes words past the image).
+        // ([`bl33_clear_chunks`], only words past the image).
         unsafe { measure_image_in(NS_ENTRY, HOST_WINDOW) }
     })
 }
 
-/// The RMM's window cleared past its image (the other half of its measurement, which the
-/// boot CPU does while the helper hashes the image).
-fn rmm_cleared(id: &CpuId) {
-    RMM_CLEARED.call_once(|| {
-        // SAFETY: as in `rmm_measurement`; the hashing there reads and writes only words of
-        // the image.
-        unsafe { clear_past_image(RMM_BASE, LOAD_WINDOW as u64, id) }
-    });
+/// The RMM's window past its image, one chunk (only the boot CPU clears it, [`measure_rmm`]).
+fn rmm_clear_chunks() -> &'static Chunks {
+    // SAFETY: as in `rmm_measurement`.
+    RMM_CLEAR.call_once(|| unsafe { past_image(RMM_BASE, LOAD_WINDOW as u64, 0) })
 }
 
-/// The host's window past its image (from the first whole word past the `image_size` its
-/// header declares; nothing without a header, see [`measure_image_in`]), in chunks.
+/// The host's window past its image, in chunks both CPUs take.
 fn bl33_clear_chunks() -> &'static Chunks {
-    BL33_CLEAR.call_once(|| {
-        // SAFETY: as in `bl33_measurement`.
-        let from = unsafe { declared_size(NS_ENTRY, HOST_WINDOW) }
-            .map_or(HOST_WINDOW as usize, |size| size.div_ceil(8) * 8);
-        Chunks::new(
-            NS_ENTRY as usize + from,
-            HOST_WINDOW as usize - from,
-            CLEAR_CHUNK,
-        )
-        .expect("the host's window is inside the address space")
-    })
+    // SAFETY: as in `bl33_measurement`.
+    BL33_CLEAR.call_once(|| unsafe { past_image(NS_ENTRY, HOST_WINDOW, CLEAR_CHUNK) })
 }
 
-/// Clears chunks of the host's window past its image until none is left or `stop` says so
-/// (the other half of the host's measurement, which the CPU that is not hashing the image
-/// takes part in).
-fn bl33_clear_help(id: &CpuId, stop: impl Fn() -> bool) {
-    bl33_clear_chunks().help(
+/// Clears chunks of a window past its image until none is left or `stop` says so (the other
+/// half of the image's measurement, which the CPU that is not hashing the image does).
+fn clear_help(chunks: &Chunks, id: &CpuId, stop: impl Fn() -> bool) {
+    chunks.help(
         |r| {
-            // SAFETY: the chunk is part of the host's window past its image, which no
-            // reference covers and nothing else reads or writes before the host runs (the
-            // hashing in `bl33_measurement` touches only words of the image); each chunk
-            // is handed to one CPU.
+            // SAFETY: the chunk is part of a load window past its image ([`past_image`]),
+            // which no reference covers and nothing else reads or writes before the image
+            // runs (the hashing in `measure_image_in` touches only words of the image); each
+            // chunk is handed to one CPU.
             unsafe { fw_support::clear::clear(r.start as *mut u8, r.len(), id.mops()) }
         },
         stop,
     );
 }
 
-/// The host's window cleared past its image: helps with the chunks left, then waits for
-/// those other CPUs are clearing.
-fn bl33_cleared(id: &CpuId) {
-    bl33_clear_help(id, || false);
-    while !bl33_clear_chunks().all_done() {
+/// A window cleared past its image: helps with the chunks left, then waits for those other
+/// CPUs are clearing.
+fn cleared(chunks: &Chunks, id: &CpuId) {
+    clear_help(chunks, id, || false);
+    while !chunks.all_done() {
         core::hint::spin_loop();
     }
 }
@@ -297,8 +283,8 @@ fn platform_attestation(id: &CpuId) -> Option<&'static str> {
 /// image), then waits for the RMM's measurement (the helper's, or made here) and reports it
 /// with the engine that made it.
 pub fn measure_rmm(id: &CpuId) {
-    rmm_cleared(id);
-    bl33_clear_help(id, || RMM_MEASUREMENT.is_completed());
+    cleared(rmm_clear_chunks(), id);
+    clear_help(bl33_clear_chunks(), id, || RMM_MEASUREMENT.is_completed());
     let m = rmm_measurement(id);
     println!("measured boot hashing: {}", engine(id));
     println!("measured boot: {} sha-256 {}", COMPONENT_TYPES[1], Hex(m));
@@ -316,7 +302,7 @@ pub fn host_ready() {
         // Whatever of the measured boot the helper has not started is done here.
         monitor::take_boot_job();
         let id = CpuId::read();
-        bl33_cleared(&id);
+        cleared(bl33_clear_chunks(), &id);
         println!(
             "measured boot: {} sha-256 {}",
             COMPONENT_TYPES[2],
@@ -367,7 +353,7 @@ unsafe fn declared_size(base: u64, len: u64) -> Option<usize> {
 /// The measurement of the image in the load window of `len` bytes at `base`. An image that
 /// starts with an arm64 image header is measured over the `image_size` it declares; the
 /// bytes from there to the next whole word are cleared here, the rest of the window by
-/// [`clear_past_image`], which may run at the same time on another CPU (the two write
+/// [`clear_help`] over [`past_image`], which may run at the same time on another CPU (the two write
 /// disjoint words) and must be done before the image runs: whatever a loader put past the
 /// declared bytes (the rest of a file longer than it says, or another file) would otherwise
 /// sit unmeasured in memory the image owns. An image without the header (TF-RMM's) is
@@ -378,7 +364,7 @@ unsafe fn declared_size(base: u64, len: u64) -> Option<usize> {
 ///
 /// The window must be page aligned, at least a page long, mapped read-write as Normal memory
 /// in EL3's map and used by nothing else until the image runs, except by
-/// [`clear_past_image`].
+/// [`clear_help`].
 unsafe fn measure_image_in(base: u64, len: u64) -> [u8; 32] {
     // SAFETY: the caller's promise.
     let Some(size) = (unsafe { declared_size(base, len) }) else {
@@ -390,7 +376,7 @@ unsafe fn measure_image_in(base: u64, len: u64) -> [u8; 32] {
     };
     let words = size.div_ceil(8);
     // SAFETY: `[size, 8 * words)` is the end of the last word the image touches, inside the
-    // window (`size <= len`, a multiple of 8), and [`clear_past_image`] starts past it.
+    // window (`size <= len`, a multiple of 8), and [`past_image`] starts past it.
     unsafe { core::ptr::write_bytes((base as usize + size) as *mut u8, 0, 8 * words - size) };
     // SAFETY: the declared bytes rounded up to whole words (the bytes past `size` in the last
     // word are now zero, which the measurement drops), only read.
@@ -398,27 +384,20 @@ unsafe fn measure_image_in(base: u64, len: u64) -> [u8; 32] {
     measure_image_parts(&[trim_zero_blocks(image).as_bytes()])
 }
 
-/// Clears the load window of `len` bytes at `base` from the first whole word past the
-/// `image_size` its image's header declares (nothing without a header; see
-/// [`measure_image_in`]).
+/// The load window of `len` bytes at `base` from the first whole word past the `image_size`
+/// its image's header declares (empty without a header; see [`measure_image_in`]), in chunks
+/// of `chunk` bytes (0: one chunk).
 ///
 /// # Safety
 ///
-/// As [`measure_image_in`]; the window past the image must not be read or written meanwhile.
-unsafe fn clear_past_image(base: u64, len: u64, id: &CpuId) {
+/// The window's first 64 bytes must be mapped and not written meanwhile.
+unsafe fn past_image(base: u64, len: u64, chunk: usize) -> Chunks {
     // SAFETY: the caller's promise.
-    if let Some(size) = unsafe { declared_size(base, len) } {
-        let from = size.div_ceil(8) * 8;
-        // SAFETY: `from <= len` (a multiple of 8 no smaller than `size`), so this is the rest
-        // of the window, which no reference covers.
-        unsafe {
-            fw_support::clear::clear(
-                (base as usize + from) as *mut u8,
-                len as usize - from,
-                id.mops(),
-            )
-        };
-    }
+    let from =
+        unsafe { declared_size(base, len) }.map_or(len as usize, |size| size.div_ceil(8) * 8);
+    // `from <= len` (a multiple of 8 no smaller than `size <= len`, or `len`).
+    Chunks::new(base as usize + from, len as usize - from, chunk)
+        .expect("the load windows are inside the address space")
 }
 
 /// Bytes per block of [`trim_zero_blocks`].

@@ -12,8 +12,7 @@
 //!   first `RSI_ATTESTATION_TOKEN_INIT` fetches them, once for every CPU (TF-RMM fetches
 //!   them at cold boot; here the RAK's public key and the wait for EL3's token stay off the
 //!   boot path). Without them every `RSI_ATTESTATION_TOKEN_INIT` answers
-//!   `RSI_ERROR_UNKNOWN`, as TF-RMM does when its attestation initialisation failed;
-//! * [`install`]: the material itself, for firmware that has it at hand.
+//!   `RSI_ERROR_UNKNOWN`, as TF-RMM does when its attestation initialisation failed.
 //!
 //! # The calls
 //!
@@ -45,7 +44,7 @@
 //! [`AUX_CONTEXT`] holds [`AttestCtx`] (the state, the claims, the signing state with the
 //! nonce), [`AUX_TOKEN`] the finished token. Both are wiped when the token has been handed
 //! over and when a new `INIT` starts; `REC_DESTROY` scrubs them with the other auxiliary
-//! granules. The RAK itself stays in the RMM's memory ([`install`]).
+//! granules. The RAK itself stays in the RMM's memory ([`MaterialCell`]).
 
 use cca_abi::rmi::{exit_reason, RecExit};
 use cca_abi::rsi::RsiStatus;
@@ -197,7 +196,7 @@ impl Rak {
     }
 }
 
-/// Why [`install`] refused.
+/// Why [`Material::new`] or [`MaterialCell::install`] refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InstallError {
     /// The platform token is empty or larger than [`token::MAX_PLATFORM_TOKEN_LEN`].
@@ -247,22 +246,12 @@ impl Material {
     }
 }
 
-/// Installs the attestation material (once, and only before anything asked for it).
-pub fn install(rak: Rak, platform_token: &[u8], format: TokenFormat) -> Result<(), InstallError> {
-    MATERIAL.install(Material::new(rak, platform_token, format)?)
-}
-
 /// Installs where the material comes from when a realm first asks for a token (once; false
 /// if a source was installed already). The RMM boots without the material: the Realm
 /// Attestation Key's public half (one P-384 multiplication) and EL3's platform token are
 /// fetched by the first `RSI_ATTESTATION_TOKEN_INIT`, not on the cold boot's path.
 pub fn install_source(s: &'static dyn MaterialSource) -> bool {
     MATERIAL.install_source(s)
-}
-
-/// True when the material is there, fetching it from the source first if nothing has.
-pub fn available() -> bool {
-    material().is_some()
 }
 
 /// The material ([`MaterialCell::get`]).
